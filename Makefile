@@ -1,0 +1,76 @@
+# fileserv: one executable (server, client, Lua stress engine).
+# Dependencies come from Debian: liblua5.4-dev, libcjson-dev, libb64-dev.
+# Lua and libb64 are linked statically so the binary stands alone.
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+PKGS      = lua5.4 libcjson
+DEB_PKGS  = liblua5.4-dev libcjson-dev libb64-dev pkg-config python3
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LUA_LIBDIR := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+B64_LIB    ?= /usr/lib/$(MULTIARCH)/libb64.a
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -fstack-protector-strong \
+            -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -I. $(PKG_CFLAGS)
+LDLIBS   += $(LUA_LIBDIR)/liblua5.4.a $(B64_LIB) \
+            $(shell pkg-config --libs libcjson 2>/dev/null) \
+            -lpthread -lm -ldl
+
+LIB_SRCS  = codec.c proto.c storage.c server.c pool.c stats.c client.c \
+            cli.c log.c units.c error.c
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS = $(wildcard tests/t_*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test run install clean format
+
+all: deps fileserv
+
+# Installs the Debian packages when something is missing (as root), or
+# prints the command to run.
+deps:
+	@if ! pkg-config --exists $(PKGS) 2>/dev/null || \
+	    [ ! -f /usr/include/b64/cencode.h ] || ! command -v python3 >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $(DEB_PKGS)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y $(DEB_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/%.o: %.c fileserv.h codec.h | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD) $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/libfileserv.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+fileserv: $(BUILD)/fileserv.o $(BUILD)/libfileserv.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a fileserv.h codec.h | $(BUILD)/tests
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
+
+test: deps fileserv $(UNIT_BINS)
+	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS)"
+
+run: deps fileserv
+	./fileserv run scripts/stress_all.lua
+
+install: fileserv
+	install -D -m 755 fileserv $(DESTDIR)$(PREFIX)/bin/fileserv
+	install -D -m 644 fileserv.1 $(DESTDIR)$(PREFIX)/share/man/man1/fileserv.1
+
+format:
+	clang-format -i *.c *.h tests/*.c
+
+clean:
+	rm -rf $(BUILD) fileserv

@@ -1,0 +1,263 @@
+/* client.c: the one client API, used by the CLI subcommands, the stress
+ * engine and the Lua bindings alike. One request per connection, as the
+ * protocol demands. An upload streams the file through the encoder into
+ * the socket; a download streams the reply's data_file through the decoder
+ * into a caller's sink, so memory never depends on file size. Every
+ * failure comes back as an error class and a message naming the server. */
+#include "fileserv.h"
+#include "codec.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CLIENT_BUF	     (256 * 1024)
+#define CLIENT_TIMEOUT_DEFAULT 300.0
+
+/* Splits "host", "host:port" or "[v6]:port". */
+static int split_server(const char *text, struct fs_client *c,
+			struct fs_status *st)
+{
+	const char *colon = strrchr(text, ':');
+	size_t hostlen = strlen(text);
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close)
+			return fs_fail(st, FS_ERR_USAGE,
+				       "invalid server '%s'", text);
+		text++;
+		hostlen = (size_t)(close - text);
+		colon = close[1] == ':' ? close + 1 : NULL;
+	} else if (colon && strchr(text, ':') != colon) {
+		colon = NULL; /* a bare IPv6 address */
+	} else if (colon) {
+		hostlen = (size_t)(colon - text);
+	}
+	if (hostlen == 0 || hostlen >= sizeof(c->host))
+		return fs_fail(st, FS_ERR_USAGE, "invalid server '%s'", text);
+	memcpy(c->host, text, hostlen);
+	c->host[hostlen] = '\0';
+	if (colon)
+		snprintf(c->port, sizeof(c->port), "%s", colon + 1);
+	return 0;
+}
+
+int client_init(struct fs_client *c, const char *server, const char *port,
+		struct fs_status *st)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->host, sizeof(c->host), "127.0.0.1");
+	snprintf(c->port, sizeof(c->port), "%d", FS_DEFAULT_PORT);
+	c->timeout = CLIENT_TIMEOUT_DEFAULT;
+	const char *env = getenv("FILESERV_SERVER");
+	if (!server && env && *env)
+		server = env;
+	if (server && split_server(server, c, st) < 0)
+		return -1;
+	if (port)
+		snprintf(c->port, sizeof(c->port), "%s", port);
+	long n;
+	if (units_parse_long(c->port, 1, 65535, "port", &n, st) < 0)
+		return -1;
+	return 0;
+}
+
+static void set_timeouts(int fd, double seconds)
+{
+	struct timeval tv = {(time_t)seconds,
+			     (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Connected socket, or -1 with st set. The send timeout bounds connect. */
+static int client_connect(const struct fs_client *c, struct fs_status *st)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM},
+			*res, *ai;
+	int rc = getaddrinfo(c->host, c->port, &hints, &res);
+	if (rc)
+		return fs_fail(st, FS_ERR_NETWORK, "%s:%s: %s", c->host,
+			       c->port, gai_strerror(rc));
+	int fd = -1, err = 0;
+	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		set_timeouts(fd, c->timeout);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			err = errno == EINPROGRESS ? ETIMEDOUT : errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return fs_fail(st, fs_error_from_errno(err),
+			       "%s:%s: cannot connect: %s", c->host, c->port,
+			       strerror(err));
+	return fd;
+}
+
+/* Streams size bytes of fd, encoded, after the head; then the terminator. */
+static int send_upload(struct conn *conn, const char *head, int fd,
+		       uint64_t size, fs_progress_fn progress, void *ctx,
+		       uint64_t *sent, struct fs_status *st)
+{
+	size_t headlen = strlen(head);
+	char *in = malloc(FS_IO_CHUNK);
+	char *out = malloc(headlen + B64_ENCODED_MAX(FS_IO_CHUNK) + 8);
+	int rc = in && out ? 0 : fs_fail(st, FS_ERR_LOCAL, "out of memory");
+	struct b64_encoder enc;
+	b64_encoder_init(&enc);
+	size_t pending = headlen;
+	if (out)
+		memcpy(out, head, headlen);
+	while (rc == 0) {
+		ssize_t n = read(fd, in, FS_IO_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = fs_fail(st, FS_ERR_LOCAL, "reading the file: %s",
+				     strerror(errno));
+			break;
+		}
+		pending += n ? b64_encode_update(&enc, in, (size_t)n,
+						 out + pending) :
+			       b64_encode_final(&enc, out + pending);
+		if (n == 0) {
+			memcpy(out + pending, PROTO_TERMINATOR, 4);
+			pending += 4;
+		}
+		if (conn_write(conn, out, pending) < 0) {
+			rc = fs_fail(st, fs_error_from_errno(errno),
+				     "sending: %s", strerror(errno));
+			break;
+		}
+		pending = 0;
+		*sent += (uint64_t)n;
+		if (progress)
+			progress(ctx, *sent, size);
+		if (n == 0)
+			break;
+	}
+	free(in);
+	free(out);
+	return rc;
+}
+
+/* Turns a parsed reply into 0, or -1 with FS_ERR_SERVER and its message. */
+static int check_reply(const struct fs_client *c, cJSON *reply,
+		       struct fs_status *st)
+{
+	cJSON *status = cJSON_GetObjectItemCaseSensitive(reply, "status");
+	cJSON *data = cJSON_GetObjectItemCaseSensitive(reply, "data");
+	if (!cJSON_IsString(status))
+		return fs_fail(st, FS_ERR_PROTOCOL,
+			       "%s:%s: reply without a status", c->host,
+			       c->port);
+	if (strcmp(status->valuestring, "OK") == 0)
+		return 0;
+	return fs_fail(st, FS_ERR_SERVER, "%s",
+		       cJSON_IsString(data) ? data->valuestring :
+					      "server answered ERROR");
+}
+
+struct exchange {
+	enum proto_command cmd;
+	const char *name;
+	int fd; /* upload source */
+	uint64_t size;
+	fs_progress_fn progress;
+	void *progress_ctx;
+	const struct fs_sink *sink;
+};
+
+static int exchange_run(const struct fs_client *c, const struct exchange *x,
+			struct conn *conn, struct fs_result *res,
+			struct fs_status *st)
+{
+	char head[FS_HEAD_MAX];
+	if (proto_format_head(head, sizeof(head), x->cmd,
+			      x->name ? x->name : "") < 0)
+		return fs_fail(st, FS_ERR_USAGE, "name too long");
+	int sent = x->cmd == CMD_UPLOAD ?
+			   send_upload(conn, head, x->fd, x->size, x->progress,
+				       x->progress_ctx, &res->bytes, st) :
+			   conn_write(conn, head, strlen(head));
+	if (sent < 0 && x->cmd != CMD_UPLOAD)
+		fs_fail(st, fs_error_from_errno(errno), "sending: %s",
+			strerror(errno));
+	/* Even when sending failed, the server may have said why. */
+	struct fs_status read_st;
+	uint64_t got = 0;
+	if (proto_read_reply(conn, x->sink, &res->reply, &got,
+			     sent < 0 ? &read_st : st) < 0)
+		return -1;
+	if (x->cmd == CMD_GET)
+		res->bytes = got;
+	if (check_reply(c, res->reply, st) < 0)
+		return -1;
+	return sent;
+}
+
+static int exchange(const struct fs_client *c, const struct exchange *x,
+		    struct fs_result *res, struct fs_status *st)
+{
+	memset(res, 0, sizeof(*res));
+	double t0 = units_now();
+	int fd = client_connect(c, st);
+	if (fd < 0)
+		return -1;
+	struct conn conn;
+	int rc = conn_init(&conn, fd, CLIENT_BUF) < 0 ?
+			 fs_fail(st, FS_ERR_LOCAL, "out of memory") :
+			 exchange_run(c, x, &conn, res, st);
+	conn_free(&conn);
+	close(fd);
+	res->seconds = units_now() - t0;
+	return rc;
+}
+
+int client_request(const struct fs_client *c, enum proto_command cmd,
+		   const char *name, struct fs_result *res,
+		   struct fs_status *st)
+{
+	struct exchange x = {.cmd = cmd, .name = name};
+	return exchange(c, &x, res, st);
+}
+
+int client_get(const struct fs_client *c, const char *name,
+	       const struct fs_sink *sink, struct fs_result *res,
+	       struct fs_status *st)
+{
+	struct exchange x = {.cmd = CMD_GET, .name = name, .sink = sink};
+	return exchange(c, &x, res, st);
+}
+
+int client_put(const struct fs_client *c, const char *name, int fd,
+	       uint64_t size, fs_progress_fn progress, void *progress_ctx,
+	       struct fs_result *res, struct fs_status *st)
+{
+	struct exchange x = {.cmd = CMD_UPLOAD,
+			     .name = name,
+			     .fd = fd,
+			     .size = size,
+			     .progress = progress,
+			     .progress_ctx = progress_ctx};
+	return exchange(c, &x, res, st);
+}
+
+void client_result_free(struct fs_result *res)
+{
+	cJSON_Delete(res->reply);
+	res->reply = NULL;
+}

@@ -1,0 +1,547 @@
+/* codec.c: streaming base64 with run-time selectable backends.
+ *
+ * Owns the codec.h API: backend selection, the streaming state machines
+ * and three backends ("libb64", "scalar", "avx2").
+ *
+ * Design: the public functions are shared drivers that handle everything
+ * stateful (partial groups, partial quanta, whitespace, padding, errors).
+ * A backend only supplies stateless bulk kernels:
+ *  - enc_bulk encodes whole 3-byte groups, enc_tail pads the last 1-2 bytes;
+ *  - dec_bulk decodes the longest leading run of whole quanta made only of
+ *    alphabet chars and returns how many chars it consumed; dec_quantum
+ *    turns one quantum of sextets into 1-3 bytes.
+ * The decode driver calls dec_bulk whenever it sits on a quantum boundary,
+ * and feeds anything dec_bulk refused through dec_step(), the one strict
+ * per-char state machine. Strictness is therefore identical across
+ * backends by construction: no kernel ever sees whitespace or '='.
+ */
+#include "codec.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <b64/cdecode.h>
+#include <b64/cencode.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX2_KERNELS 1
+#define AVX2		  __attribute__((target("avx2")))
+#endif
+
+struct backend {
+	const char *name;
+	int (*usable)(void);
+	void (*enc_bulk)(const unsigned char *in, size_t n, char *out);
+	void (*enc_tail)(const unsigned char *tail, unsigned n, char *out);
+	size_t (*dec_bulk)(const unsigned char *in, size_t n,
+			   unsigned char *out);
+	void (*dec_quantum)(const unsigned char quad[4], unsigned nbytes,
+			    unsigned char *out);
+};
+
+static const char alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Lookup tables, built by the preprocessor so they are constant data. */
+#define ENC(v)                                                                 \
+	((v) < 26    ? 'A' + (v)                                               \
+	 : (v) < 52  ? 'a' - 26 + (v)                                          \
+	 : (v) < 62  ? '0' - 52 + (v)                                          \
+	 : (v) == 62 ? '+'                                                     \
+		     : '/')
+#define PAIR(h, l)  ENC(h), ENC(l)
+#define COL4(h, l)  PAIR(h, l), PAIR(h, l + 1), PAIR(h, l + 2), PAIR(h, l + 3)
+#define COL16(h, l) COL4(h, l), COL4(h, l + 4), COL4(h, l + 8), COL4(h, l + 12)
+#define ROW(h)	    COL16(h, 0), COL16(h, 16), COL16(h, 32), COL16(h, 48)
+#define ROW4(h)	    ROW(h), ROW(h + 1), ROW(h + 2), ROW(h + 3)
+#define ROW16(h)    ROW4(h), ROW4(h + 4), ROW4(h + 8), ROW4(h + 12)
+
+/* enc_pair[2 * v], enc_pair[2 * v + 1]: the two chars encoding 12 bits v. */
+static const char enc_pair[2 * 4096] = {ROW16(0), ROW16(16), ROW16(32),
+					ROW16(48)};
+
+#define SEXTET(c)                                                              \
+	((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                \
+	 : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                           \
+	 : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                           \
+	 : (c) == '+'		    ? 62                                       \
+	 : (c) == '/'		    ? 63                                       \
+				    : -1)
+#define DEC_BAD (1u << 24)
+#define SHL(c, k)                                                              \
+	(SEXTET(c) < 0 ? DEC_BAD : (uint32_t)SEXTET(c) << (18 - 6 * (k)))
+#define SHL4(c, k)  SHL(c, k), SHL(c + 1, k), SHL(c + 2, k), SHL(c + 3, k)
+#define SHL16(c, k) SHL4(c, k), SHL4(c + 4, k), SHL4(c + 8, k), SHL4(c + 12, k)
+#define SHL64(c, k)                                                            \
+	SHL16(c, k), SHL16(c + 16, k), SHL16(c + 32, k), SHL16(c + 48, k)
+#define SHL256(k) SHL64(0, k), SHL64(64, k), SHL64(128, k), SHL64(192, k)
+
+/* dec_shl[k][c]: the sextet of char c shifted to its place as char k of a
+ * quantum, so a quantum's 24 bits are one OR away; DEC_BAD if c is not in
+ * the alphabet. */
+static const uint32_t dec_shl[4][256] = {
+    {SHL256(0)}, {SHL256(1)}, {SHL256(2)}, {SHL256(3)}};
+
+/* The 24 bits of the quantum at in, with DEC_BAD set if it is not plain
+ * data. */
+static uint32_t dec_quad(const unsigned char *in)
+{
+	return dec_shl[0][in[0]] | dec_shl[1][in[1]] | dec_shl[2][in[2]] |
+	       dec_shl[3][in[3]];
+}
+
+/* ---- scalar backend ---- */
+
+static void enc_group(const unsigned char *in, char *out)
+{
+	uint32_t v = (uint32_t)in[0] << 16 | in[1] << 8 | in[2];
+
+	memcpy(out, enc_pair + 2 * (v >> 12), 2);
+	memcpy(out + 2, enc_pair + 2 * (v & 0xfff), 2);
+}
+
+static void scalar_enc_bulk(const unsigned char *in, size_t n, char *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i += 3, out += 4)
+		enc_group(in + i, out);
+}
+
+static void scalar_enc_tail(const unsigned char *tail, unsigned n, char *out)
+{
+	unsigned char g[3] = {tail[0], n > 1 ? tail[1] : 0, 0};
+
+	enc_group(g, out);
+	if (n == 1)
+		out[2] = '=';
+	out[3] = '=';
+}
+
+static size_t scalar_dec_bulk(const unsigned char *in, size_t n,
+			      unsigned char *out)
+{
+	size_t i;
+
+	for (i = 0; n - i >= 4; i += 4, out += 3) {
+		uint32_t v = dec_quad(in + i);
+
+		if (v & DEC_BAD)
+			break;
+		out[0] = v >> 16;
+		out[1] = v >> 8;
+		out[2] = v;
+	}
+	return i;
+}
+
+static void scalar_dec_quantum(const unsigned char quad[4], unsigned nbytes,
+			       unsigned char *out)
+{
+	uint32_t v =
+	    (uint32_t)quad[0] << 18 | quad[1] << 12 | quad[2] << 6 | quad[3];
+	unsigned char b[3] = {v >> 16, v >> 8, v};
+
+	memcpy(out, b, nbytes);
+}
+
+/* ---- libb64 backend: the reference, so clarity over speed ---- */
+
+/* Debian's libb64 1.2 breaks lines: base64_encode_block writes '\n' once
+ * state.stepcount reaches 18 groups (72 chars), and base64_encode_blockend
+ * always appends '\n'. So we hand it at most 17 whole groups per freshly
+ * initialised state (the counter can never reach the limit, and no partial
+ * group is lost since chunks are whole groups), and from blockend we copy
+ * only the chars that complete the padded quantum, never its '\n'. */
+#define LIBB64_ENC_CHUNK (17 * 3)
+/* base64_decode_block takes an int length: chunk, keeping whole quanta. */
+#define LIBB64_DEC_CHUNK ((size_t)1 << 20)
+
+static void libb64_enc_bulk(const unsigned char *in, size_t n, char *out)
+{
+	base64_encodestate st;
+	size_t k;
+
+	for (; n; in += k, n -= k) {
+		k = n < LIBB64_ENC_CHUNK ? n : LIBB64_ENC_CHUNK;
+		base64_init_encodestate(&st);
+		out += base64_encode_block((const char *)in, (int)k, out, &st);
+	}
+}
+
+static void libb64_enc_tail(const unsigned char *tail, unsigned n, char *out)
+{
+	base64_encodestate st;
+	char end[8];
+	int k;
+
+	base64_init_encodestate(&st);
+	k = base64_encode_block((const char *)tail, (int)n, out, &st);
+	base64_encode_blockend(end, &st);
+	memcpy(out + k, end, 4 - k);
+}
+
+/* libb64 would silently skip anything outside the alphabet, so it is only
+ * ever given runs of whole quanta that we have validated ourselves. */
+static size_t plain_quanta(const unsigned char *in, size_t n)
+{
+	size_t i;
+
+	for (i = 0; n - i >= 4; i += 4)
+		if (dec_quad(in + i) & DEC_BAD)
+			break;
+	return i;
+}
+
+static size_t libb64_dec_bulk(const unsigned char *in, size_t n,
+			      unsigned char *out)
+{
+	size_t len = plain_quanta(in, n), i, k;
+	base64_decodestate st;
+
+	for (i = 0; i < len; i += k) {
+		k = len - i < LIBB64_DEC_CHUNK ? len - i : LIBB64_DEC_CHUNK;
+		base64_init_decodestate(&st);
+		out += base64_decode_block((const char *)in + i, (int)k,
+					   (char *)out, &st);
+	}
+	return len;
+}
+
+static void libb64_dec_quantum(const unsigned char quad[4], unsigned nbytes,
+			       unsigned char *out)
+{
+	base64_decodestate st;
+	char chars[4], bytes[4];
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		chars[i] = alphabet[quad[i]];
+	/* nbytes + 1 chars; libb64 also stores the pending partial byte,
+	 * hence the scratch buffer. */
+	base64_init_decodestate(&st);
+	base64_decode_block(chars, (int)nbytes + 1, bytes, &st);
+	memcpy(out, bytes, nbytes);
+}
+
+#ifdef HAVE_AVX2_KERNELS
+/* ---- avx2 backend (Mula/Lemire): 24 bytes <-> 32 chars per step ---- */
+
+static int avx2_usable(void)
+{
+	return __builtin_cpu_supports("avx2");
+}
+
+/* Per 128-bit lane, 12 input bytes -> 16 sextets, one per byte. */
+AVX2 static __m256i avx2_enc_sextets(__m256i in)
+{
+	/* Each dword gets bytes (b1, b0, b2, b1) of its group, so that its
+	 * two 16-bit halves are b0:b1 and b1:b2; the multiplies then shift
+	 * each sextet into its own byte. */
+	const __m256i shuf =
+	    _mm256_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10,
+			     1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+	__m256i v = _mm256_shuffle_epi8(in, shuf);
+	__m256i s0s2 = _mm256_mulhi_epu16(
+	    _mm256_and_si256(v, _mm256_set1_epi32(0x0fc0fc00)),
+	    _mm256_set1_epi32(0x04000040));
+	__m256i s1s3 = _mm256_mullo_epi16(
+	    _mm256_and_si256(v, _mm256_set1_epi32(0x003f03f0)),
+	    _mm256_set1_epi32(0x01000010));
+
+	return _mm256_or_si256(s0s2, s1s3);
+}
+
+/* Sextet -> ASCII by adding a per-range offset. The range is squeezed to a
+ * pshufb index: 0..25 -> 13, 26..51 -> 0, 52..61 -> 1..10, 62 -> 11,
+ * 63 -> 12. */
+AVX2 static __m256i avx2_enc_ascii(__m256i idx)
+{
+	const __m256i offset = _mm256_setr_epi8(
+	    'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+	    '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '+' - 62,
+	    '/' - 63, 'A', 0, 0, 'a' - 26, '0' - 52, '0' - 52, '0' - 52,
+	    '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+	    '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
+	__m256i r = _mm256_subs_epu8(idx, _mm256_set1_epi8(51));
+	__m256i lt26 = _mm256_cmpgt_epi8(_mm256_set1_epi8(26), idx);
+
+	r = _mm256_or_si256(r, _mm256_and_si256(lt26, _mm256_set1_epi8(13)));
+	return _mm256_add_epi8(idx, _mm256_shuffle_epi8(offset, r));
+}
+
+AVX2 static void avx2_enc_bulk(const unsigned char *in, size_t n, char *out)
+{
+	size_t i;
+
+	/* Each step loads in[i .. i + 27] (two overlapping 16-byte loads,
+	 * lanes start 12 bytes apart) and consumes 24. */
+	for (i = 0; n - i >= 28; i += 24, out += 32) {
+		__m256i v = _mm256_inserti128_si256(
+		    _mm256_castsi128_si256(
+			_mm_loadu_si128((const void *)(in + i))),
+		    _mm_loadu_si128((const void *)(in + i + 12)), 1);
+
+		_mm256_storeu_si256((void *)out,
+				    avx2_enc_ascii(avx2_enc_sextets(v)));
+	}
+	scalar_enc_bulk(in + i, n - i, out);
+}
+
+/* Classifies 32 chars by nibbles: lut_hi[hi] has one bit per high-nibble
+ * class, lut_lo[lo] sets that bit for each low nibble the class rejects:
+ * 0x01 row 2 ('+' 0x2b, '/' 0x2f only), 0x02 row 3 (digits 0-9), 0x04 rows
+ * 4 and 6 (no 0x40, 0x60), 0x08 rows 5 and 7 (nothing above 0x5a, 0x7a),
+ * 0x10 every other row, including bytes >= 0x80. Returns the sextets, and
+ * *bad non-zero if any char is outside the alphabet. */
+AVX2 static __m256i avx2_dec_sextets(__m256i in, int *bad)
+{
+	const __m256i lut_lo = _mm256_setr_epi8(
+	    0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13,
+	    0x1a, 0x1b, 0x1b, 0x1b, 0x1a, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11,
+	    0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b, 0x1b, 0x1a);
+	const __m256i lut_hi = _mm256_setr_epi8(
+	    0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10,
+	    0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08,
+	    0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+	/* Offset to add per high nibble; '/' is moved to index 1. */
+	const __m256i lut_off = _mm256_setr_epi8(
+	    0, 63 - '/', 62 - '+', 52 - '0', -'A', -'A', 26 - 'a', 26 - 'a', 0,
+	    0, 0, 0, 0, 0, 0, 0, 0, 63 - '/', 62 - '+', 52 - '0', -'A', -'A',
+	    26 - 'a', 26 - 'a', 0, 0, 0, 0, 0, 0, 0, 0);
+	const __m256i nib = _mm256_set1_epi8(0x0f);
+	__m256i hi = _mm256_and_si256(_mm256_srli_epi32(in, 4), nib);
+	__m256i lo = _mm256_and_si256(in, nib);
+	__m256i slash = _mm256_cmpeq_epi8(in, _mm256_set1_epi8('/'));
+
+	*bad = !_mm256_testz_si256(_mm256_shuffle_epi8(lut_lo, lo),
+				   _mm256_shuffle_epi8(lut_hi, hi));
+	return _mm256_add_epi8(
+	    in, _mm256_shuffle_epi8(lut_off, _mm256_add_epi8(hi, slash)));
+}
+
+/* 32 sextets -> 24 bytes, stored exactly (no write past them). */
+AVX2 static void avx2_dec_pack(__m256i s, unsigned char *out)
+{
+	/* a*64+b per 16 bits, then ab*4096+cd per 32 bits: 3 bytes per dword,
+	 * little endian, reversed into stream order and packed together. */
+	const __m256i shuf = _mm256_setr_epi8(
+	    2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6,
+	    5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+	__m256i v = _mm256_maddubs_epi16(s, _mm256_set1_epi32(0x01400140));
+
+	v = _mm256_madd_epi16(v, _mm256_set1_epi32(0x00011000));
+	v = _mm256_shuffle_epi8(v, shuf);
+	v = _mm256_permutevar8x32_epi32(
+	    v, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+	_mm_storeu_si128((void *)out, _mm256_castsi256_si128(v));
+	_mm_storel_epi64((void *)(out + 16), _mm256_extracti128_si256(v, 1));
+}
+
+/* A block holding any non-alphabet char is left to the scalar kernel, which
+ * stops at the first quantum it cannot take. */
+AVX2 static size_t avx2_dec_bulk(const unsigned char *in, size_t n,
+				 unsigned char *out)
+{
+	size_t i, rest;
+	int bad;
+
+	for (i = 0; n - i >= 32; i += 32, out += 24) {
+		__m256i s = avx2_dec_sextets(
+		    _mm256_loadu_si256((const void *)(in + i)), &bad);
+
+		if (bad)
+			break;
+		avx2_dec_pack(s, out);
+	}
+	rest = n - i < 32 ? n - i : 32;
+	return i + scalar_dec_bulk(in + i, rest, out);
+}
+#endif
+
+/* ---- backend selection ---- */
+
+static const struct backend backends[] = {
+    {"libb64", NULL, libb64_enc_bulk, libb64_enc_tail, libb64_dec_bulk,
+     libb64_dec_quantum},
+    {"scalar", NULL, scalar_enc_bulk, scalar_enc_tail, scalar_dec_bulk,
+     scalar_dec_quantum},
+#ifdef HAVE_AVX2_KERNELS
+    {"avx2", avx2_usable, avx2_enc_bulk, scalar_enc_tail, avx2_dec_bulk,
+     scalar_dec_quantum},
+#endif
+};
+
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+static const struct backend *active;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static int try_select(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NBACKENDS; i++) {
+		const struct backend *be = &backends[i];
+
+		if (strcmp(name, be->name) == 0) {
+			if (be->usable && !be->usable())
+				return -1;
+			active = be;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int codec_select(const char *name)
+{
+	if (strcmp(name, "auto") == 0)
+		return try_select("avx2") == 0 ? 0 : try_select("scalar");
+	return try_select(name);
+}
+
+/* First use without codec_select: FILESERV_CODEC, else (or if it names
+ * nothing this CPU runs) "auto". */
+static void select_default(void)
+{
+	const char *env = getenv("FILESERV_CODEC");
+
+	if (active)
+		return;
+	if (!env || codec_select(env) != 0)
+		codec_select("auto");
+}
+
+static const struct backend *backend(void)
+{
+	pthread_once(&default_once, select_default);
+	return active;
+}
+
+const char *codec_name(void)
+{
+	return backend()->name;
+}
+
+/* ---- streaming drivers ---- */
+
+void b64_encoder_init(struct b64_encoder *enc)
+{
+	memset(enc, 0, sizeof(*enc));
+}
+
+size_t b64_encode_update(struct b64_encoder *enc, const void *in, size_t n,
+			 char *out)
+{
+	const struct backend *be = backend();
+	const unsigned char *p = in;
+	size_t whole, written = 0;
+
+	if (enc->ntail + n < 3) {
+		memcpy(enc->tail + enc->ntail, p, n);
+		enc->ntail += n;
+		return 0;
+	}
+	if (enc->ntail) {
+		unsigned char group[3];
+		size_t take = 3 - enc->ntail;
+
+		memcpy(group, enc->tail, enc->ntail);
+		memcpy(group + enc->ntail, p, take);
+		be->enc_bulk(group, 3, out);
+		p += take;
+		n -= take;
+		written = 4;
+	}
+	whole = n - n % 3;
+	be->enc_bulk(p, whole, out + written);
+	enc->ntail = n - whole;
+	memcpy(enc->tail, p + whole, enc->ntail);
+	return written + whole / 3 * 4;
+}
+
+size_t b64_encode_final(struct b64_encoder *enc, char *out)
+{
+	if (!enc->ntail)
+		return 0;
+	backend()->enc_tail(enc->tail, enc->ntail, out);
+	enc->ntail = 0;
+	return 4;
+}
+
+void b64_decoder_init(struct b64_decoder *dec)
+{
+	memset(dec, 0, sizeof(*dec));
+}
+
+/* The strict state machine, one char at a time. Returns the number of
+ * bytes (1-3) in the quantum this char completed, 0 if it completed none,
+ * -1 if the stream is invalid. */
+static int dec_step(struct b64_decoder *dec, unsigned char c)
+{
+	uint32_t v = dec_shl[3][c];
+
+	if (c == ' ' || c == '\t')
+		return 0;
+	if (dec->ended)
+		return -1;
+	if (c == '=') {
+		if (dec->nquad < 2)
+			return -1;
+		dec->npad++;
+		v = 0;
+	} else if (v & DEC_BAD || dec->npad) {
+		return -1;
+	}
+	dec->quad[dec->nquad++] = v;
+	if (dec->nquad < 4)
+		return 0;
+	dec->nquad = 0;
+	if (!dec->npad)
+		return 3;
+	/* Bits below the last byte must be zero, so that the input is the
+	 * one and only encoding of its bytes. */
+	if (dec->npad == 2 ? dec->quad[1] & 0x0f : dec->quad[2] & 0x03)
+		return -1;
+	dec->ended = 1;
+	return 3 - dec->npad;
+}
+
+ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
+			  void *out)
+{
+	const struct backend *be = backend();
+	const unsigned char *p = (const unsigned char *)in;
+	unsigned char *o = out;
+	size_t i = 0, k;
+	int nbytes;
+
+	if (dec->failed)
+		return -1;
+	while (i < n) {
+		if (!dec->nquad && !dec->ended) {
+			k = be->dec_bulk(p + i, n - i, o);
+			i += k;
+			o += k / 4 * 3;
+			if (i == n)
+				break;
+		}
+		nbytes = dec_step(dec, p[i++]);
+		if (nbytes < 0) {
+			dec->failed = 1;
+			return -1;
+		}
+		be->dec_quantum(dec->quad, nbytes, o);
+		o += nbytes;
+	}
+	return o - (unsigned char *)out;
+}
+
+int b64_decode_final(struct b64_decoder *dec)
+{
+	return dec->failed || dec->nquad ? -1 : 0;
+}

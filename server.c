@@ -1,0 +1,400 @@
+/* server.c: the listening socket and the life of one connection: read the
+ * request head (capped), run the command against storage, write the reply,
+ * count it, log it, close. Transfers stream through fixed-size buffers:
+ * GET encodes file chunks straight into the socket, UPLOAD decodes socket
+ * chunks straight into a temporary file. Which worker runs a connection is
+ * pool.c's business; server_handle() is the one place a connection enters. */
+#include "fileserv.h"
+#include "codec.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONN_BUF (256 * 1024)
+#define LINGER_MAX 2.0 /* seconds spent draining a refused upload */
+
+static int listen_on(const char *host, int port, struct fs_status *st)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+			*res;
+	char service[16];
+	snprintf(service, sizeof(service), "%d", port);
+	int rc = getaddrinfo(host, service, &hints, &res);
+	if (rc)
+		return fs_fail(st, FS_ERR_USAGE, "listen address %s: %s", host,
+			       gai_strerror(rc));
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd >= 0 &&
+	    (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	     bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	     listen(fd, 4096) < 0)) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return fs_fail(st, FS_ERR_NETWORK, "listening on %s:%d: %s",
+			       host, port, strerror(errno));
+	return fd;
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int server_open(struct server *srv, const struct server_config *cfg,
+		struct fs_status *st)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = *cfg;
+	srv->listen_fd = -1;
+	if (storage_open(&srv->storage, cfg->storage, cfg->sync, st) < 0)
+		return -1;
+	srv->stats = stats_shared_create();
+	if (!srv->stats)
+		return fs_fail(st, FS_ERR_LOCAL, "shared counters: %s",
+			       strerror(errno));
+	srv->listen_fd = listen_on(cfg->host, cfg->port, st);
+	if (srv->listen_fd < 0)
+		return -1;
+	srv->port = bound_port(srv->listen_fd);
+	srv->started = units_now();
+	return 0;
+}
+
+void server_close(struct server *srv)
+{
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	srv->listen_fd = -1;
+	storage_close(&srv->storage);
+}
+
+/* ---- one request ---- */
+
+struct request {
+	struct server *srv;
+	struct conn conn;
+	struct proto_request req;
+	const char *worker;
+	uint64_t file_bytes;
+	char message[512]; /* error reply text, or what went wrong */
+	int replied_error;
+};
+
+static int reply(struct request *r, char *text)
+{
+	int rc = text ? conn_write(&r->conn, text, strlen(text)) : -1;
+	free(text);
+	return rc;
+}
+
+static int reply_error(struct request *r)
+{
+	r->replied_error = 1;
+	reply(r, proto_reply_error(r->message));
+	return -1;
+}
+
+/* Reads until the head is complete; 1 ok, 0 the client went away, -1 an
+ * invalid head (message set). */
+static int read_head(struct request *r)
+{
+	struct conn *c = &r->conn;
+	size_t consumed;
+	for (;;) {
+		int rc = proto_parse_head(c->buf + c->start, c->end - c->start,
+					  &r->req, &consumed, r->message,
+					  sizeof(r->message));
+		if (rc > 0) {
+			c->start += consumed;
+			return 1;
+		}
+		if (rc < 0)
+			return -1;
+		ssize_t n = conn_fill(c);
+		if (n <= 0) {
+			snprintf(r->message, sizeof(r->message), "%s",
+				 n == 0 ? "closed before a complete request" :
+				 errno == EAGAIN ? "timed out reading the request" :
+						   strerror(errno));
+			return 0;
+		}
+	}
+}
+
+static int handle_get(struct request *r)
+{
+	int fd = storage_open_file(&r->srv->storage, r->req.name, r->message,
+				   sizeof(r->message));
+	if (fd < 0)
+		return reply_error(r);
+	char *head = proto_reply_get_head(r->req.name);
+	size_t headlen = head ? strlen(head) : 0;
+	char *in = malloc(FS_IO_CHUNK);
+	char *out = malloc(headlen + B64_ENCODED_MAX(FS_IO_CHUNK) + 8);
+	int rc = -1;
+	if (head && in && out) {
+		struct b64_encoder enc;
+		b64_encoder_init(&enc);
+		memcpy(out, head, headlen);
+		size_t pending = headlen;
+		for (;;) {
+			ssize_t n = read(fd, in, FS_IO_CHUNK);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				snprintf(r->message, sizeof(r->message),
+					 "reading %s: %s", r->req.name,
+					 strerror(errno));
+				break;
+			}
+			pending += n ? b64_encode_update(&enc, in, (size_t)n,
+							 out + pending) :
+				       b64_encode_final(&enc, out + pending);
+			if (n == 0) {
+				memcpy(out + pending, proto_reply_get_tail, 5);
+				pending += 5;
+			}
+			if (conn_write(&r->conn, out, pending) < 0) {
+				snprintf(r->message, sizeof(r->message),
+					 "sending: %s", strerror(errno));
+				break;
+			}
+			pending = 0;
+			r->file_bytes += (uint64_t)n;
+			if (n == 0) {
+				rc = 0;
+				break;
+			}
+		}
+	}
+	free(head);
+	free(in);
+	free(out);
+	close(fd);
+	return rc;
+}
+
+/* After refusing an upload mid-stream: stop writing, then read and drop
+ * what the client is still sending for a moment, so that it reads the
+ * ERROR reply instead of a connection reset. */
+static void linger_drain(struct conn *c)
+{
+	shutdown(c->fd, SHUT_WR);
+	struct timeval tv = {0, 200000};
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	double until = units_now() + LINGER_MAX;
+	while (units_now() < until) {
+		c->start = c->end = 0;
+		if (conn_fill(c) <= 0 && errno != EAGAIN)
+			break;
+	}
+}
+
+static int upload_fail(struct request *r, struct upload *u)
+{
+	storage_upload_abort(u);
+	reply_error(r);
+	linger_drain(&r->conn);
+	return -1;
+}
+
+/* Decodes n base64 chars into the upload. */
+static int upload_feed(struct request *r, struct upload *u,
+		       struct b64_decoder *dec, char *out, const char *in,
+		       size_t n)
+{
+	ssize_t got = b64_decode_update(dec, in, n, out);
+	if (got < 0) {
+		snprintf(r->message, sizeof(r->message),
+			 "invalid base64 in the data of %s", r->req.name);
+		return -1;
+	}
+	uint64_t max = r->srv->cfg.max_upload;
+	if (max && u->bytes + (uint64_t)got > max) {
+		snprintf(r->message, sizeof(r->message),
+			 "file too large: the limit is %llu bytes",
+			 (unsigned long long)max);
+		return -1;
+	}
+	return storage_upload_write(u, out, (size_t)got, r->message,
+				    sizeof(r->message));
+}
+
+/* Streams the data up to the terminator into u; 0 or -1 (message set). */
+static int upload_body(struct request *r, struct upload *u, char *out)
+{
+	struct conn *c = &r->conn;
+	struct b64_decoder dec;
+	b64_decoder_init(&dec);
+	for (;;) {
+		char *p = c->buf + c->start;
+		size_t n = c->end - c->start;
+		ssize_t t = proto_find_terminator(p, n);
+		size_t take = t >= 0 ? (size_t)t : n > 3 ? n - 3 : 0;
+		if (upload_feed(r, u, &dec, out, p, take) < 0)
+			return -1;
+		c->start += take;
+		if (t >= 0) {
+			c->start += 4;
+			break;
+		}
+		ssize_t got = conn_fill(c);
+		if (got <= 0) {
+			snprintf(r->message, sizeof(r->message),
+				 "upload of %s cut off: %s", r->req.name,
+				 got == 0 ? "client closed the connection" :
+				 errno == EAGAIN ? "timed out" :
+						   strerror(errno));
+			return -1;
+		}
+	}
+	if (b64_decode_final(&dec) < 0) {
+		snprintf(r->message, sizeof(r->message),
+			 "invalid base64 in the data of %s: truncated",
+			 r->req.name);
+		return -1;
+	}
+	return 0;
+}
+
+static int handle_upload(struct request *r)
+{
+	struct upload u;
+	if (storage_upload_begin(&r->srv->storage, &u, r->message,
+				 sizeof(r->message)) < 0)
+		return upload_fail(r, &u);
+	char *out = malloc(B64_DECODED_MAX(CONN_BUF) + 8);
+	int rc = out ? upload_body(r, &u, out) : -1;
+	free(out);
+	r->file_bytes = u.bytes;
+	if (rc < 0)
+		return upload_fail(r, &u);
+	if (storage_upload_commit(&u, r->req.name, r->message,
+				  sizeof(r->message)) < 0)
+		return reply_error(r);
+	snprintf(r->message, sizeof(r->message), "file %s uploaded (%llu bytes)",
+		 r->req.name, (unsigned long long)u.bytes);
+	return reply(r, proto_reply_text(r->message));
+}
+
+static int handle_list(struct request *r)
+{
+	cJSON *list = storage_list(&r->srv->storage, r->message,
+				   sizeof(r->message));
+	return list ? reply(r, proto_reply_data(list)) : reply_error(r);
+}
+
+static int handle_delete(struct request *r)
+{
+	if (storage_delete(&r->srv->storage, r->req.name, r->message,
+			   sizeof(r->message)) < 0)
+		return reply_error(r);
+	snprintf(r->message, sizeof(r->message), "file %s deleted",
+		 r->req.name);
+	return reply(r, proto_reply_text(r->message));
+}
+
+static int handle_stats(struct request *r)
+{
+	struct server *srv = r->srv;
+	return reply(r, proto_reply_data(stats_to_json(
+				srv->stats, srv->cfg.mode, srv->cfg.workers,
+				units_now() - srv->started)));
+}
+
+static int dispatch(struct request *r)
+{
+	switch (r->req.cmd) {
+	case CMD_LIST:
+		return handle_list(r);
+	case CMD_GET:
+		return handle_get(r);
+	case CMD_UPLOAD:
+		return handle_upload(r);
+	case CMD_DELETE:
+		return handle_delete(r);
+	case CMD_STATS:
+		return handle_stats(r);
+	default:
+		return reply_error(r);
+	}
+}
+
+static void set_timeouts(int fd, double seconds)
+{
+	struct timeval tv = {(time_t)seconds,
+			     (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
+			    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(buf, len, "%s:%s", host, port);
+}
+
+static void log_request(struct request *r, int ok, double seconds)
+{
+	const char *name = r->req.name[0] ? r->req.name : "-";
+	if (r->req.name_len > FS_NAME_MAX || proto_check_name(name, strlen(name)))
+		name = "(invalid name)";
+	log_info(r->worker, "%s %s: %s, %llu file bytes, %.3f s%s%s",
+		 proto_command_name(r->req.cmd), name, ok ? "OK" : "ERROR",
+		 (unsigned long long)r->file_bytes, seconds, ok ? "" : " - ",
+		 ok ? "" : r->message);
+}
+
+void server_handle(struct server *srv, int fd, const char *worker)
+{
+	struct request r = {.srv = srv, .worker = worker};
+	char peer[80];
+	peer_name(fd, peer, sizeof(peer));
+	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);
+	log_info(worker, "connection from %s", peer);
+	set_timeouts(fd, srv->cfg.idle_timeout);
+	double t0 = units_now();
+	if (conn_init(&r.conn, fd, CONN_BUF) == 0) {
+		int head = read_head(&r);
+		int ok = 0;
+		if (head > 0)
+			ok = dispatch(&r) == 0;
+		else if (head < 0)
+			reply_error(&r);
+		if (head != 0) {
+			stats_count_request(srv->stats, r.req.cmd, ok,
+					    r.conn.bytes_in, r.conn.bytes_out);
+			log_request(&r, ok, units_now() - t0);
+		} else {
+			log_info(worker, "%s: %s", peer, r.message);
+		}
+	}
+	conn_free(&r.conn);
+	close(fd);
+	log_info(worker, "connection from %s closed", peer);
+}

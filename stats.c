@@ -1,0 +1,142 @@
+/* stats.c: what the server and the stress engine count.
+ *
+ * Server counters live in one MAP_SHARED page created before any worker
+ * starts, so forked workers and threads update the same figures with
+ * relaxed atomic adds: STATS is a whole-server answer in every mode.
+ *
+ * Latency histograms are log-linear (HdrHistogram's idea): values below
+ * 2^HIST_SUB_BITS ns get a bucket each, and every power of two above is
+ * split into 2^HIST_SUB_BITS buckets, so any value is kept within about 3%
+ * and two histograms merge by adding counts. Each stress worker fills its
+ * own; the parent merges them, and percentiles come only from the merge. */
+#include "fileserv.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+#include <sys/mman.h>
+
+struct stats_counters *stats_shared_create(void)
+{
+	void *p = mmap(NULL, sizeof(struct stats_counters),
+		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void add(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+static uint64_t get(const uint64_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+void stats_count_request(struct stats_counters *s, enum proto_command cmd,
+			 int ok, uint64_t in, uint64_t out)
+{
+	add(&s->requests[cmd], 1);
+	add(ok ? &s->succeeded[cmd] : &s->failed[cmd], 1);
+	add(&s->bytes_in, in);
+	add(&s->bytes_out, out);
+}
+
+/* Totals leave STATS itself out, so that polling the server does not
+ * change the figures it reports. */
+cJSON *stats_to_json(const struct stats_counters *s, const char *mode,
+		     int workers, double uptime)
+{
+	cJSON *data = cJSON_CreateObject();
+	cJSON *by = cJSON_CreateObject();
+	uint64_t req = 0, ok = 0, bad = 0;
+	for (int i = 0; i < CMD_COUNT; i++) {
+		cJSON *c = cJSON_AddObjectToObject(by, proto_command_name(i));
+		cJSON_AddNumberToObject(c, "requests", get(&s->requests[i]));
+		cJSON_AddNumberToObject(c, "succeeded", get(&s->succeeded[i]));
+		cJSON_AddNumberToObject(c, "failed", get(&s->failed[i]));
+		if (i == CMD_STATS)
+			continue;
+		req += get(&s->requests[i]);
+		ok += get(&s->succeeded[i]);
+		bad += get(&s->failed[i]);
+	}
+	cJSON_AddStringToObject(data, "mode", mode);
+	cJSON_AddNumberToObject(data, "workers", workers);
+	cJSON_AddNumberToObject(data, "uptime_s", uptime);
+	cJSON_AddNumberToObject(data, "connections", get(&s->connections));
+	cJSON_AddNumberToObject(data, "requests", req);
+	cJSON_AddNumberToObject(data, "succeeded", ok);
+	cJSON_AddNumberToObject(data, "failed", bad);
+	cJSON_AddNumberToObject(data, "bytes_in", get(&s->bytes_in));
+	cJSON_AddNumberToObject(data, "bytes_out", get(&s->bytes_out));
+	cJSON_AddItemToObject(data, "commands", by);
+	return data;
+}
+
+/* ---- histograms ---- */
+
+#define SUB (1u << HIST_SUB_BITS)
+
+static unsigned hist_index(uint64_t v)
+{
+	if (v < SUB)
+		return (unsigned)v;
+	unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+	unsigned shift = msb - HIST_SUB_BITS;
+	return (shift + 1) * SUB + (unsigned)((v >> shift) - SUB);
+}
+
+/* Midpoint of bucket i. */
+static uint64_t hist_value(unsigned i)
+{
+	if (i < SUB)
+		return i;
+	unsigned shift = i / SUB - 1;
+	uint64_t low = (uint64_t)(SUB + i % SUB) << shift;
+	return low + ((1ull << shift) >> 1);
+}
+
+void hist_init(struct histogram *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->min_ns = UINT64_MAX;
+}
+
+void hist_record(struct histogram *h, uint64_t ns)
+{
+	h->count[hist_index(ns)]++;
+	h->n++;
+	h->sum_ns += (double)ns;
+	if (ns < h->min_ns)
+		h->min_ns = ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+}
+
+void hist_merge(struct histogram *into, const struct histogram *from)
+{
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		into->count[i] += from->count[i];
+	into->n += from->n;
+	into->sum_ns += from->sum_ns;
+	if (from->min_ns < into->min_ns)
+		into->min_ns = from->min_ns;
+	if (from->max_ns > into->max_ns)
+		into->max_ns = from->max_ns;
+}
+
+uint64_t hist_quantile(const struct histogram *h, double q)
+{
+	if (h->n == 0)
+		return 0;
+	uint64_t rank = (uint64_t)(q * (double)(h->n - 1)) + 1, seen = 0;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->count[i];
+		if (seen >= rank) {
+			uint64_t v = hist_value(i);
+			return v < h->min_ns ? h->min_ns :
+			       v > h->max_ns ? h->max_ns : v;
+		}
+	}
+	return h->max_ns;
+}

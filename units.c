@@ -1,0 +1,103 @@
+/* units.c: numbers as users type them ("10MB", "1.5GiB", "30s", "500ms"),
+ * parsed with bounds and a message that names the bad value, and the
+ * monotonic clock. */
+#include "fileserv.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct unit {
+	const char *suffix;
+	double factor;
+};
+
+static const struct unit size_units[] = {
+	{"", 1},	{"b", 1},	{"k", 1e3},	 {"kb", 1e3},
+	{"m", 1e6},	{"mb", 1e6},	{"g", 1e9},	 {"gb", 1e9},
+	{"t", 1e12},	{"tb", 1e12},	{"kib", 1024.0}, {"mib", 1048576.0},
+	{"gib", 1073741824.0},	{"tib", 1099511627776.0},	 {NULL, 0},
+};
+
+static const struct unit time_units[] = {
+	{"", 1}, {"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"m", 60}, {"h", 3600},
+	{NULL, 0},
+};
+
+/* Parses a non-negative decimal with a suffix from units. */
+static int parse_scaled(const char *text, const struct unit *units,
+			double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (end == text || errno || !isfinite(v) || v < 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	for (const struct unit *u = units; u->suffix; u++)
+		if (strcasecmp(end, u->suffix) == 0) {
+			*out = v * u->factor;
+			return 0;
+		}
+	return -1;
+}
+
+int units_parse_size(const char *text, uint64_t *out, struct fs_status *st)
+{
+	double v;
+	if (parse_scaled(text, size_units, &v) < 0 || v > 9e18)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "invalid size '%s' (examples: 4096, 10MB, 1GiB)",
+			       text);
+	*out = (uint64_t)llround(v);
+	return 0;
+}
+
+int units_parse_seconds(const char *text, double *out, struct fs_status *st)
+{
+	double v;
+	if (parse_scaled(text, time_units, &v) < 0 || v > 1e9)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "invalid duration '%s' (examples: 30s, 500ms, 2m)",
+			       text);
+	*out = v;
+	return 0;
+}
+
+int units_parse_long(const char *text, long min, long max, const char *what,
+		     long *out, struct fs_status *st)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (end == text || *end || errno || v < min || v > max)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "invalid %s '%s' (expected %ld to %ld)", what,
+			       text, min, max);
+	*out = v;
+	return 0;
+}
+
+const char *units_format_bytes(double bytes, char *buf, size_t len)
+{
+	static const char *const names[] = {"B", "kB", "MB", "GB", "TB"};
+	int i = 0;
+	while (bytes >= 1000 && i < 4) {
+		bytes /= 1000;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", bytes, names[i]);
+	return buf;
+}
+
+double units_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
