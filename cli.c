@@ -121,69 +121,6 @@ static void report_transfer(const char *verb, const char *name,
 
 /* ---- get ---- */
 
-struct file_sink {
-	int fd;
-	struct progress *progress;
-	uint64_t bytes;
-};
-
-static int file_sink_write(void *ctx, const void *buf, size_t len)
-{
-	struct file_sink *s = ctx;
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(s->fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		s->bytes += (uint64_t)n;
-	}
-	progress_show(s->progress, s->bytes, 0);
-	return 0;
-}
-
-static int get_to_fd(struct cli *cli, const char *name, int fd,
-		     struct fs_result *res)
-{
-	struct progress p;
-	progress_init(&p, cli);
-	struct file_sink fs = {.fd = fd, .progress = &p};
-	struct fs_sink sink = {file_sink_write, &fs};
-	int rc = client_get(&cli->client, name, &sink, res, &cli->st);
-	progress_end(&p);
-	return rc;
-}
-
-/* Downloads into a temporary beside out, renamed over it at the end. */
-static int get_to_file(struct cli *cli, const char *name, const char *out,
-		       struct fs_result *res)
-{
-	if (!cli->force && access(out, F_OK) == 0)
-		return fs_fail(&cli->st, FS_ERR_LOCAL,
-			       "%s exists (use -f to overwrite)", out);
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.fileserv-XXXXXX", out);
-	int fd = mkstemp(tmp);
-	if (fd < 0)
-		return fs_fail(&cli->st, FS_ERR_LOCAL, "%s: %s", tmp,
-			       strerror(errno));
-	int rc = get_to_fd(cli, name, fd, res);
-	fchmod(fd, 0644);
-	if (close(fd) < 0 && rc == 0)
-		rc = fs_fail(&cli->st, FS_ERR_LOCAL, "%s: %s", out,
-			     strerror(errno));
-	unsigned flags = cli->force ? 0 : RENAME_NOREPLACE;
-	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, out, flags) < 0)
-		rc = fs_fail(&cli->st, FS_ERR_LOCAL, "%s: %s", out,
-			     strerror(errno));
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
-}
-
 static int cmd_get(struct cli *cli, int argc, char **argv)
 {
 	if (argc != 1)
@@ -191,9 +128,11 @@ static int cmd_get(struct cli *cli, int argc, char **argv)
 	const char *name = argv[0];
 	const char *out = cli->output ? cli->output : name;
 	struct fs_result res;
-	int rc = strcmp(out, "-") == 0 ?
-			 get_to_fd(cli, name, STDOUT_FILENO, &res) :
-			 get_to_file(cli, name, out, &res);
+	struct progress p;
+	progress_init(&p, cli);
+	int rc = client_get_file(&cli->client, name, out, cli->force,
+				 progress_show, &p, &res, &cli->st);
+	progress_end(&p);
 	if (rc == 0 && !cli->quiet)
 		report_transfer("downloaded", name, &res);
 	client_result_free(&res);

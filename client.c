@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CLIENT_BUF	     (256 * 1024)
@@ -260,4 +262,73 @@ void client_result_free(struct fs_result *res)
 {
 	cJSON_Delete(res->reply);
 	res->reply = NULL;
+}
+
+/* ---- downloading into a file ---- */
+
+struct file_sink {
+	int fd;
+	uint64_t bytes;
+	fs_progress_fn progress;
+	void *progress_ctx;
+};
+
+static int file_sink_write(void *ctx, const void *buf, size_t len)
+{
+	struct file_sink *s = ctx;
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(s->fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		s->bytes += (uint64_t)n;
+	}
+	if (s->progress)
+		s->progress(s->progress_ctx, s->bytes, 0);
+	return 0;
+}
+
+static int get_to_fd(const struct fs_client *c, const char *name, int fd,
+		     fs_progress_fn progress, void *progress_ctx,
+		     struct fs_result *res, struct fs_status *st)
+{
+	struct file_sink fs = {fd, 0, progress, progress_ctx};
+	struct fs_sink sink = {file_sink_write, &fs};
+	return client_get(c, name, &sink, res, st);
+}
+
+int client_get_file(const struct fs_client *c, const char *name,
+		    const char *path, int overwrite, fs_progress_fn progress,
+		    void *progress_ctx, struct fs_result *res,
+		    struct fs_status *st)
+{
+	if (strcmp(path, "-") == 0)
+		return get_to_fd(c, name, STDOUT_FILENO, progress,
+				 progress_ctx, res, st);
+	memset(res, 0, sizeof(*res));
+	if (!overwrite && access(path, F_OK) == 0)
+		return fs_fail(st, FS_ERR_LOCAL,
+			       "%s exists (use -f to overwrite)", path);
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.fileserv-XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", tmp,
+			       strerror(errno));
+	int rc = get_to_fd(c, name, fd, progress, progress_ctx, res, st);
+	fchmod(fd, 0644);
+	if (close(fd) < 0 && rc == 0)
+		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path,
+			     strerror(errno));
+	unsigned flags = overwrite ? 0 : RENAME_NOREPLACE;
+	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, flags) < 0)
+		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path,
+			     strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
 }

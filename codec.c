@@ -442,8 +442,8 @@ size_t b64_encode_update(struct b64_encoder *enc, const void *in, size_t n,
 	size_t whole, written = 0;
 
 	if (enc->ntail + n < 3) {
-		memcpy(enc->tail + enc->ntail, p, n);
-		enc->ntail += n;
+		while (n--)
+			enc->tail[enc->ntail++] = *p++;
 		return 0;
 	}
 	if (enc->ntail) {
@@ -484,6 +484,7 @@ void b64_decoder_init(struct b64_decoder *dec)
 static int dec_step(struct b64_decoder *dec, unsigned char c)
 {
 	uint32_t v = dec_shl[3][c];
+	int nbytes;
 
 	if (c == ' ' || c == '\t')
 		return 0;
@@ -507,8 +508,10 @@ static int dec_step(struct b64_decoder *dec, unsigned char c)
 	 * one and only encoding of its bytes. */
 	if (dec->npad == 2 ? dec->quad[1] & 0x0f : dec->quad[2] & 0x03)
 		return -1;
+	nbytes = 3 - dec->npad;
+	dec->npad = 0;
 	dec->ended = 1;
-	return 3 - dec->npad;
+	return nbytes;
 }
 
 ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
@@ -535,8 +538,10 @@ ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
 			dec->failed = 1;
 			return -1;
 		}
-		be->dec_quantum(dec->quad, nbytes, o);
-		o += nbytes;
+		if (nbytes) {
+			be->dec_quantum(dec->quad, nbytes, o);
+			o += nbytes;
+		}
 	}
 	return o - (unsigned char *)out;
 }

@@ -22,6 +22,9 @@ static const char main_usage[] =
 	"  ls               list the server's files (alias: list)\n"
 	"  rm NAME          delete a file (alias: delete)\n"
 	"  stats            show the server's counters\n"
+	"  stress           run concurrent client workers against a server\n"
+	"  run SCRIPT       run a Lua scenario script (e.g. "
+	"scripts/stress_all.lua)\n"
 	"\n"
 	"  fileserv COMMAND --help   options of one command\n"
 	"  fileserv --version        version\n";
@@ -199,6 +202,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "serve") == 0)
 		return serve_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "stress") == 0)
+		return stress_main(argc - 1, argv + 1);
 	static const char *const client_cmds[] = {
 		"get", "download", "put", "upload", "ls", "list",
 		"rm", "delete", "stats", NULL};

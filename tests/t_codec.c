@@ -209,6 +209,8 @@ static void test_selection(void)
 	CHECK(codec_select("nonesuch") == -1, "unknown name accepted");
 	CHECK(strcmp(codec_name(), "libb64") == 0, "failed select changed %s",
 	      codec_name());
+	CHECK((codec_select("avx2") == 0) == !!__builtin_cpu_supports("avx2"),
+	      "avx2 availability misjudged");
 	CHECK(codec_select("auto") == 0, "auto failed");
 	CHECK(strcmp(codec_name(), want_auto) == 0, "auto chose %s",
 	      codec_name());
@@ -441,6 +443,8 @@ static void test_invalid(void)
 	    S("\vABCD"),
 	    S("AB\fD"),
 	    S("A B C"),
+	    S("Zg==Zm9v"),
+	    S("Zm8= Zm9v"),
 #undef S
 	};
 	unsigned char out[16];
@@ -552,9 +556,11 @@ static void test_fuzz(void)
 	}
 }
 
-/* A failed decoder stays failed, whatever follows. */
+/* A failed decoder stays failed, whatever follows; empty streams are
+ * fine both ways. */
 static void test_sticky_failure(void)
 {
+	struct b64_encoder enc;
 	struct b64_decoder dec;
 	unsigned char out[16];
 	int b;
@@ -570,8 +576,13 @@ static void test_sticky_failure(void)
 		      "recovered");
 		CHECK(b64_decode_final(&dec) == -1, "final after failure");
 		b64_decoder_init(&dec);
-		CHECK(b64_decode_update(&dec, "", 0, out) == 0, "empty update");
+		CHECK(b64_decode_update(&dec, NULL, 0, out) == 0,
+		      "empty update");
 		CHECK(b64_decode_final(&dec) == 0, "empty stream rejected");
+		b64_encoder_init(&enc);
+		CHECK(b64_encode_update(&enc, NULL, 0, (char *)out) == 0 &&
+			  b64_encode_final(&enc, (char *)out) == 0,
+		      "empty encode");
 	}
 }
 

@@ -1,0 +1,630 @@
+/* stress.c: the stress engine: N concurrent client workers, threads or
+ * forked processes, each running the same workload and keeping its own
+ * tally (counters, error classes, latency histogram) with no locks; the
+ * parent merges the tallies after join or waitpid (process workers write
+ * theirs into a shared mapping). Plain operations are pure C through the
+ * client API; a scripted scenario runs through hooks that the Lua glue
+ * provides, one Lua state per worker, so the engine knows nothing of Lua.
+ * All workers are released at once from a barrier, and the wall time runs
+ * from that release to the last worker's end. */
+#include "fileserv.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+__thread struct stress_tally *stress_current;
+
+static const char *const op_names[] = {"upload", "download", "list", "script"};
+
+const char *stress_op_name(enum stress_op op)
+{
+	return op_names[op];
+}
+
+int stress_op_parse(const char *text, enum stress_op *op)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(text, op_names[i]) == 0) {
+			*op = i;
+			return 0;
+		}
+	return -1;
+}
+
+/* ---- one worker ---- */
+
+struct worker {
+	const struct stress_config *cfg;
+	int id;
+	struct stress_tally *tally;
+	int ref_fd;	/* local copy to verify downloads against */
+	int release_fd; /* process workers wait for EOF on it */
+	pthread_barrier_t *barrier;
+	void *script;
+	struct verify_sink *verify;
+};
+
+struct verify_sink {
+	int fd;
+	uint64_t offset;
+	int mismatch;
+	char buf[256 * 1024];
+};
+
+/* Compares downloaded bytes with the local reference at the same offset. */
+static int verify_write(void *ctx, const void *data, size_t len)
+{
+	struct verify_sink *v = ctx;
+	const char *p = data;
+	while (len > 0 && v->fd >= 0) {
+		size_t n = len < sizeof(v->buf) ? len : sizeof(v->buf);
+		ssize_t got = pread(v->fd, v->buf, n, (off_t)v->offset);
+		if (got <= 0 || memcmp(v->buf, p, (size_t)got) != 0) {
+			v->mismatch = 1;
+			errno = EIO;
+			return -1;
+		}
+		v->offset += (uint64_t)got;
+		p += got;
+		len -= (size_t)got;
+	}
+	return 0;
+}
+
+static int op_download(struct worker *w, struct fs_result *res,
+		       struct fs_status *st)
+{
+	struct verify_sink *v = w->verify;
+	if (!v)
+		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
+	*v = (struct verify_sink){.fd = w->cfg->verify ? w->ref_fd : -1};
+	struct fs_sink sink = {verify_write, v};
+	int rc = client_get(&w->cfg->server, w->cfg->name, &sink, res, st);
+	struct stat sb;
+	if (rc == 0 && v->fd >= 0 && fstat(v->fd, &sb) == 0 &&
+	    (uint64_t)sb.st_size != res->bytes)
+		v->mismatch = 1;
+	if (v->mismatch)
+		return fs_fail(st, FS_ERR_MISMATCH,
+			       "%s: downloaded bytes differ from %s",
+			       w->cfg->name, w->cfg->file);
+	if (rc == 0 && v->fd >= 0)
+		w->tally->verified += res->bytes;
+	return rc;
+}
+
+static int op_upload(struct worker *w, struct fs_result *res,
+		     struct fs_status *st)
+{
+	struct stat sb;
+	if (fstat(w->ref_fd, &sb) < 0 || lseek(w->ref_fd, 0, SEEK_SET) < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", w->cfg->file,
+			       strerror(errno));
+	return client_put(&w->cfg->server, w->cfg->name, w->ref_fd,
+			  (uint64_t)sb.st_size, NULL, NULL, res, st);
+}
+
+/* One operation or scenario step; returns 0 or -1 with st set. */
+static int worker_step(struct worker *w, long iteration, struct fs_status *st)
+{
+	const struct stress_config *cfg = w->cfg;
+	struct fs_result res = {0};
+	int rc;
+	switch (cfg->op) {
+	case STRESS_UPLOAD:
+		rc = op_upload(w, &res, st);
+		break;
+	case STRESS_DOWNLOAD:
+		rc = op_download(w, &res, st);
+		break;
+	case STRESS_LIST:
+		rc = client_request(&cfg->server, CMD_LIST, NULL, &res, st);
+		break;
+	default:
+		return cfg->hooks->step(w->script, w->id, iteration, st);
+	}
+	if (rc == 0)
+		w->tally->bytes += res.bytes;
+	client_result_free(&res);
+	return rc;
+}
+
+static void tally_step(struct stress_tally *t, int rc,
+		       const struct fs_status *st, double seconds)
+{
+	hist_record(&t->latency, (uint64_t)(seconds * 1e9));
+	t->busy += seconds;
+	if (rc == 0) {
+		t->ok++;
+		return;
+	}
+	t->failed++;
+	t->errors[st->code < FS_ERR_COUNT ? st->code : FS_ERR_PROTOCOL]++;
+	if (!t->first_error[0])
+		snprintf(t->first_error, sizeof(t->first_error), "%s: %.180s",
+			 fs_error_name(st->code), st->message);
+}
+
+static void worker_wait_release(struct worker *w)
+{
+	if (w->barrier) {
+		pthread_barrier_wait(w->barrier);
+	} else {
+		char ch;
+		while (read(w->release_fd, &ch, 1) < 0 && errno == EINTR)
+			;
+	}
+}
+
+static void worker_run(struct worker *w)
+{
+	const struct stress_config *cfg = w->cfg;
+	struct fs_status st = {0};
+	hist_init(&w->tally->latency);
+	stress_current = w->tally;
+	if (cfg->op == STRESS_DOWNLOAD)
+		w->verify = malloc(sizeof(*w->verify));
+	if (cfg->op == STRESS_SCRIPT &&
+	    !(w->script = cfg->hooks->start(cfg->hooks->ctx, w->id, &st)))
+		tally_step(w->tally, -1, &st, 0);
+	worker_wait_release(w);
+	double end = cfg->duration > 0 ? units_now() + cfg->duration : 0;
+	for (long i = 0; w->script || cfg->op != STRESS_SCRIPT; i++) {
+		if (end ? units_now() >= end : i >= cfg->iterations)
+			break;
+		double t0 = units_now();
+		int rc = worker_step(w, i, &st);
+		tally_step(w->tally, rc, &st, units_now() - t0);
+	}
+	if (w->script)
+		cfg->hooks->stop(w->script);
+	free(w->verify);
+	stress_current = NULL;
+}
+
+static void *worker_thread(void *arg)
+{
+	worker_run(arg);
+	return NULL;
+}
+
+/* ---- the pool of workers ---- */
+
+static int run_threads(struct worker *w, int n, double *wall)
+{
+	pthread_barrier_t barrier;
+	pthread_t *tids = calloc((size_t)n, sizeof(*tids));
+	if (!tids || pthread_barrier_init(&barrier, NULL, (unsigned)n + 1)) {
+		free(tids);
+		return -1;
+	}
+	int started = 0;
+	for (; started < n; started++) {
+		w[started].barrier = &barrier;
+		if (pthread_create(&tids[started], NULL, worker_thread,
+				   &w[started]))
+			break;
+	}
+	if (started < n) /* cannot happen short of resource exhaustion */
+		abort();
+	pthread_barrier_wait(&barrier);
+	double t0 = units_now();
+	for (int i = 0; i < n; i++)
+		pthread_join(tids[i], NULL);
+	*wall = units_now() - t0;
+	pthread_barrier_destroy(&barrier);
+	free(tids);
+	return 0;
+}
+
+static int run_processes(struct worker *w, int n, double *wall)
+{
+	int release[2];
+	if (pipe2(release, O_CLOEXEC) < 0)
+		return -1;
+	pid_t parent = getpid();
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			break;
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			close(release[1]);
+			w[i].release_fd = release[0];
+			if (getppid() == parent)
+				worker_run(&w[i]);
+			_exit(0);
+		}
+	}
+	close(release[0]);
+	double t0 = units_now();
+	close(release[1]); /* EOF releases every worker at once */
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	*wall = units_now() - t0;
+	return 0;
+}
+
+static void merge(struct stress_result *res, const struct stress_tally *t,
+		  int n)
+{
+	struct stress_tally *all = &res->total;
+	hist_init(&all->latency);
+	for (int i = 0; i < n; i++) {
+		all->ok += t[i].ok;
+		all->failed += t[i].failed;
+		all->bytes += t[i].bytes;
+		all->verified += t[i].verified;
+		for (int e = 0; e < FS_ERR_COUNT; e++)
+			all->errors[e] += t[i].errors[e];
+		hist_merge(&all->latency, &t[i].latency);
+		if (!all->first_error[0])
+			memcpy(all->first_error, t[i].first_error,
+			       sizeof(all->first_error));
+		res->client_time += t[i].busy / n;
+		if (t[i].busy > 0)
+			res->client_rate += (double)t[i].bytes / t[i].busy / n;
+	}
+}
+
+/* The server's success and failure counts, from STATS. */
+static int server_counts(const struct fs_client *c, uint64_t *ok,
+			 uint64_t *failed)
+{
+	struct fs_result res;
+	struct fs_status st;
+	int rc = client_request(c, CMD_STATS, NULL, &res, &st);
+	cJSON *data = rc == 0 ? cJSON_GetObjectItem(res.reply, "data") : NULL;
+	cJSON *s = cJSON_GetObjectItem(data, "succeeded");
+	cJSON *f = cJSON_GetObjectItem(data, "failed");
+	rc = cJSON_IsNumber(s) && cJSON_IsNumber(f) ? 0 : -1;
+	if (rc == 0) {
+		*ok = (uint64_t)s->valuedouble;
+		*failed = (uint64_t)f->valuedouble;
+	}
+	client_result_free(&res);
+	return rc;
+}
+
+/* The local file a worker reads: a descriptor, -1 when none is needed,
+ * or -2 on error with st set. */
+static int open_reference(const struct stress_config *cfg, struct fs_status *st)
+{
+	if (cfg->op == STRESS_UPLOAD && !cfg->file) {
+		fs_fail(st, FS_ERR_USAGE, "upload needs a local file");
+		return -2;
+	}
+	if (!cfg->file || (cfg->op != STRESS_UPLOAD &&
+			   !(cfg->op == STRESS_DOWNLOAD && cfg->verify)))
+		return -1;
+	int fd = open(cfg->file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fs_fail(st, FS_ERR_LOCAL, "%s: %s", cfg->file, strerror(errno));
+		return -2;
+	}
+	return fd;
+}
+
+int stress_run(const struct stress_config *cfg, struct stress_result *res,
+	       struct fs_status *st)
+{
+	memset(res, 0, sizeof(*res));
+	int n = cfg->clients;
+	size_t size = (size_t)n * sizeof(struct stress_tally);
+	struct stress_tally *tallies = mmap(NULL, size, PROT_READ | PROT_WRITE,
+					    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct worker *w = calloc((size_t)n, sizeof(*w));
+	if (tallies == MAP_FAILED || !w) {
+		free(w);
+		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
+	}
+	uint64_t ok0 = 0, failed0 = 0, ok1, failed1;
+	int have_stats = server_counts(&cfg->server, &ok0, &failed0) == 0;
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i++) {
+		w[i] = (struct worker){
+		    .cfg = cfg, .id = i + 1, .tally = &tallies[i]};
+		w[i].ref_fd = open_reference(cfg, st);
+		if (w[i].ref_fd == -2)
+			rc = -1;
+	}
+	if (rc == 0)
+		rc = cfg->processes ? run_processes(w, n, &res->wall)
+				    : run_threads(w, n, &res->wall);
+	if (rc == 0) {
+		merge(res, tallies, n);
+		res->server_stats =
+		    have_stats &&
+		    server_counts(&cfg->server, &ok1, &failed1) == 0;
+		res->server_succeeded = res->server_stats ? ok1 - ok0 : 0;
+		res->server_failed = res->server_stats ? failed1 - failed0 : 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (w[i].ref_fd >= 0)
+			close(w[i].ref_fd);
+	munmap(tallies, size);
+	free(w);
+	return rc;
+}
+
+/* ---- the summary ---- */
+
+static void add_latency(cJSON *obj, const struct histogram *h)
+{
+	cJSON *l = cJSON_AddObjectToObject(obj, "latency_ms");
+	cJSON_AddNumberToObject(l, "min", h->n ? h->min_ns / 1e6 : 0);
+	cJSON_AddNumberToObject(l, "mean", h->n ? h->sum_ns / h->n / 1e6 : 0);
+	cJSON_AddNumberToObject(l, "p50", hist_quantile(h, 0.50) / 1e6);
+	cJSON_AddNumberToObject(l, "p90", hist_quantile(h, 0.90) / 1e6);
+	cJSON_AddNumberToObject(l, "p99", hist_quantile(h, 0.99) / 1e6);
+	cJSON_AddNumberToObject(l, "max", h->max_ns / 1e6);
+}
+
+cJSON *stress_to_json(const struct stress_config *cfg,
+		      const struct stress_result *res)
+{
+	const struct stress_tally *t = &res->total;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "op", stress_op_name(cfg->op));
+	cJSON_AddStringToObject(o, "pool",
+				cfg->processes ? "process" : "thread");
+	cJSON_AddNumberToObject(o, "clients", cfg->clients);
+	cJSON_AddNumberToObject(o, "ok", (double)t->ok);
+	cJSON_AddNumberToObject(o, "failed", (double)t->failed);
+	cJSON *e = cJSON_AddObjectToObject(o, "errors");
+	for (int i = FS_ERR_SERVER; i < FS_ERR_COUNT; i++)
+		cJSON_AddNumberToObject(e, fs_error_name(i),
+					(double)t->errors[i]);
+	if (t->first_error[0])
+		cJSON_AddStringToObject(o, "first_error", t->first_error);
+	cJSON_AddNumberToObject(o, "wall_s", res->wall);
+	cJSON_AddNumberToObject(o, "bytes", (double)t->bytes);
+	cJSON_AddNumberToObject(o, "verified_bytes", (double)t->verified);
+	cJSON_AddNumberToObject(o, "throughput_Bps",
+				res->wall > 0 ? t->bytes / res->wall : 0);
+	cJSON_AddNumberToObject(o, "client_time_s", res->client_time);
+	cJSON_AddNumberToObject(o, "client_throughput_Bps", res->client_rate);
+	add_latency(o, &t->latency);
+	if (res->server_stats) {
+		cJSON *s = cJSON_AddObjectToObject(o, "server");
+		cJSON_AddNumberToObject(s, "succeeded",
+					(double)res->server_succeeded);
+		cJSON_AddNumberToObject(s, "failed",
+					(double)res->server_failed);
+	} else {
+		cJSON_AddNullToObject(o, "server");
+	}
+	return o;
+}
+
+/* ---- fileserv stress ---- */
+
+static const char stress_usage[] =
+    "usage: fileserv stress --op OP [--file PATH] [--name NAME] [OPTIONS]\n"
+    "\n"
+    "Runs concurrent client workers against a server and prints a summary\n"
+    "(the Python original's --mode stress).\n"
+    "\n"
+    "  -o, --op OP           upload, download or list\n"
+    "  -f, --file PATH       local file: what upload sends, and what\n"
+    "                        download is verified against\n"
+    "  -n, --name NAME       name on the server (default: the file's name)\n"
+    "  -c, --clients N       concurrent client workers, 1-10000 (default 1)\n"
+    "  -P, --pool KIND       thread or process (default thread)\n"
+    "  -i, --iterations N    operations per client (default 1)\n"
+    "  -d, --duration T      run for T (e.g. 30s) instead of iterations\n"
+    "      --no-verify       do not compare downloads with --file\n"
+    "  -s, --server HOST[:PORT], -p, --port N   (default 127.0.0.1:5666)\n"
+    "  -t, --timeout T       per-operation idle timeout (default 300s)\n"
+    "  -j, --json            print the summary as JSON (valid on failure "
+    "too)\n";
+
+struct stress_cli {
+	struct stress_config cfg;
+	const char *server, *port, *timeout;
+	int json;
+};
+
+static int stress_option(struct stress_cli *sc, int ch, const char *arg,
+			 struct fs_status *st)
+{
+	struct stress_config *cfg = &sc->cfg;
+	long n;
+	switch (ch) {
+	case 'o':
+		return stress_op_parse(arg, &cfg->op) < 0
+			   ? fs_fail(st, FS_ERR_USAGE, "invalid op '%s'", arg)
+			   : 0;
+	case 'f':
+		cfg->file = arg;
+		return 0;
+	case 'n':
+		cfg->name = arg;
+		return 0;
+	case 'c':
+		if (units_parse_long(arg, 1, 10000, "client count", &n, st) < 0)
+			return -1;
+		cfg->clients = (int)n;
+		return 0;
+	case 'P':
+		if (strcmp(arg, "thread") && strcmp(arg, "process"))
+			return fs_fail(st, FS_ERR_USAGE,
+				       "invalid pool '%s' (thread or process)",
+				       arg);
+		cfg->processes = strcmp(arg, "process") == 0;
+		return 0;
+	case 'i':
+		return units_parse_long(arg, 1, 1L << 40, "iteration count",
+					&cfg->iterations, st);
+	case 'd':
+		return units_parse_seconds(arg, &cfg->duration, st);
+	case 'V':
+		cfg->verify = 0;
+		return 0;
+	case 's':
+		sc->server = arg;
+		return 0;
+	case 'p':
+		sc->port = arg;
+		return 0;
+	case 't':
+		sc->timeout = arg;
+		return 0;
+	case 'j':
+		sc->json = 1;
+		return 0;
+	}
+	return fs_fail(st, FS_ERR_USAGE, "unknown option");
+}
+
+static int stress_options(struct stress_cli *sc, int argc, char **argv,
+			  struct fs_status *st)
+{
+	static const struct option opts[] = {
+	    {"op", required_argument, NULL, 'o'},
+	    {"file", required_argument, NULL, 'f'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"clients", required_argument, NULL, 'c'},
+	    {"pool", required_argument, NULL, 'P'},
+	    {"iterations", required_argument, NULL, 'i'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"no-verify", no_argument, NULL, 'V'},
+	    {"server", required_argument, NULL, 's'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch, have_op = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":o:f:n:c:P:i:d:s:p:t:jh", opts,
+				 NULL)) != -1) {
+		if (ch == 'h') {
+			fputs(stress_usage, stdout);
+			return 1;
+		}
+		if (ch == '?' || ch == ':')
+			return fs_fail(st, FS_ERR_USAGE, "%s option %s",
+				       ch == ':' ? "missing value for"
+						 : "unknown",
+				       argv[optind - 1]);
+		have_op |= ch == 'o';
+		if (stress_option(sc, ch, optarg, st) < 0)
+			return -1;
+	}
+	if (optind < argc)
+		return fs_fail(st, FS_ERR_USAGE, "unexpected argument '%s'",
+			       argv[optind]);
+	if (!have_op)
+		return fs_fail(st, FS_ERR_USAGE, "--op is required");
+	return 0;
+}
+
+/* Fills the defaults that depend on other options; -1 on bad combos. */
+static int stress_settle(struct stress_cli *sc, struct fs_status *st)
+{
+	struct stress_config *cfg = &sc->cfg;
+	if (client_init(&cfg->server, sc->server, sc->port, st) < 0)
+		return -1;
+	if (sc->timeout &&
+	    units_parse_seconds(sc->timeout, &cfg->server.timeout, st) < 0)
+		return -1;
+	if (!cfg->name && cfg->file) {
+		const char *slash = strrchr(cfg->file, '/');
+		cfg->name = slash ? slash + 1 : cfg->file;
+	}
+	if (cfg->op != STRESS_LIST && !cfg->name)
+		return fs_fail(st, FS_ERR_USAGE, "%s needs --file or --name",
+			       stress_op_name(cfg->op));
+	if (cfg->op == STRESS_UPLOAD && !cfg->file)
+		return fs_fail(st, FS_ERR_USAGE, "upload needs --file");
+	return 0;
+}
+
+static void stress_print(const cJSON *j)
+{
+	const cJSON *l = cJSON_GetObjectItem(j, "latency_ms");
+	const cJSON *srv = cJSON_GetObjectItem(j, "server");
+	char a[32], b[32], c[32];
+	printf("%s x %d %s workers: %d ok, %d failed in %.2f s\n",
+	       cJSON_GetStringValue(cJSON_GetObjectItem(j, "op")),
+	       (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "clients")),
+	       cJSON_GetStringValue(cJSON_GetObjectItem(j, "pool")),
+	       (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "ok")),
+	       (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "failed")),
+	       cJSON_GetNumberValue(cJSON_GetObjectItem(j, "wall_s")));
+	printf("  moved %s, aggregate %s/s, per client %s/s\n",
+	       units_format_bytes(
+		   cJSON_GetNumberValue(cJSON_GetObjectItem(j, "bytes")), a,
+		   sizeof(a)),
+	       units_format_bytes(cJSON_GetNumberValue(
+				      cJSON_GetObjectItem(j, "throughput_Bps")),
+				  b, sizeof(b)),
+	       units_format_bytes(cJSON_GetNumberValue(cJSON_GetObjectItem(
+				      j, "client_throughput_Bps")),
+				  c, sizeof(c)));
+	printf("  latency ms: min %.1f mean %.1f p50 %.1f p90 %.1f p99 %.1f "
+	       "max %.1f\n",
+	       cJSON_GetNumberValue(cJSON_GetObjectItem(l, "min")),
+	       cJSON_GetNumberValue(cJSON_GetObjectItem(l, "mean")),
+	       cJSON_GetNumberValue(cJSON_GetObjectItem(l, "p50")),
+	       cJSON_GetNumberValue(cJSON_GetObjectItem(l, "p90")),
+	       cJSON_GetNumberValue(cJSON_GetObjectItem(l, "p99")),
+	       cJSON_GetNumberValue(cJSON_GetObjectItem(l, "max")));
+	if (cJSON_IsObject(srv))
+		printf("  server: %d succeeded, %d failed\n",
+		       (int)cJSON_GetNumberValue(
+			   cJSON_GetObjectItem(srv, "succeeded")),
+		       (int)cJSON_GetNumberValue(
+			   cJSON_GetObjectItem(srv, "failed")));
+	const char *err =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(j, "first_error"));
+	if (err)
+		printf("  first error: %s\n", err);
+}
+
+int stress_main(int argc, char **argv)
+{
+	struct stress_cli sc = {
+	    .cfg = {.clients = 1, .iterations = 1, .verify = 1}};
+	struct fs_status st = {0};
+	int rc = stress_options(&sc, argc, argv, &st);
+	if (rc > 0)
+		return 0;
+	if (rc == 0)
+		rc = stress_settle(&sc, &st);
+	struct stress_result res;
+	if (rc == 0)
+		rc = stress_run(&sc.cfg, &res, &st);
+	cJSON *j =
+	    rc == 0 ? stress_to_json(&sc.cfg, &res) : cJSON_CreateObject();
+	if (rc < 0) {
+		cJSON_AddStringToObject(j, "error", st.message);
+		cJSON_AddStringToObject(j, "error_class",
+					fs_error_name(st.code));
+		fprintf(stderr, "fileserv stress: %s\n", st.message);
+	}
+	if (sc.json) {
+		char *text = cJSON_Print(j);
+		printf("%s\n", text ? text : "{}");
+		free(text);
+	} else if (rc == 0) {
+		stress_print(j);
+	}
+	int failed = rc == 0 && res.total.failed > 0;
+	cJSON_Delete(j);
+	return rc < 0 ? fs_exit_code(st.code) : failed ? 1 : 0;
+}
