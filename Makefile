@@ -23,7 +23,9 @@ LDLIBS   += $(LUA_LIBDIR)/liblua5.4.a $(B64_LIB) \
 
 LIB_SRCS  = codec.c proto.c storage.c server.c pool.c stats.c client.c stress.c \
             cli.c log.c units.c error.c
-LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LUA_SRCS  = lua/script.c lua/lfileserv.c
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LUA_SRCS:%.c=$(BUILD)/%.o) \
+            $(BUILD)/lua/embed.o
 UNIT_SRCS = $(wildcard tests/t_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/%.c=$(BUILD)/tests/%)
 
@@ -44,10 +46,13 @@ deps:
 	  fi; \
 	fi
 
-$(BUILD)/%.o: %.c fileserv.h codec.h | $(BUILD)
+$(BUILD)/%.o: %.c fileserv.h codec.h lua/script.h | $(BUILD) $(BUILD)/lua
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD) $(BUILD)/tests:
+$(BUILD)/lua/embed.o: lua/embed.S $(wildcard lua/*.lua) | $(BUILD)/lua
+	$(CC) -c -o $@ lua/embed.S
+
+$(BUILD) $(BUILD)/tests $(BUILD)/lua:
 	mkdir -p $@
 
 $(BUILD)/libfileserv.a: $(LIB_OBJS)
@@ -70,7 +75,7 @@ install: fileserv
 	install -D -m 644 fileserv.1 $(DESTDIR)$(PREFIX)/share/man/man1/fileserv.1
 
 format:
-	clang-format -i *.c *.h tests/*.c
+	clang-format -i *.c *.h lua/*.c lua/*.h tests/*.c
 
 clean:
 	rm -rf $(BUILD) fileserv

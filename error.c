@@ -17,6 +17,7 @@ static const char *const error_names[FS_ERR_COUNT] = {
 	[FS_ERR_NETWORK] = "network",
 	[FS_ERR_LOCAL] = "local",
 	[FS_ERR_MISMATCH] = "mismatch",
+	[FS_ERR_SCRIPT] = "script",
 };
 
 const char *fs_error_name(enum fs_error code)

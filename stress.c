@@ -232,14 +232,15 @@ static int run_threads(struct worker *w, int n, double *wall)
 static int run_processes(struct worker *w, int n, double *wall)
 {
 	int release[2];
-	if (pipe2(release, O_CLOEXEC) < 0)
+	pid_t *pids = calloc((size_t)n, sizeof(*pids));
+	if (!pids || pipe2(release, O_CLOEXEC) < 0) {
+		free(pids);
 		return -1;
+	}
 	pid_t parent = getpid();
 	for (int i = 0; i < n; i++) {
-		pid_t pid = fork();
-		if (pid < 0)
-			break;
-		if (pid == 0) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			close(release[1]);
 			w[i].release_fd = release[0];
@@ -251,9 +252,12 @@ static int run_processes(struct worker *w, int n, double *wall)
 	close(release[0]);
 	double t0 = units_now();
 	close(release[1]); /* EOF releases every worker at once */
-	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-		;
+	for (int i = 0; i < n; i++)
+		while (pids[i] > 0 && waitpid(pids[i], NULL, 0) < 0 &&
+		       errno == EINTR)
+			;
 	*wall = units_now() - t0;
+	free(pids);
 	return 0;
 }
 

@@ -1,0 +1,153 @@
+-- lua/fileserv.lua: the part of the fileserv library written in Lua.
+-- It receives the C library table and completes it with CSV (RFC 4180),
+-- command-line option parsing for scripts, and formatting helpers.
+local fileserv = ...
+
+local csv = {}
+
+local function csv_field(v)
+  local s = tostring(v == nil and "" or v)
+  if s:find('[,"\r\n]') then
+    s = '"' .. s:gsub('"', '""') .. '"'
+  end
+  return s
+end
+
+-- Writes header (a list of column names) and rows (lists, or tables keyed
+-- by column name) to path. Returns true, or nil, message.
+function csv.write(path, header, rows)
+  local f, err = io.open(path, "w")
+  if not f then return nil, err end
+  local line = {}
+  for i, name in ipairs(header) do line[i] = csv_field(name) end
+  f:write(table.concat(line, ","), "\r\n")
+  for _, row in ipairs(rows) do
+    line = {}
+    for i, name in ipairs(header) do
+      local v = row[i]
+      if v == nil then v = row[name] end
+      line[i] = csv_field(v)
+    end
+    f:write(table.concat(line, ","), "\r\n")
+  end
+  return f:close()
+end
+
+-- Splits CSV text into records of fields, honouring quotes.
+local function csv_parse(text)
+  local records, fields, i, n = {}, {}, 1, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    if c == '"' then
+      local buf = {}
+      i = i + 1
+      while true do
+        local q = text:find('"', i, true)
+        if not q then error("csv: unterminated quoted field") end
+        buf[#buf + 1] = text:sub(i, q - 1)
+        if text:sub(q + 1, q + 1) == '"' then
+          buf[#buf + 1] = '"'
+          i = q + 2
+        else
+          i = q + 1
+          break
+        end
+      end
+      fields[#fields + 1] = table.concat(buf)
+    else
+      local e = text:find('[,\r\n]', i) or n + 1
+      fields[#fields + 1] = text:sub(i, e - 1)
+      i = e
+    end
+    c = text:sub(i, i)
+    if c == "," then
+      i = i + 1
+      if i > n then fields[#fields + 1] = "" end
+    else
+      if c == "\r" and text:sub(i + 1, i + 1) == "\n" then i = i + 1 end
+      i = i + 1
+      records[#records + 1] = fields
+      fields = {}
+    end
+  end
+  if #fields > 0 then records[#records + 1] = fields end
+  return records
+end
+
+-- Reads path: returns rows (tables keyed by column name, numbers
+-- converted) and the header, or nil, message.
+function csv.read(path)
+  local f, err = io.open(path, "r")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  local ok, records = pcall(csv_parse, text)
+  if not ok then return nil, records end
+  local header, rows = records[1] or {}, {}
+  for r = 2, #records do
+    local row = {}
+    for i, name in ipairs(header) do
+      local v = records[r][i]
+      row[name] = tonumber(v) or v
+    end
+    rows[#rows + 1] = row
+  end
+  return rows, header
+end
+
+fileserv.csv = csv
+
+-- Parses "--key value" and "--key=value" options from args against
+-- defaults (a table of option names with default values; a boolean
+-- default makes a flag). Returns the options and the other arguments, or
+-- raises an error naming the unknown option.
+function fileserv.options(args, defaults)
+  local opts, rest, i = {}, {}, 1
+  for k, v in pairs(defaults) do opts[k] = v end
+  while i <= #args do
+    local a = args[i]
+    local key, value = a:match("^%-%-([%w-]+)=(.*)$")
+    key = key or a:match("^%-%-([%w-]+)$")
+    if key then
+      local name = key:gsub("-", "_")
+      if defaults[name] == nil then
+        error("unknown option --" .. key, 0)
+      elseif type(defaults[name]) == "boolean" then
+        opts[name] = true
+      else
+        if not value then
+          i = i + 1
+          value = args[i]
+          if value == nil then error("option --" .. key .. " needs a value", 0) end
+        end
+        opts[name] = value
+      end
+    else
+      rest[#rest + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, rest
+end
+
+-- Splits "a,b,c" into a list.
+function fileserv.list(text)
+  local out = {}
+  for item in tostring(text):gmatch("[^,%s]+") do out[#out + 1] = item end
+  return out
+end
+
+function fileserv.format_bytes(n)
+  local units, i = { "B", "kB", "MB", "GB", "TB" }, 1
+  while n >= 1000 and i < #units do
+    n, i = n / 1000, i + 1
+  end
+  return string.format(i == 1 and "%d %s" or "%.1f %s", n, units[i])
+end
+
+function fileserv.format_seconds(s)
+  if s < 60 then return string.format("%.1fs", s) end
+  return string.format("%dm%02ds", s // 60, math.floor(s % 60))
+end
+
+return fileserv

@@ -1,0 +1,495 @@
+/* lua/lfileserv.c: the `fileserv` Lua library: clients, servers, test
+ * files, time, JSON. It only converts values between Lua and the C API
+ * (client.c, stress.c, server processes); it does no protocol I/O itself.
+ *
+ * Handles follow liolib.c: full userdata with a named metatable, methods in
+ * __index, and __gc and __close sharing one function; a server handle is
+ * created closed before the process starts. Misuse raises (luaL_check*);
+ * an expected failure returns nil, message, class. */
+#include "fileserv.h"
+#include "lua/script.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLIENT_MT "fileserv.client"
+#define SERVER_MT "fileserv.server"
+
+/* ---- results ---- */
+
+static int push_failure(lua_State *L, const struct fs_status *st)
+{
+	luaL_pushfail(L);
+	lua_pushstring(L, st->message);
+	lua_pushstring(L, fs_error_name(st->code));
+	return 3;
+}
+
+static void push_result(lua_State *L, const struct fs_result *res)
+{
+	lua_createtable(L, 0, 4);
+	lua_pushliteral(L, "OK");
+	lua_setfield(L, -2, "status");
+	lua_pushinteger(L, (lua_Integer)res->bytes);
+	lua_setfield(L, -2, "bytes");
+	lua_pushnumber(L, res->seconds);
+	lua_setfield(L, -2, "seconds");
+	if (stress_current)
+		stress_current->bytes += res->bytes;
+}
+
+/* ---- client handles ---- */
+
+struct fs_client *script_check_client(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, CLIENT_MT);
+}
+
+void script_push_client(lua_State *L, const struct fs_client *c)
+{
+	struct fs_client *u = lua_newuserdatauv(L, sizeof(*u), 0);
+	*u = *c;
+	luaL_setmetatable(L, CLIENT_MT);
+}
+
+static int client_put_l(lua_State *L)
+{
+	struct fs_client *c = script_check_client(L, 1);
+	const char *path = luaL_checkstring(L, 2);
+	const char *slash = strrchr(path, '/');
+	const char *name = luaL_optstring(L, 3, slash ? slash + 1 : path);
+	struct fs_status st = {0};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fs_fail(&st, FS_ERR_LOCAL, "%s: %s", path, strerror(errno));
+		return push_failure(L, &st);
+	}
+	off_t size = lseek(fd, 0, SEEK_END);
+	lseek(fd, 0, SEEK_SET);
+	struct fs_result res;
+	int rc = client_put(c, name, fd, (uint64_t)size, NULL, NULL, &res, &st);
+	close(fd);
+	client_result_free(&res);
+	if (rc < 0)
+		return push_failure(L, &st);
+	push_result(L, &res);
+	return 1;
+}
+
+static int discard(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx, (void)buf, (void)len;
+	return 0;
+}
+
+static int client_get_l(lua_State *L)
+{
+	struct fs_client *c = script_check_client(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	const char *dest = luaL_optstring(L, 3, NULL);
+	struct fs_status st = {0};
+	struct fs_result res;
+	struct fs_sink sink = {discard, NULL};
+	int rc = dest ? client_get_file(c, name, dest, 1, NULL, NULL, &res, &st) :
+			client_get(c, name, &sink, &res, &st);
+	client_result_free(&res);
+	if (rc < 0)
+		return push_failure(L, &st);
+	push_result(L, &res);
+	return 1;
+}
+
+/* ls, rm and stats: the reply's data goes into the result as `field`. */
+static int client_simple(lua_State *L, enum proto_command cmd,
+			 const char *field)
+{
+	struct fs_client *c = script_check_client(L, 1);
+	const char *name = cmd == CMD_DELETE ? luaL_checkstring(L, 2) : NULL;
+	struct fs_status st = {0};
+	struct fs_result res;
+	if (client_request(c, cmd, name, &res, &st) < 0) {
+		client_result_free(&res);
+		return push_failure(L, &st);
+	}
+	push_result(L, &res);
+	script_push_json(L, cJSON_GetObjectItem(res.reply, "data"));
+	lua_setfield(L, -2, field);
+	client_result_free(&res);
+	return 1;
+}
+
+static int client_ls_l(lua_State *L)
+{
+	return client_simple(L, CMD_LIST, "names");
+}
+
+static int client_rm_l(lua_State *L)
+{
+	return client_simple(L, CMD_DELETE, "message");
+}
+
+static int client_stats_l(lua_State *L)
+{
+	return client_simple(L, CMD_STATS, "data");
+}
+
+static int client_index(lua_State *L)
+{
+	struct fs_client *c = script_check_client(L, 1);
+	const char *key = luaL_checkstring(L, 2);
+	if (strcmp(key, "host") == 0)
+		lua_pushstring(L, c->host);
+	else if (strcmp(key, "port") == 0)
+		lua_pushinteger(L, atoi(c->port));
+	else if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL)
+		lua_getfield(L, -1, key);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static int client_tostring(lua_State *L)
+{
+	struct fs_client *c = script_check_client(L, 1);
+	lua_pushfstring(L, "fileserv.client(%s:%s)", c->host, c->port);
+	return 1;
+}
+
+/* fileserv.client("host:port") or fileserv.client{host=, port=} */
+static int client_new(lua_State *L)
+{
+	const char *server = NULL, *port = NULL;
+	double timeout = 0;
+	if (lua_istable(L, 1)) {
+		lua_getfield(L, 1, "host");
+		lua_getfield(L, 1, "port");
+		lua_getfield(L, 1, "timeout");
+		server = lua_tostring(L, -3);
+		port = lua_tostring(L, -2);
+		timeout = lua_tonumber(L, -1);
+	} else {
+		server = luaL_optstring(L, 1, NULL);
+	}
+	struct fs_client c;
+	struct fs_status st = {0};
+	if (client_init(&c, server, port, &st) < 0)
+		return luaL_error(L, "%s", st.message);
+	if (timeout > 0)
+		c.timeout = timeout;
+	script_push_client(L, &c);
+	return 1;
+}
+
+/* ---- server handles: a fileserv serve child process ---- */
+
+struct lua_server {
+	pid_t pid; /* 0 once stopped */
+	int port;
+	char host[64];
+};
+
+static struct lua_server *check_server(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, SERVER_MT);
+}
+
+/* SIGTERM, then SIGKILL if it has not exited within the grace time. */
+static void server_terminate(struct lua_server *s)
+{
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGTERM);
+	for (int i = 0; i < 1500; i++) {
+		if (waitpid(s->pid, NULL, WNOHANG) != 0)
+			break;
+		if (i == 1499) {
+			kill(s->pid, SIGKILL);
+			waitpid(s->pid, NULL, 0);
+		}
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	script_forget_child(s->pid);
+	s->pid = 0;
+}
+
+static int server_stop_l(lua_State *L)
+{
+	server_terminate(check_server(L, 1));
+	return 0;
+}
+
+static int server_client_l(lua_State *L)
+{
+	struct lua_server *s = check_server(L, 1);
+	struct fs_client c;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", s->port);
+	if (client_init(&c, s->host, port, NULL) < 0)
+		return luaL_error(L, "bad server address");
+	script_push_client(L, &c);
+	return 1;
+}
+
+static int server_stats_l(lua_State *L)
+{
+	lua_settop(L, 1);
+	server_client_l(L);
+	lua_replace(L, 1);
+	return client_stats_l(L);
+}
+
+static int server_index(lua_State *L)
+{
+	struct lua_server *s = check_server(L, 1);
+	const char *key = luaL_checkstring(L, 2);
+	if (strcmp(key, "host") == 0)
+		lua_pushstring(L, s->host);
+	else if (strcmp(key, "port") == 0)
+		lua_pushinteger(L, s->port);
+	else if (strcmp(key, "pid") == 0)
+		lua_pushinteger(L, s->pid);
+	else if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL)
+		lua_getfield(L, -1, key);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* Argument vector for `fileserv serve` from the options table at 1. */
+static int server_argv(lua_State *L, const char **argv, int max, int ready)
+{
+	static const char *const flags[][2] = {
+		{"mode", "--mode"},	    {"workers", "--workers"},
+		{"host", "--host"},	    {"port", "--port"},
+		{"storage", "--storage"},   {"log", "--log-file"},
+		{"idle_timeout", "--idle-timeout"},
+		{"max_upload", "--max-upload"},
+		{"drain_timeout", "--drain-timeout"},
+		{"codec", "--codec"},
+	};
+	int n = 0;
+	argv[n++] = "fileserv";
+	argv[n++] = "serve";
+	argv[n++] = "--quiet";
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		lua_getfield(L, 1, flags[i][0]);
+		if (!lua_isnil(L, -1) && n + 2 < max) {
+			argv[n++] = flags[i][1];
+			argv[n++] = luaL_tolstring(L, -1, NULL);
+		}
+	}
+	lua_getfield(L, 1, "sync");
+	if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
+		argv[n++] = "--no-sync";
+	argv[n++] = "--ready-fd";
+	argv[n++] = lua_pushfstring(L, "%d", ready);
+	argv[n] = NULL;
+	return n;
+}
+
+/* Waits for the port on the ready pipe; -1 if the child died or hung. */
+static int server_wait_ready(int fd, pid_t pid)
+{
+	char buf[32];
+	size_t got = 0;
+	struct pollfd p = {fd, POLLIN, 0};
+	while (got < sizeof(buf) - 1 && poll(&p, 1, 15000) > 0) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	buf[got] = '\0';
+	int port = got ? atoi(buf) : -1;
+	if (port <= 0 && waitpid(pid, NULL, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	return port > 0 ? port : -1;
+}
+
+/* fileserv.serve{mode=, workers=, port=0, storage=, sync=, ...} */
+static int server_new(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	struct lua_server *s = lua_newuserdatauv(L, sizeof(*s), 0);
+	memset(s, 0, sizeof(*s)); /* closed until the process runs */
+	luaL_setmetatable(L, SERVER_MT);
+	lua_getfield(L, 1, "host");
+	snprintf(s->host, sizeof(s->host), "%s",
+		 luaL_optstring(L, -1, "127.0.0.1"));
+	lua_getfield(L, 1, "port");
+	if (lua_isnil(L, -1)) {
+		lua_pushinteger(L, 0);
+		lua_setfield(L, 1, "port");
+	}
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return luaL_fileresult(L, 0, "pipe");
+	const char *argv[40];
+	server_argv(L, argv, 36, pipefd[1]);
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		fcntl(pipefd[1], F_SETFD, 0);
+		execv("/proc/self/exe", (char **)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	int port = pid > 0 ? server_wait_ready(pipefd[0], pid) : -1;
+	close(pipefd[0]);
+	if (port < 0) {
+		luaL_pushfail(L);
+		lua_pushstring(L, "server did not start (see its message "
+				  "above)");
+		return 2;
+	}
+	s->pid = pid;
+	s->port = port;
+	script_remember_child(pid);
+	lua_pushvalue(L, 2);
+	return 1;
+}
+
+/* ---- test files, time ---- */
+
+/* splitmix64: a tiny, well-distributed generator, so that a file is a
+ * pure function of (size, seed) and can be made again instead of kept. */
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t check_size(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) == LUA_TNUMBER) {
+		lua_Integer n = luaL_checkinteger(L, idx);
+		luaL_argcheck(L, n >= 0, idx, "size must be >= 0");
+		return (uint64_t)n;
+	}
+	uint64_t size;
+	struct fs_status st;
+	if (units_parse_size(luaL_checkstring(L, idx), &size, &st) < 0)
+		luaL_argerror(L, idx, st.message);
+	return size;
+}
+
+/* fileserv.mkfile(path, size [, seed]) */
+static int mkfile_l(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	uint64_t size = check_size(L, 2), seed = (uint64_t)luaL_optinteger(L, 3, 1);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return luaL_fileresult(L, 0, path);
+	static __thread uint64_t buf[8192];
+	uint64_t left = size;
+	while (left > 0) {
+		size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+		for (size_t i = 0; i < (n + 7) / 8; i++)
+			buf[i] = splitmix(&seed);
+		if (write(fd, buf, n) != (ssize_t)n) {
+			close(fd);
+			return luaL_fileresult(L, 0, path);
+		}
+		left -= n;
+	}
+	if (close(fd) < 0)
+		return luaL_fileresult(L, 0, path);
+	lua_pushinteger(L, (lua_Integer)size);
+	return 1;
+}
+
+static int now_l(lua_State *L)
+{
+	lua_pushnumber(L, units_now());
+	return 1;
+}
+
+static int sleep_l(lua_State *L)
+{
+	double s = luaL_checknumber(L, 1);
+	luaL_argcheck(L, s >= 0 && s < 1e9, 1, "out of range");
+	struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+static int size_l(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)check_size(L, 1));
+	return 1;
+}
+
+/* ---- registration ---- */
+
+static const luaL_Reg client_methods[] = {
+	{"put", client_put_l}, {"get", client_get_l},	  {"ls", client_ls_l},
+	{"rm", client_rm_l},   {"stats", client_stats_l}, {NULL, NULL},
+};
+
+static const luaL_Reg client_meta[] = {
+	{"__index", client_index},
+	{"__tostring", client_tostring},
+	{NULL, NULL},
+};
+
+static const luaL_Reg server_methods[] = {
+	{"stop", server_stop_l},
+	{"stats", server_stats_l},
+	{"client", server_client_l},
+	{NULL, NULL},
+};
+
+static const luaL_Reg server_meta[] = {
+	{"__index", server_index},
+	{"__gc", server_stop_l},
+	{"__close", server_stop_l},
+	{NULL, NULL},
+};
+
+static const luaL_Reg functions[] = {
+	{"client", client_new}, {"serve", server_new}, {"mkfile", mkfile_l},
+	{"now", now_l},		{"sleep", sleep_l},    {"size", size_l},
+	{"stress", script_stress}, {NULL, NULL},
+};
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+		      const luaL_Reg *methods)
+{
+	luaL_newmetatable(L, name);
+	luaL_setfuncs(L, meta, 0);
+	lua_newtable(L);
+	luaL_setfuncs(L, methods, 0);
+	lua_setfield(L, -2, "methods");
+	lua_pop(L, 1);
+}
+
+int luaopen_fileserv(lua_State *L)
+{
+	new_class(L, CLIENT_MT, client_meta, client_methods);
+	new_class(L, SERVER_MT, server_meta, server_methods);
+	luaL_newlib(L, functions);
+	script_open_json(L);
+	lua_setfield(L, -2, "json");
+	lua_pushliteral(L, FILESERV_VERSION);
+	lua_setfield(L, -2, "version");
+	return 1;
+}
