@@ -25,31 +25,31 @@ struct cli {
 };
 
 static const char cli_usage[] =
-	"usage: fileserv get NAME [-o OUT] [-f]     download NAME (alias: "
-	"download)\n"
-	"       fileserv put FILE [NAME]            upload FILE as NAME "
-	"(alias: upload)\n"
-	"       fileserv ls                         list the server's files "
-	"(alias: list)\n"
-	"       fileserv rm NAME                    delete NAME (alias: "
-	"delete)\n"
-	"       fileserv stats                      the server's counters\n"
-	"\n"
-	"options:\n"
-	"  -s, --server HOST[:PORT]  server (default 127.0.0.1, or "
-	"$FILESERV_SERVER)\n"
-	"  -p, --port N              port (default 5666)\n"
-	"  -t, --timeout SECONDS     give up after this long without progress "
-	"(default 300s)\n"
-	"  -o, --output OUT          get: write to OUT ('-' for stdout) "
-	"instead of ./NAME\n"
-	"  -f, --force               get: overwrite an existing file\n"
-	"  -q, --quiet               no progress bar\n"
-	"  -h, --help                this help\n"
-	"\n"
-	"A download goes to a temporary file that is renamed at the end, so a "
-	"failed\ndownload leaves nothing behind. Exit status: 0 ok, 1 the "
-	"server answered\nERROR, 2 usage, 3 network or local I/O failure.\n";
+    "usage: fileserv get NAME [-o OUT] [-f]     download NAME (alias: "
+    "download)\n"
+    "       fileserv put FILE [NAME]            upload FILE as NAME "
+    "(alias: upload)\n"
+    "       fileserv ls                         list the server's files "
+    "(alias: list)\n"
+    "       fileserv rm NAME                    delete NAME (alias: "
+    "delete)\n"
+    "       fileserv stats                      the server's counters\n"
+    "\n"
+    "options:\n"
+    "  -s, --server HOST[:PORT]  server (default 127.0.0.1, or "
+    "$FILESERV_SERVER)\n"
+    "  -p, --port N              port (default 5666)\n"
+    "  -t, --timeout SECONDS     give up after this long without progress "
+    "(default 300s)\n"
+    "  -o, --output OUT          get: write to OUT ('-' for stdout) "
+    "instead of ./NAME\n"
+    "  -f, --force               get: overwrite an existing file\n"
+    "  -q, --quiet               no progress bar\n"
+    "  -h, --help                this help\n"
+    "\n"
+    "A download goes to a temporary file that is renamed at the end, so a "
+    "failed\ndownload leaves nothing behind. Exit status: 0 ok, 1 the "
+    "server answered\nERROR, 2 usage, 3 network or local I/O failure.\n";
 
 static int cli_fail(struct cli *cli, const char *what)
 {
@@ -153,7 +153,8 @@ static int cmd_put(struct cli *cli, int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 		return fs_fail(&cli->st, FS_ERR_LOCAL, "%s: %s", argv[0],
-			       e == EINVAL ? "not a regular file" : strerror(e));
+			       e == EINVAL ? "not a regular file"
+					   : strerror(e));
 	}
 	char *copy = strdup(argv[0]);
 	const char *name = argc == 2 ? argv[1] : basename(copy);
@@ -176,8 +177,9 @@ static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 {
 	int want = cmd == CMD_DELETE ? 1 : 0;
 	if (argc != want)
-		return fs_fail(&cli->st, FS_ERR_USAGE, want ? "expected one NAME" :
-					      "expected no arguments");
+		return fs_fail(&cli->st, FS_ERR_USAGE,
+			       want ? "expected one NAME"
+				    : "expected no arguments");
 	struct fs_result res;
 	int rc = client_request(&cli->client, cmd, want ? argv[0] : NULL, &res,
 				&cli->st);
@@ -185,7 +187,7 @@ static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 	if (cmd == CMD_LIST) {
 		cJSON *item;
 		cJSON_ArrayForEach(item, data) if (cJSON_IsString(item))
-			printf("%s\n", item->valuestring);
+		    printf("%s\n", item->valuestring);
 	} else if (cmd == CMD_STATS && data) {
 		char *text = cJSON_Print(data);
 		printf("%s\n", text ? text : "");
@@ -205,11 +207,11 @@ static enum proto_command cli_command(const char *cmd)
 		const char *word;
 		enum proto_command cmd;
 	} words[] = {
-		{"get", CMD_GET},	{"download", CMD_GET},
-		{"put", CMD_UPLOAD},	{"upload", CMD_UPLOAD},
-		{"ls", CMD_LIST},	{"list", CMD_LIST},
-		{"rm", CMD_DELETE},	{"delete", CMD_DELETE},
-		{"stats", CMD_STATS},
+	    {"get", CMD_GET},	  {"download", CMD_GET},
+	    {"put", CMD_UPLOAD},  {"upload", CMD_UPLOAD},
+	    {"ls", CMD_LIST},	  {"list", CMD_LIST},
+	    {"rm", CMD_DELETE},	  {"delete", CMD_DELETE},
+	    {"stats", CMD_STATS},
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strcmp(cmd, words[i].word) == 0)
@@ -220,30 +222,46 @@ static enum proto_command cli_command(const char *cmd)
 static int cli_options(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"server", required_argument, NULL, 's'},
-		{"port", required_argument, NULL, 'p'},
-		{"timeout", required_argument, NULL, 't'},
-		{"output", required_argument, NULL, 'o'},
-		{"force", no_argument, NULL, 'f'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"server", required_argument, NULL, 's'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *server = NULL, *port = NULL, *timeout = NULL;
 	int ch;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:p:t:o:fqh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":s:p:t:o:fqh", opts, NULL)) !=
+	       -1) {
 		switch (ch) {
-		case 's': server = optarg; break;
-		case 'p': port = optarg; break;
-		case 't': timeout = optarg; break;
-		case 'o': cli->output = optarg; break;
-		case 'f': cli->force = 1; break;
-		case 'q': cli->quiet = 1; break;
-		case 'h': fputs(cli_usage, stdout); return 1;
+		case 's':
+			server = optarg;
+			break;
+		case 'p':
+			port = optarg;
+			break;
+		case 't':
+			timeout = optarg;
+			break;
+		case 'o':
+			cli->output = optarg;
+			break;
+		case 'f':
+			cli->force = 1;
+			break;
+		case 'q':
+			cli->quiet = 1;
+			break;
+		case 'h':
+			fputs(cli_usage, stdout);
+			return 1;
 		case ':':
 			return fs_fail(&cli->st, FS_ERR_USAGE,
-				       "option %s needs a value", argv[optind - 1]);
+				       "option %s needs a value",
+				       argv[optind - 1]);
 		default:
 			return fs_fail(&cli->st, FS_ERR_USAGE,
 				       "unknown option %s", argv[optind - 1]);
@@ -251,8 +269,8 @@ static int cli_options(struct cli *cli, int argc, char **argv)
 	}
 	if (client_init(&cli->client, server, port, &cli->st) < 0)
 		return -1;
-	if (timeout && units_parse_seconds(timeout, &cli->client.timeout,
-					   &cli->st) < 0)
+	if (timeout &&
+	    units_parse_seconds(timeout, &cli->client.timeout, &cli->st) < 0)
 		return -1;
 	return 0;
 }
@@ -267,15 +285,15 @@ int cli_main(const char *cmd, int argc, char **argv)
 	if (rc == 0) {
 		argc -= optind;
 		argv += optind;
-		rc = pc == CMD_GET    ? cmd_get(&cli, argc, argv) :
-		     pc == CMD_UPLOAD ? cmd_put(&cli, argc, argv) :
-					cmd_simple(&cli, pc, argc, argv);
+		rc = pc == CMD_GET	? cmd_get(&cli, argc, argv)
+		     : pc == CMD_UPLOAD ? cmd_put(&cli, argc, argv)
+					: cmd_simple(&cli, pc, argc, argv);
 	}
 	if (rc == 0)
 		return 0;
 	/* the server's own messages already name the file */
-	const char *what = argc > 0 && cli.st.code != FS_ERR_SERVER ? argv[0] :
-								      NULL;
+	const char *what =
+	    argc > 0 && cli.st.code != FS_ERR_SERVER ? argv[0] : NULL;
 	if (cli.st.code == FS_ERR_USAGE)
 		fprintf(stderr, "fileserv %s: %s\n(see fileserv %s --help)\n",
 			cmd, cli.st.message, cmd);

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CLIENT_BUF	     (256 * 1024)
+#define CLIENT_BUF	       (256 * 1024)
 #define CLIENT_TIMEOUT_DEFAULT 300.0
 
 /* Splits "host", "host:port" or "[v6]:port". */
@@ -30,8 +30,8 @@ static int split_server(const char *text, struct fs_client *c,
 	if (text[0] == '[') {
 		const char *close = strchr(text, ']');
 		if (!close)
-			return fs_fail(st, FS_ERR_USAGE,
-				       "invalid server '%s'", text);
+			return fs_fail(st, FS_ERR_USAGE, "invalid server '%s'",
+				       text);
 		text++;
 		hostlen = (size_t)(close - text);
 		colon = close[1] == ':' ? close + 1 : NULL;
@@ -132,9 +132,9 @@ static int send_upload(struct conn *conn, const char *head, int fd,
 				     strerror(errno));
 			break;
 		}
-		pending += n ? b64_encode_update(&enc, in, (size_t)n,
-						 out + pending) :
-			       b64_encode_final(&enc, out + pending);
+		pending +=
+		    n ? b64_encode_update(&enc, in, (size_t)n, out + pending)
+		      : b64_encode_final(&enc, out + pending);
 		if (n == 0) {
 			memcpy(out + pending, PROTO_TERMINATOR, 4);
 			pending += 4;
@@ -169,8 +169,8 @@ static int check_reply(const struct fs_client *c, cJSON *reply,
 	if (strcmp(status->valuestring, "OK") == 0)
 		return 0;
 	return fs_fail(st, FS_ERR_SERVER, "%s",
-		       cJSON_IsString(data) ? data->valuestring :
-					      "server answered ERROR");
+		       cJSON_IsString(data) ? data->valuestring
+					    : "server answered ERROR");
 }
 
 struct exchange {
@@ -191,10 +191,10 @@ static int exchange_run(const struct fs_client *c, const struct exchange *x,
 	if (proto_format_head(head, sizeof(head), x->cmd,
 			      x->name ? x->name : "") < 0)
 		return fs_fail(st, FS_ERR_USAGE, "name too long");
-	int sent = x->cmd == CMD_UPLOAD ?
-			   send_upload(conn, head, x->fd, x->size, x->progress,
-				       x->progress_ctx, &res->bytes, st) :
-			   conn_write(conn, head, strlen(head));
+	int sent = x->cmd == CMD_UPLOAD
+		       ? send_upload(conn, head, x->fd, x->size, x->progress,
+				     x->progress_ctx, &res->bytes, st)
+		       : conn_write(conn, head, strlen(head));
 	if (sent < 0 && x->cmd != CMD_UPLOAD)
 		fs_fail(st, fs_error_from_errno(errno), "sending: %s",
 			strerror(errno));
@@ -220,9 +220,9 @@ static int exchange(const struct fs_client *c, const struct exchange *x,
 	if (fd < 0)
 		return -1;
 	struct conn conn;
-	int rc = conn_init(&conn, fd, CLIENT_BUF) < 0 ?
-			 fs_fail(st, FS_ERR_LOCAL, "out of memory") :
-			 exchange_run(c, x, &conn, res, st);
+	int rc = conn_init(&conn, fd, CLIENT_BUF) < 0
+		     ? fs_fail(st, FS_ERR_LOCAL, "out of memory")
+		     : exchange_run(c, x, &conn, res, st);
 	conn_free(&conn);
 	close(fd);
 	res->seconds = units_now() - t0;
@@ -307,8 +307,8 @@ int client_get_file(const struct fs_client *c, const char *name,
 		    struct fs_status *st)
 {
 	if (strcmp(path, "-") == 0)
-		return get_to_fd(c, name, STDOUT_FILENO, progress,
-				 progress_ctx, res, st);
+		return get_to_fd(c, name, STDOUT_FILENO, progress, progress_ctx,
+				 res, st);
 	memset(res, 0, sizeof(*res));
 	if (!overwrite && access(path, F_OK) == 0)
 		return fs_fail(st, FS_ERR_LOCAL,
@@ -322,12 +322,10 @@ int client_get_file(const struct fs_client *c, const char *name,
 	int rc = get_to_fd(c, name, fd, progress, progress_ctx, res, st);
 	fchmod(fd, 0644);
 	if (close(fd) < 0 && rc == 0)
-		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path,
-			     strerror(errno));
+		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path, strerror(errno));
 	unsigned flags = overwrite ? 0 : RENAME_NOREPLACE;
 	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, flags) < 0)
-		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path,
-			     strerror(errno));
+		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path, strerror(errno));
 	if (rc < 0)
 		unlink(tmp);
 	return rc;

@@ -24,8 +24,8 @@ struct b64_encoder {
 struct b64_decoder {
 	unsigned char quad[4]; /* sextets of an incomplete quantum */
 	unsigned nquad;
-	unsigned npad;	       /* '=' seen in the current quantum */
-	int ended;	       /* a padded quantum closed the stream */
+	unsigned npad; /* '=' seen in the current quantum */
+	int ended;     /* a padded quantum closed the stream */
 	int failed;
 };
 

@@ -7,17 +7,17 @@
 #include <stdio.h>
 
 static const char *const error_names[FS_ERR_COUNT] = {
-	[FS_OK] = "ok",
-	[FS_ERR_USAGE] = "usage",
-	[FS_ERR_SERVER] = "server",
-	[FS_ERR_REFUSED] = "refused",
-	[FS_ERR_RESET] = "reset",
-	[FS_ERR_TIMEOUT] = "timeout",
-	[FS_ERR_PROTOCOL] = "protocol",
-	[FS_ERR_NETWORK] = "network",
-	[FS_ERR_LOCAL] = "local",
-	[FS_ERR_MISMATCH] = "mismatch",
-	[FS_ERR_SCRIPT] = "script",
+    [FS_OK] = "ok",
+    [FS_ERR_USAGE] = "usage",
+    [FS_ERR_SERVER] = "server",
+    [FS_ERR_REFUSED] = "refused",
+    [FS_ERR_RESET] = "reset",
+    [FS_ERR_TIMEOUT] = "timeout",
+    [FS_ERR_PROTOCOL] = "protocol",
+    [FS_ERR_NETWORK] = "network",
+    [FS_ERR_LOCAL] = "local",
+    [FS_ERR_MISMATCH] = "mismatch",
+    [FS_ERR_SCRIPT] = "script",
 };
 
 const char *fs_error_name(enum fs_error code)

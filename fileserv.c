@@ -10,59 +10,65 @@
 #include <string.h>
 
 static const char main_usage[] =
-	"usage: fileserv COMMAND [OPTIONS] [ARGS]\n"
-	"\n"
-	"A file server speaking the LIST/GET/UPLOAD/DELETE text protocol, its\n"
-	"client, and a Lua-scripted stress tester, in one executable.\n"
-	"\n"
-	"commands:\n"
-	"  serve            run the server (thread, process or single mode)\n"
-	"  get NAME         download a file (alias: download)\n"
-	"  put FILE [NAME]  upload a file (alias: upload)\n"
-	"  ls               list the server's files (alias: list)\n"
-	"  rm NAME          delete a file (alias: delete)\n"
-	"  stats            show the server's counters\n"
-	"  stress           run concurrent client workers against a server\n"
-	"  run SCRIPT       run a Lua scenario script (e.g. "
-	"scripts/stress_all.lua)\n"
-	"\n"
-	"  fileserv COMMAND --help   options of one command\n"
-	"  fileserv --version        version\n";
+    "usage: fileserv COMMAND [OPTIONS] [ARGS]\n"
+    "\n"
+    "A file server speaking the LIST/GET/UPLOAD/DELETE text protocol, its\n"
+    "client, and a Lua-scripted stress tester, in one executable.\n"
+    "\n"
+    "commands:\n"
+    "  serve            run the server (thread, process or single mode)\n"
+    "  get NAME         download a file (alias: download)\n"
+    "  put FILE [NAME]  upload a file (alias: upload)\n"
+    "  ls               list the server's files (alias: list)\n"
+    "  rm NAME          delete a file (alias: delete)\n"
+    "  stats            show the server's counters\n"
+    "  stress           run concurrent client workers against a server\n"
+    "  run SCRIPT       run a Lua scenario script (e.g. "
+    "scripts/stress_all.lua)\n"
+    "\n"
+    "  fileserv COMMAND --help   options of one command\n"
+    "  fileserv --version        version\n";
 
 static const char serve_usage[] =
-	"usage: fileserv serve [OPTIONS]\n"
-	"\n"
-	"  -m, --mode MODE         single, thread or process (default thread)\n"
-	"  -w, --workers N         worker threads or processes, 1-1024 "
-	"(default 5)\n"
-	"  -H, --host ADDR         address to listen on (default 127.0.0.1:\n"
-	"                          loopback only; --host 0.0.0.0 exposes the\n"
-	"                          server to the network)\n"
-	"  -p, --port N            port, 0 for any free one (default 5666)\n"
-	"  -d, --storage DIR       directory of the files (default ./storage,\n"
-	"                          created if missing)\n"
-	"  -l, --log-file FILE     also append the log to FILE\n"
-	"  -q, --quiet             no log on stderr\n"
-	"      --no-sync           skip fsync of uploads (benchmarks only: an\n"
-	"                          acknowledged upload may not survive a "
-	"crash)\n"
-	"      --idle-timeout T    close a connection idle this long "
-	"(default 60s)\n"
-	"      --drain-timeout T   on SIGTERM, wait this long for transfers in\n"
-	"                          flight (default 10s)\n"
-	"      --max-upload SIZE   refuse uploads larger than SIZE (default "
-	"0,\n"
-	"                          no limit; e.g. 10GB)\n"
-	"      --codec NAME        base64 codec: auto, avx2, scalar, libb64\n"
-	"      --ready-fd FD       write the port to FD once listening\n"
-	"\n"
-	"single serves one connection at a time; thread runs N threads and\n"
-	"process N pre-forked processes, each serving one connection at a "
-	"time,\nwith further clients queued by the kernel. SIGTERM or SIGINT "
-	"stops\naccepting, lets transfers finish, and exits 0.\n";
+    "usage: fileserv serve [OPTIONS]\n"
+    "\n"
+    "  -m, --mode MODE         single, thread or process (default thread)\n"
+    "  -w, --workers N         worker threads or processes, 1-1024 "
+    "(default 5)\n"
+    "  -H, --host ADDR         address to listen on (default 127.0.0.1:\n"
+    "                          loopback only; --host 0.0.0.0 exposes the\n"
+    "                          server to the network)\n"
+    "  -p, --port N            port, 0 for any free one (default 5666)\n"
+    "  -d, --storage DIR       directory of the files (default ./storage,\n"
+    "                          created if missing)\n"
+    "  -l, --log-file FILE     also append the log to FILE\n"
+    "  -q, --quiet             no log on stderr\n"
+    "      --no-sync           skip fsync of uploads (benchmarks only: an\n"
+    "                          acknowledged upload may not survive a "
+    "crash)\n"
+    "      --idle-timeout T    close a connection idle this long "
+    "(default 60s)\n"
+    "      --drain-timeout T   on SIGTERM, wait this long for transfers in\n"
+    "                          flight (default 10s)\n"
+    "      --max-upload SIZE   refuse uploads larger than SIZE (default "
+    "0,\n"
+    "                          no limit; e.g. 10GB)\n"
+    "      --codec NAME        base64 codec: auto, avx2, scalar, libb64\n"
+    "      --ready-fd FD       write the port to FD once listening\n"
+    "\n"
+    "single serves one connection at a time; thread runs N threads and\n"
+    "process N pre-forked processes, each serving one connection at a "
+    "time,\nwith further clients queued by the kernel. SIGTERM or SIGINT "
+    "stops\naccepting, lets transfers finish, and exits 0.\n";
 
-enum { OPT_NO_SYNC = 256, OPT_IDLE, OPT_DRAIN, OPT_MAX_UPLOAD, OPT_CODEC,
-       OPT_READY_FD };
+enum {
+	OPT_NO_SYNC = 256,
+	OPT_IDLE,
+	OPT_DRAIN,
+	OPT_MAX_UPLOAD,
+	OPT_CODEC,
+	OPT_READY_FD
+};
 
 static int serve_option(struct server_config *cfg, int ch, const char *arg,
 			struct fs_status *st)
@@ -74,7 +80,8 @@ static int serve_option(struct server_config *cfg, int ch, const char *arg,
 		    strcmp(arg, "process"))
 			return fs_fail(st, FS_ERR_USAGE,
 				       "invalid mode '%s' (single, thread or "
-				       "process)", arg);
+				       "process)",
+				       arg);
 		cfg->mode = arg;
 		return 0;
 	case 'w':
@@ -87,19 +94,33 @@ static int serve_option(struct server_config *cfg, int ch, const char *arg,
 			return -1;
 		cfg->port = (int)n;
 		return 0;
-	case 'H': cfg->host = arg; return 0;
-	case 'd': cfg->storage = arg; return 0;
-	case 'l': cfg->log_file = arg; return 0;
-	case 'q': cfg->quiet = 1; return 0;
-	case OPT_NO_SYNC: cfg->sync = 0; return 0;
-	case OPT_IDLE: return units_parse_seconds(arg, &cfg->idle_timeout, st);
-	case OPT_DRAIN: return units_parse_seconds(arg, &cfg->drain_timeout, st);
-	case OPT_MAX_UPLOAD: return units_parse_size(arg, &cfg->max_upload, st);
+	case 'H':
+		cfg->host = arg;
+		return 0;
+	case 'd':
+		cfg->storage = arg;
+		return 0;
+	case 'l':
+		cfg->log_file = arg;
+		return 0;
+	case 'q':
+		cfg->quiet = 1;
+		return 0;
+	case OPT_NO_SYNC:
+		cfg->sync = 0;
+		return 0;
+	case OPT_IDLE:
+		return units_parse_seconds(arg, &cfg->idle_timeout, st);
+	case OPT_DRAIN:
+		return units_parse_seconds(arg, &cfg->drain_timeout, st);
+	case OPT_MAX_UPLOAD:
+		return units_parse_size(arg, &cfg->max_upload, st);
 	case OPT_CODEC:
 		if (codec_select(arg) < 0)
 			return fs_fail(st, FS_ERR_USAGE,
 				       "codec '%s' is unknown or not supported "
-				       "by this CPU", arg);
+				       "by this CPU",
+				       arg);
 		return 0;
 	case OPT_READY_FD:
 		if (units_parse_long(arg, 0, 1 << 20, "descriptor", &n, st) < 0)
@@ -114,21 +135,21 @@ static int serve_options(struct server_config *cfg, int argc, char **argv,
 			 struct fs_status *st)
 {
 	static const struct option opts[] = {
-		{"mode", required_argument, NULL, 'm'},
-		{"workers", required_argument, NULL, 'w'},
-		{"host", required_argument, NULL, 'H'},
-		{"port", required_argument, NULL, 'p'},
-		{"storage", required_argument, NULL, 'd'},
-		{"log-file", required_argument, NULL, 'l'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"no-sync", no_argument, NULL, OPT_NO_SYNC},
-		{"idle-timeout", required_argument, NULL, OPT_IDLE},
-		{"drain-timeout", required_argument, NULL, OPT_DRAIN},
-		{"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
-		{"codec", required_argument, NULL, OPT_CODEC},
-		{"ready-fd", required_argument, NULL, OPT_READY_FD},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"host", required_argument, NULL, 'H'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"storage", required_argument, NULL, 'd'},
+	    {"log-file", required_argument, NULL, 'l'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"no-sync", no_argument, NULL, OPT_NO_SYNC},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+	    {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+	    {"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
+	    {"codec", required_argument, NULL, OPT_CODEC},
+	    {"ready-fd", required_argument, NULL, OPT_READY_FD},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 	opterr = 0;
@@ -140,8 +161,8 @@ static int serve_options(struct server_config *cfg, int argc, char **argv,
 		}
 		if (ch == '?' || ch == ':')
 			return fs_fail(st, FS_ERR_USAGE, "%s option %s",
-				       ch == ':' ? "missing value for" :
-						   "unknown",
+				       ch == ':' ? "missing value for"
+						 : "unknown",
 				       argv[optind - 1]);
 		if (serve_option(cfg, ch, optarg, st) < 0)
 			return -1;
@@ -159,17 +180,25 @@ static int serve_options(struct server_config *cfg, int argc, char **argv,
 int serve_main(int argc, char **argv)
 {
 	struct server_config cfg = {
-		.mode = "thread", .workers = 5, .host = "127.0.0.1",
-		.port = FS_DEFAULT_PORT, .storage = "./storage", .sync = 1,
-		.idle_timeout = 60, .drain_timeout = 10, .ready_fd = -1,
+	    .mode = "thread",
+	    .workers = 5,
+	    .host = "127.0.0.1",
+	    .port = FS_DEFAULT_PORT,
+	    .storage = "./storage",
+	    .sync = 1,
+	    .idle_timeout = 60,
+	    .drain_timeout = 10,
+	    .ready_fd = -1,
 	};
 	struct fs_status st = {0};
 	int rc = serve_options(&cfg, argc, argv, &st);
 	if (rc > 0)
 		return 0;
 	if (rc < 0) {
-		fprintf(stderr, "fileserv serve: %s\n(see fileserv serve "
-				"--help)\n", st.message);
+		fprintf(stderr,
+			"fileserv serve: %s\n(see fileserv serve "
+			"--help)\n",
+			st.message);
 		return 2;
 	}
 	if (log_open(cfg.log_file, cfg.quiet) < 0) {
@@ -207,12 +236,12 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "run") == 0)
 		return script_main(argc - 1, argv + 1);
 	static const char *const client_cmds[] = {
-		"get", "download", "put", "upload", "ls", "list",
-		"rm", "delete", "stats", NULL};
+	    "get",  "download", "put",	  "upload", "ls",
+	    "list", "rm",	"delete", "stats",  NULL};
 	for (const char *const *c = client_cmds; *c; c++)
 		if (strcmp(cmd, *c) == 0)
 			return cli_main(cmd, argc - 1, argv + 1);
-	fprintf(stderr, "fileserv: unknown command '%s' (see fileserv --help)\n",
-		cmd);
+	fprintf(stderr,
+		"fileserv: unknown command '%s' (see fileserv --help)\n", cmd);
 	return 2;
 }

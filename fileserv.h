@@ -25,7 +25,7 @@
 #define FILESERV_VERSION "0.1.0"
 #define FS_DEFAULT_PORT	 5666
 #define FS_NAME_MAX	 255
-#define FS_HEAD_MAX	 4096		/* request bytes before upload data */
+#define FS_HEAD_MAX	 4096	      /* request bytes before upload data */
 #define FS_IO_CHUNK	 (192 * 1024) /* file bytes per transfer step */
 #define FS_TMP_PREFIX	 ".fileserv-tmp-"
 
@@ -56,7 +56,7 @@ const char *fs_error_name(enum fs_error code);
 /* Records code and a printf-style message in st (if st is not NULL);
  * returns -1 so that callers can `return fs_fail(...)`. */
 int fs_fail(struct fs_status *st, enum fs_error code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Maps an errno from a socket call to the error vocabulary. */
 enum fs_error fs_error_from_errno(int err);
 /* Process exit status for an error: 0 ok, 1 server ERROR, 2 usage, 3 I/O. */
@@ -83,9 +83,9 @@ double units_now(void);
  * stderr. Returns 0 or -1 (errno set). */
 int log_open(const char *path, int quiet);
 void log_info(const char *worker, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void log_error(const char *worker, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- proto.c: requests ---- */
 
@@ -179,8 +179,13 @@ struct stats_counters {
 
 /* Counters in memory shared with forked children; NULL on failure. */
 struct stats_counters *stats_shared_create(void);
+/* Counts a request as succeeded or failed. A request is counted just
+ * before its reply's last write, so that a client that has the reply also
+ * sees it in STATS; stats_recount() moves it if that write then fails. */
 void stats_count_request(struct stats_counters *s, enum proto_command cmd,
-			 int ok, uint64_t in, uint64_t out);
+			 int ok);
+void stats_recount(struct stats_counters *s, enum proto_command cmd, int ok);
+void stats_count_bytes(struct stats_counters *s, uint64_t in, uint64_t out);
 /* STATS reply data: counters plus mode, workers and uptime. */
 struct cJSON *stats_to_json(const struct stats_counters *s, const char *mode,
 			    int workers, double uptime);
@@ -346,7 +351,7 @@ struct stress_config {
 	const char *file; /* local file: upload source, download reference */
 	const char *name; /* remote name */
 	int clients;
-	int processes; /* fork workers instead of starting threads */
+	int processes;	 /* fork workers instead of starting threads */
 	long iterations; /* per client; ignored when duration > 0 */
 	double duration;
 	int verify;
@@ -355,10 +360,10 @@ struct stress_config {
 
 struct stress_result {
 	struct stress_tally total;
-	double wall;		/* seconds from release to last worker done */
-	double client_time;	/* mean of each client's own duration */
-	double client_rate;	/* mean of each client's bytes / duration */
-	int server_stats;	/* server deltas below are valid */
+	double wall;	    /* seconds from release to last worker done */
+	double client_time; /* mean of each client's own duration */
+	double client_rate; /* mean of each client's bytes / duration */
+	int server_stats;   /* server deltas below are valid */
 	uint64_t server_succeeded, server_failed;
 };
 

@@ -96,8 +96,8 @@ static void announce(struct server *srv)
 		 FILESERV_VERSION, c->storage, c->host, srv->port, c->mode,
 		 c->workers, c->workers == 1 ? "" : "s",
 		 loopback ? "; loopback only, --host 0.0.0.0 exposes it to "
-			    "the network" :
-			    "; reachable from the network");
+			    "the network"
+			  : "; reachable from the network");
 	if (c->ready_fd >= 0) {
 		dprintf(c->ready_fd, "%d\n", srv->port);
 		close(c->ready_fd);
@@ -298,9 +298,9 @@ int pool_run(struct server *srv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const char *mode = srv->cfg.mode;
-	int rc = strcmp(mode, "single") == 0 ? run_single(srv) :
-		 strcmp(mode, "thread") == 0 ? run_threads(srv) :
-					       run_processes(srv);
+	int rc = strcmp(mode, "single") == 0   ? run_single(srv)
+		 : strcmp(mode, "thread") == 0 ? run_threads(srv)
+					       : run_processes(srv);
 	log_info("main", "server stopped");
 	return rc;
 }

@@ -23,9 +23,8 @@
 #include <unistd.h>
 
 static const char *const command_names[CMD_COUNT] = {
-	[CMD_INVALID] = "INVALID", [CMD_LIST] = "LIST",
-	[CMD_GET] = "GET",	   [CMD_UPLOAD] = "UPLOAD",
-	[CMD_DELETE] = "DELETE",   [CMD_STATS] = "STATS",
+    [CMD_INVALID] = "INVALID", [CMD_LIST] = "LIST",	[CMD_GET] = "GET",
+    [CMD_UPLOAD] = "UPLOAD",   [CMD_DELETE] = "DELETE", [CMD_STATS] = "STATS",
 };
 
 const char *proto_command_name(enum proto_command cmd)
@@ -180,8 +179,8 @@ static int parse_name_part(const char *buf, size_t pos, size_t end,
 		return term < 0 ? 0 : -1;
 	}
 	size_t used = 0;
-	int r = scan_name(buf + pos + 1, end - pos - 1, term >= 0, req, &used,
-			  why);
+	int r =
+	    scan_name(buf + pos + 1, end - pos - 1, term >= 0, req, &used, why);
 	if (r <= 0)
 		return r;
 	size_t after = pos + 1 + used;
@@ -277,8 +276,8 @@ int proto_format_head(char *buf, size_t len, enum proto_command cmd,
 			buf[n++] = '"';
 	}
 	const char *tail = cmd == CMD_UPLOAD ? " " : PROTO_TERMINATOR;
-	n += (size_t)snprintf(buf + (n < len ? n : len),
-			      n < len ? len - n : 0, "%s", tail);
+	n += (size_t)snprintf(buf + (n < len ? n : len), n < len ? len - n : 0,
+			      "%s", tail);
 	return n < len ? (int)n : -1;
 }
 
@@ -327,11 +326,10 @@ char *proto_reply_get_head(const char *name)
 {
 	char *quoted = json_string(name);
 	char *out = NULL;
-	if (quoted &&
-	    asprintf(&out,
-		     "{\"status\": \"OK\", \"data_namafile\": %s, "
-		     "\"data_file\": \"",
-		     quoted) < 0)
+	if (quoted && asprintf(&out,
+			       "{\"status\": \"OK\", \"data_namafile\": %s, "
+			       "\"data_file\": \"",
+			       quoted) < 0)
 		out = NULL;
 	free(quoted);
 	return out;
@@ -526,17 +524,18 @@ static int reader_escape(struct reader *r, char *out)
 			return 0;
 		}
 	if (ch != 'u')
-		return ch < 0 ? -1 :
-			fs_fail(r->st, FS_ERR_PROTOCOL, "bad escape in reply");
+		return ch < 0 ? -1
+			      : fs_fail(r->st, FS_ERR_PROTOCOL,
+					"bad escape in reply");
 	unsigned v = 0;
 	for (int i = 0; i < 4; i++) {
 		ch = reader_next(r);
 		if (ch < 0 || !isxdigit(ch))
-			return ch < 0 ? -1 :
-				fs_fail(r->st, FS_ERR_PROTOCOL,
-					"bad \\u escape in reply");
-		v = v * 16 + (unsigned)(isdigit(ch) ? ch - '0' :
-						       (ch | 0x20) - 'a' + 10);
+			return ch < 0 ? -1
+				      : fs_fail(r->st, FS_ERR_PROTOCOL,
+						"bad \\u escape in reply");
+		v = v * 16 +
+		    (unsigned)(isdigit(ch) ? ch - '0' : (ch | 0x20) - 'a' + 10);
 	}
 	*out = v < 0x80 ? (char)v : '!'; /* non-ASCII is never base64 */
 	return 0;
@@ -683,8 +682,8 @@ static int reader_object(struct reader *r, struct stream *s, cJSON *obj)
 	}
 }
 
-int proto_read_reply(struct conn *c, const struct fs_sink *sink,
-		     cJSON **reply, uint64_t *file_bytes, struct fs_status *st)
+int proto_read_reply(struct conn *c, const struct fs_sink *sink, cJSON **reply,
+		     uint64_t *file_bytes, struct fs_status *st)
 {
 	struct reader r = {c, st};
 	struct stream s = {.sink = sink};

@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONN_BUF (256 * 1024)
+#define CONN_BUF   (256 * 1024)
 #define LINGER_MAX 2.0 /* seconds spent draining a refused upload */
 
 static int listen_on(const char *host, int port, struct fs_status *st)
@@ -97,21 +97,32 @@ struct request {
 	const char *worker;
 	uint64_t file_bytes;
 	char message[512]; /* error reply text, or what went wrong */
-	int replied_error;
+	int counted;	   /* 1 as succeeded, -1 as failed, 0 not yet */
 };
 
-static int reply(struct request *r, char *text)
+/* Records the outcome in STATS (once; later calls correct it). */
+static void settle(struct request *r, int ok)
 {
+	struct stats_counters *s = r->srv->stats;
+	if (r->counted == 0)
+		stats_count_request(s, r->req.cmd, ok);
+	else if ((r->counted > 0) != ok)
+		stats_recount(s, r->req.cmd, ok);
+	r->counted = ok ? 1 : -1;
+}
+
+/* Writes the final reply; ok says whether the request succeeded. */
+static int reply(struct request *r, char *text, int ok)
+{
+	settle(r, ok && text);
 	int rc = text ? conn_write(&r->conn, text, strlen(text)) : -1;
 	free(text);
-	return rc;
+	return ok ? rc : -1;
 }
 
 static int reply_error(struct request *r)
 {
-	r->replied_error = 1;
-	reply(r, proto_reply_error(r->message));
-	return -1;
+	return reply(r, proto_reply_error(r->message), 0);
 }
 
 /* Reads until the head is complete; 1 ok, 0 the client went away, -1 an
@@ -133,9 +144,10 @@ static int read_head(struct request *r)
 		ssize_t n = conn_fill(c);
 		if (n <= 0) {
 			snprintf(r->message, sizeof(r->message), "%s",
-				 n == 0 ? "closed before a complete request" :
-				 errno == EAGAIN ? "timed out reading the request" :
-						   strerror(errno));
+				 n == 0 ? "closed before a complete request"
+				 : errno == EAGAIN
+				     ? "timed out reading the request"
+				     : strerror(errno));
 			return 0;
 		}
 	}
@@ -168,11 +180,12 @@ static int handle_get(struct request *r)
 				break;
 			}
 			pending += n ? b64_encode_update(&enc, in, (size_t)n,
-							 out + pending) :
-				       b64_encode_final(&enc, out + pending);
+							 out + pending)
+				     : b64_encode_final(&enc, out + pending);
 			if (n == 0) {
 				memcpy(out + pending, proto_reply_get_tail, 5);
 				pending += 5;
+				settle(r, 1);
 			}
 			if (conn_write(&r->conn, out, pending) < 0) {
 				snprintf(r->message, sizeof(r->message),
@@ -262,9 +275,9 @@ static int upload_body(struct request *r, struct upload *u, char *out)
 		if (got <= 0) {
 			snprintf(r->message, sizeof(r->message),
 				 "upload of %s cut off: %s", r->req.name,
-				 got == 0 ? "client closed the connection" :
-				 errno == EAGAIN ? "timed out" :
-						   strerror(errno));
+				 got == 0 ? "client closed the connection"
+				 : errno == EAGAIN ? "timed out"
+						   : strerror(errno));
 			return -1;
 		}
 	}
@@ -292,16 +305,17 @@ static int handle_upload(struct request *r)
 	if (storage_upload_commit(&u, r->req.name, r->message,
 				  sizeof(r->message)) < 0)
 		return reply_error(r);
-	snprintf(r->message, sizeof(r->message), "file %s uploaded (%llu bytes)",
-		 r->req.name, (unsigned long long)u.bytes);
-	return reply(r, proto_reply_text(r->message));
+	snprintf(r->message, sizeof(r->message),
+		 "file %s uploaded (%llu bytes)", r->req.name,
+		 (unsigned long long)u.bytes);
+	return reply(r, proto_reply_text(r->message), 1);
 }
 
 static int handle_list(struct request *r)
 {
-	cJSON *list = storage_list(&r->srv->storage, r->message,
-				   sizeof(r->message));
-	return list ? reply(r, proto_reply_data(list)) : reply_error(r);
+	cJSON *list =
+	    storage_list(&r->srv->storage, r->message, sizeof(r->message));
+	return list ? reply(r, proto_reply_data(list), 1) : reply_error(r);
 }
 
 static int handle_delete(struct request *r)
@@ -311,15 +325,17 @@ static int handle_delete(struct request *r)
 		return reply_error(r);
 	snprintf(r->message, sizeof(r->message), "file %s deleted",
 		 r->req.name);
-	return reply(r, proto_reply_text(r->message));
+	return reply(r, proto_reply_text(r->message), 1);
 }
 
 static int handle_stats(struct request *r)
 {
 	struct server *srv = r->srv;
-	return reply(r, proto_reply_data(stats_to_json(
-				srv->stats, srv->cfg.mode, srv->cfg.workers,
-				units_now() - srv->started)));
+	return reply(r,
+		     proto_reply_data(stats_to_json(
+			 srv->stats, srv->cfg.mode, srv->cfg.workers,
+			 units_now() - srv->started)),
+		     1);
 }
 
 static int dispatch(struct request *r)
@@ -355,14 +371,16 @@ static void peer_name(int fd, char *buf, size_t len)
 	char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
-			    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+			    port, sizeof(port),
+			    NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(buf, len, "%s:%s", host, port);
 }
 
 static void log_request(struct request *r, int ok, double seconds)
 {
 	const char *name = r->req.name[0] ? r->req.name : "-";
-	if (r->req.name_len > FS_NAME_MAX || proto_check_name(name, strlen(name)))
+	if (r->req.name_len > FS_NAME_MAX ||
+	    proto_check_name(name, strlen(name)))
 		name = "(invalid name)";
 	log_info(r->worker, "%s %s: %s, %llu file bytes, %.3f s%s%s",
 		 proto_command_name(r->req.cmd), name, ok ? "OK" : "ERROR",
@@ -387,13 +405,13 @@ void server_handle(struct server *srv, int fd, const char *worker)
 		else if (head < 0)
 			reply_error(&r);
 		if (head != 0) {
-			stats_count_request(srv->stats, r.req.cmd, ok,
-					    r.conn.bytes_in, r.conn.bytes_out);
+			settle(&r, ok);
 			log_request(&r, ok, units_now() - t0);
 		} else {
 			log_info(worker, "%s: %s", peer, r.message);
 		}
 	}
+	stats_count_bytes(srv->stats, r.conn.bytes_in, r.conn.bytes_out);
 	conn_free(&r.conn);
 	close(fd);
 	log_info(worker, "connection from %s closed", peer);

@@ -17,8 +17,9 @@
 
 struct stats_counters *stats_shared_create(void)
 {
-	void *p = mmap(NULL, sizeof(struct stats_counters),
-		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	void *p =
+	    mmap(NULL, sizeof(struct stats_counters), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -33,10 +34,20 @@ static uint64_t get(const uint64_t *counter)
 }
 
 void stats_count_request(struct stats_counters *s, enum proto_command cmd,
-			 int ok, uint64_t in, uint64_t out)
+			 int ok)
 {
 	add(&s->requests[cmd], 1);
 	add(ok ? &s->succeeded[cmd] : &s->failed[cmd], 1);
+}
+
+void stats_recount(struct stats_counters *s, enum proto_command cmd, int ok)
+{
+	add(ok ? &s->succeeded[cmd] : &s->failed[cmd], 1);
+	add(ok ? &s->failed[cmd] : &s->succeeded[cmd], (uint64_t)-1);
+}
+
+void stats_count_bytes(struct stats_counters *s, uint64_t in, uint64_t out)
+{
 	add(&s->bytes_in, in);
 	add(&s->bytes_out, out);
 }
@@ -134,8 +145,9 @@ uint64_t hist_quantile(const struct histogram *h, double q)
 		seen += h->count[i];
 		if (seen >= rank) {
 			uint64_t v = hist_value(i);
-			return v < h->min_ns ? h->min_ns :
-			       v > h->max_ns ? h->max_ns : v;
+			return v < h->min_ns   ? h->min_ns
+			       : v > h->max_ns ? h->max_ns
+					       : v;
 		}
 	}
 	return h->max_ns;

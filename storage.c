@@ -34,8 +34,8 @@ static void sweep_temporaries(int dirfd)
 	}
 	struct dirent *e;
 	while ((e = readdir(dir)))
-		if (strncmp(e->d_name, FS_TMP_PREFIX,
-			    strlen(FS_TMP_PREFIX)) == 0)
+		if (strncmp(e->d_name, FS_TMP_PREFIX, strlen(FS_TMP_PREFIX)) ==
+		    0)
 			unlinkat(dirfd, e->d_name, 0);
 	closedir(dir);
 }
@@ -171,7 +171,8 @@ cJSON *storage_list(struct storage *s, char *err, size_t errlen)
 	cJSON *list = cJSON_CreateArray();
 	for (ssize_t i = 0; i < n; i++) {
 		if (list)
-			cJSON_AddItemToArray(list, cJSON_CreateString(names[i]));
+			cJSON_AddItemToArray(list,
+					     cJSON_CreateString(names[i]));
 		free(names[i]);
 	}
 	free(names);
@@ -218,9 +219,9 @@ int storage_upload_begin(struct storage *s, struct upload *u, char *err,
 	if (u->fd >= 0)
 		return 0;
 	temp_name(u->tmpname, sizeof(u->tmpname));
-	u->fd = openat(s->dirfd, u->tmpname,
-		       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		       0644);
+	u->fd =
+	    openat(s->dirfd, u->tmpname,
+		   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (u->fd < 0) {
 		u->tmpname[0] = '\0';
 		return fail(err, errlen, "creating the temporary file", errno);

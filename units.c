@@ -17,20 +17,30 @@ struct unit {
 };
 
 static const struct unit size_units[] = {
-	{"", 1},	{"b", 1},	{"k", 1e3},	 {"kb", 1e3},
-	{"m", 1e6},	{"mb", 1e6},	{"g", 1e9},	 {"gb", 1e9},
-	{"t", 1e12},	{"tb", 1e12},	{"kib", 1024.0}, {"mib", 1048576.0},
-	{"gib", 1073741824.0},	{"tib", 1099511627776.0},	 {NULL, 0},
+    {"", 1},
+    {"b", 1},
+    {"k", 1e3},
+    {"kb", 1e3},
+    {"m", 1e6},
+    {"mb", 1e6},
+    {"g", 1e9},
+    {"gb", 1e9},
+    {"t", 1e12},
+    {"tb", 1e12},
+    {"kib", 1024.0},
+    {"mib", 1048576.0},
+    {"gib", 1073741824.0},
+    {"tib", 1099511627776.0},
+    {NULL, 0},
 };
 
 static const struct unit time_units[] = {
-	{"", 1}, {"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"m", 60}, {"h", 3600},
-	{NULL, 0},
+    {"", 1},   {"s", 1},    {"ms", 1e-3}, {"us", 1e-6},
+    {"m", 60}, {"h", 3600}, {NULL, 0},
 };
 
 /* Parses a non-negative decimal with a suffix from units. */
-static int parse_scaled(const char *text, const struct unit *units,
-			double *out)
+static int parse_scaled(const char *text, const struct unit *units, double *out)
 {
 	char *end;
 	errno = 0;
@@ -62,9 +72,9 @@ int units_parse_seconds(const char *text, double *out, struct fs_status *st)
 {
 	double v;
 	if (parse_scaled(text, time_units, &v) < 0 || v > 1e9)
-		return fs_fail(st, FS_ERR_USAGE,
-			       "invalid duration '%s' (examples: 30s, 500ms, 2m)",
-			       text);
+		return fs_fail(
+		    st, FS_ERR_USAGE,
+		    "invalid duration '%s' (examples: 30s, 500ms, 2m)", text);
 	*out = v;
 	return 0;
 }

@@ -101,8 +101,8 @@ static int client_get_l(lua_State *L)
 	struct fs_status st = {0};
 	struct fs_result res;
 	struct fs_sink sink = {discard, NULL};
-	int rc = dest ? client_get_file(c, name, dest, 1, NULL, NULL, &res, &st) :
-			client_get(c, name, &sink, &res, &st);
+	int rc = dest ? client_get_file(c, name, dest, 1, NULL, NULL, &res, &st)
+		      : client_get(c, name, &sink, &res, &st);
 	client_result_free(&res);
 	if (rc < 0)
 		return push_failure(L, &st);
@@ -270,13 +270,16 @@ static int server_index(lua_State *L)
 static int server_argv(lua_State *L, const char **argv, int max, int ready)
 {
 	static const char *const flags[][2] = {
-		{"mode", "--mode"},	    {"workers", "--workers"},
-		{"host", "--host"},	    {"port", "--port"},
-		{"storage", "--storage"},   {"log", "--log-file"},
-		{"idle_timeout", "--idle-timeout"},
-		{"max_upload", "--max-upload"},
-		{"drain_timeout", "--drain-timeout"},
-		{"codec", "--codec"},
+	    {"mode", "--mode"},
+	    {"workers", "--workers"},
+	    {"host", "--host"},
+	    {"port", "--port"},
+	    {"storage", "--storage"},
+	    {"log", "--log-file"},
+	    {"idle_timeout", "--idle-timeout"},
+	    {"max_upload", "--max-upload"},
+	    {"drain_timeout", "--drain-timeout"},
+	    {"codec", "--codec"},
 	};
 	int n = 0;
 	argv[n++] = "fileserv";
@@ -394,7 +397,8 @@ static uint64_t check_size(lua_State *L, int idx)
 static int mkfile_l(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
-	uint64_t size = check_size(L, 2), seed = (uint64_t)luaL_optinteger(L, 3, 1);
+	uint64_t size = check_size(L, 2),
+		 seed = (uint64_t)luaL_optinteger(L, 3, 1);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return luaL_fileresult(L, 0, path);
@@ -441,34 +445,35 @@ static int size_l(lua_State *L)
 /* ---- registration ---- */
 
 static const luaL_Reg client_methods[] = {
-	{"put", client_put_l}, {"get", client_get_l},	  {"ls", client_ls_l},
-	{"rm", client_rm_l},   {"stats", client_stats_l}, {NULL, NULL},
+    {"put", client_put_l}, {"get", client_get_l},     {"ls", client_ls_l},
+    {"rm", client_rm_l},   {"stats", client_stats_l}, {NULL, NULL},
 };
 
 static const luaL_Reg client_meta[] = {
-	{"__index", client_index},
-	{"__tostring", client_tostring},
-	{NULL, NULL},
+    {"__index", client_index},
+    {"__tostring", client_tostring},
+    {NULL, NULL},
 };
 
 static const luaL_Reg server_methods[] = {
-	{"stop", server_stop_l},
-	{"stats", server_stats_l},
-	{"client", server_client_l},
-	{NULL, NULL},
+    {"stop", server_stop_l},
+    {"stats", server_stats_l},
+    {"client", server_client_l},
+    {NULL, NULL},
 };
 
 static const luaL_Reg server_meta[] = {
-	{"__index", server_index},
-	{"__gc", server_stop_l},
-	{"__close", server_stop_l},
-	{NULL, NULL},
+    {"__index", server_index},
+    {"__gc", server_stop_l},
+    {"__close", server_stop_l},
+    {NULL, NULL},
 };
 
 static const luaL_Reg functions[] = {
-	{"client", client_new}, {"serve", server_new}, {"mkfile", mkfile_l},
-	{"now", now_l},		{"sleep", sleep_l},    {"size", size_l},
-	{"stress", script_stress}, {NULL, NULL},
+    {"client", client_new},    {"serve", server_new},
+    {"mkfile", mkfile_l},      {"now", now_l},
+    {"sleep", sleep_l},	       {"size", size_l},
+    {"stress", script_stress}, {NULL, NULL},
 };
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,

@@ -89,8 +89,8 @@ static cJSON *table_to_json(lua_State *L, int idx, int depth)
 		lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
 		for (lua_Integer i = 1; i <= n; i++) {
 			lua_rawgeti(L, idx, i);
-			cJSON_AddItemToArray(out, to_json(L, lua_gettop(L),
-							  depth + 1));
+			cJSON_AddItemToArray(
+			    out, to_json(L, lua_gettop(L), depth + 1));
 			lua_pop(L, 1);
 		}
 		return out;
@@ -100,8 +100,8 @@ static cJSON *table_to_json(lua_State *L, int idx, int depth)
 		lua_pushvalue(L, -2);
 		const char *key = lua_tostring(L, -1);
 		if (key)
-			cJSON_AddItemToObject(out, key, to_json(L, lua_gettop(L) - 1,
-								 depth + 1));
+			cJSON_AddItemToObject(
+			    out, key, to_json(L, lua_gettop(L) - 1, depth + 1));
 		lua_pop(L, 2);
 	}
 	return out;
@@ -121,7 +121,8 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
 	case LUA_TNIL:
 		return cJSON_CreateNull();
 	default:
-		luaL_error(L, "json: cannot encode a %s", luaL_typename(L, idx));
+		luaL_error(L, "json: cannot encode a %s",
+			   luaL_typename(L, idx));
 		return NULL;
 	}
 }
@@ -158,8 +159,8 @@ static int json_encode(lua_State *L)
 {
 	luaL_checkany(L, 1);
 	cJSON *j = to_json(L, 1, 0);
-	char *text = lua_toboolean(L, 2) ? cJSON_Print(j) :
-					   cJSON_PrintUnformatted(j);
+	char *text =
+	    lua_toboolean(L, 2) ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
 	if (!text)
 		return luaL_error(L, "json: out of memory");
@@ -187,9 +188,9 @@ static int json_decode(lua_State *L)
 void script_open_json(lua_State *L)
 {
 	static const luaL_Reg json[] = {
-		{"encode", json_encode},
-		{"decode", json_decode},
-		{NULL, NULL},
+	    {"encode", json_encode},
+	    {"decode", json_decode},
+	    {NULL, NULL},
 	};
 	luaL_newlib(L, json);
 }
@@ -460,13 +461,13 @@ int script_stress(lua_State *L)
 /* ---- fileserv run ---- */
 
 static const char run_usage[] =
-	"usage: fileserv run SCRIPT [ARGS...]\n"
-	"\n"
-	"Runs a Lua 5.4 script, as `lua SCRIPT ARGS` would (the `arg` table,\n"
-	"`...`, os.exit), with the standard libraries and the `fileserv`\n"
-	"library (also require \"fileserv\"). See docs/lua.md. Servers the\n"
-	"script starts are stopped when it ends, however it ends.\n"
-	"Example: fileserv run scripts/stress_all.lua --sizes 10MB\n";
+    "usage: fileserv run SCRIPT [ARGS...]\n"
+    "\n"
+    "Runs a Lua 5.4 script, as `lua SCRIPT ARGS` would (the `arg` table,\n"
+    "`...`, os.exit), with the standard libraries and the `fileserv`\n"
+    "library (also require \"fileserv\"). See docs/lua.md. Servers the\n"
+    "script starts are stopped when it ends, however it ends.\n"
+    "Example: fileserv run scripts/stress_all.lua --sizes 10MB\n";
 
 static void push_args(lua_State *L, int argc, char **argv)
 {
