@@ -175,9 +175,11 @@ static int json_decode(lua_State *L)
 	const char *text = luaL_checklstring(L, 1, &len);
 	cJSON *j = cJSON_ParseWithLength(text, len);
 	if (!j) {
+		char near[24] = "";
+		if (cJSON_GetErrorPtr())
+			snprintf(near, sizeof(near), "%s", cJSON_GetErrorPtr());
 		luaL_pushfail(L);
-		lua_pushfstring(L, "json: invalid JSON near '%.20s'",
-				cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+		lua_pushfstring(L, "json: invalid JSON near '%s'", near);
 		return 2;
 	}
 	script_push_json(L, j);

@@ -1,0 +1,197 @@
+-- tests/t_lua.lua: tests of the Lua bindings, run by the real embedded
+-- interpreter: fileserv run tests/t_lua.lua BINARY
+-- Prints one line per failure and ends with "t_lua: N passed, N failed".
+local fileserv = require "fileserv"
+local report = require "fileserv.report"
+local bin = arg[1] or "./fileserv"
+local passed, failed = 0, 0
+
+local function check(cond, what)
+  if cond then
+    passed = passed + 1
+  else
+    failed = failed + 1
+    print("FAIL " .. what .. " (" .. debug.traceback("", 2):match("t_lua.lua:%d+") .. ")")
+  end
+end
+
+local function test(name, fn)
+  local ok, err = xpcall(fn, debug.traceback)
+  check(ok, name .. ": " .. tostring(err))
+end
+
+local dir = os.tmpname()
+os.remove(dir)
+assert(os.execute("mkdir -p " .. dir))
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("a")
+  p:close()
+  return out, tonumber(out:match("rc=(%d+)%s*$"))
+end
+
+test("require and global agree", function()
+  check(require("fileserv") == fileserv and _G.fileserv == fileserv, "same table")
+  check(type(fileserv.version) == "string", "version")
+end)
+
+test("now and sleep", function()
+  local t0 = fileserv.now()
+  fileserv.sleep(0.05)
+  local dt = fileserv.now() - t0
+  check(dt >= 0.045 and dt < 5, "sleep 0.05 took " .. dt)
+  check(not pcall(fileserv.sleep, -1), "negative sleep raises")
+end)
+
+test("mkfile is deterministic", function()
+  check(fileserv.mkfile(dir .. "/a", "10kB", 3) == 10000, "size from units")
+  fileserv.mkfile(dir .. "/b", 10000, 3)
+  fileserv.mkfile(dir .. "/c", 10000, 4)
+  local function read(p) local f = io.open(p, "rb"); local s = f:read("a"); f:close(); return s end
+  check(read(dir .. "/a") == read(dir .. "/b"), "same seed, same bytes")
+  check(read(dir .. "/a") ~= read(dir .. "/c"), "other seed, other bytes")
+  check(#read(dir .. "/a") == 10000, "length")
+  check(fileserv.mkfile(dir .. "/z", 0) == 0 and #read(dir .. "/z") == 0, "empty file")
+  local ok, msg = fileserv.mkfile(dir .. "/nodir/x", 10)
+  check(ok == nil and msg:find("nodir"), "unwritable path: nil, message")
+  check(not pcall(fileserv.mkfile, dir .. "/x", "lots"), "bad size raises")
+end)
+
+test("json round trip", function()
+  local t = fileserv.json.decode(fileserv.json.encode({ a = 1, b = { 1, 2, 3 }, c = "x\"y", d = true }))
+  check(t.a == 1 and t.b[3] == 3 and t.c == "x\"y" and t.d == true, "values")
+  check(math.type(t.a) == "integer", "integers stay integers")
+  local v, msg = fileserv.json.decode("{bad")
+  check(v == nil and msg:find("invalid"), "invalid JSON: nil, message")
+  check(not pcall(fileserv.json.encode, { f = print }), "functions raise")
+end)
+
+test("csv quoting round trip", function()
+  local path = dir .. "/t.csv"
+  assert(fileserv.csv.write(path, { "n", "text" }, { { 1, 'a,"b"' }, { n = 2, text = "line\nbreak" } }))
+  local rows, header = assert(fileserv.csv.read(path))
+  check(header[2] == "text" and #rows == 2, "header and rows")
+  check(rows[1].text == 'a,"b"' and rows[1].n == 1, "quotes and commas")
+  check(rows[2].text == "line\nbreak", "newline in a field")
+  check(fileserv.csv.read(dir .. "/missing.csv") == nil, "missing file: nil")
+end)
+
+test("options parser", function()
+  local o, rest = fileserv.options({ "--sizes", "1MB", "--sync", "x", "--out=d" },
+    { sizes = "10MB", sync = false, out = "r" })
+  check(o.sizes == "1MB" and o.sync == true and o.out == "d" and rest[1] == "x", "parsed")
+  check(not pcall(fileserv.options, { "--nope" }, {}), "unknown option raises")
+end)
+
+for _, mode in ipairs { "thread", "process" } do
+  test("server, client and stress in " .. mode .. " mode", function()
+    local srv <close> = assert(fileserv.serve { mode = mode, workers = 3, storage = dir .. "/st-" .. mode, sync = false })
+    check(srv.host == "127.0.0.1" and srv.port > 0 and srv.pid > 0, "handle fields")
+    local c = fileserv.client(srv.host .. ":" .. srv.port)
+    fileserv.mkfile(dir .. "/f", 300001, 9)
+    local r = assert(c:put(dir .. "/f", "f"))
+    check(r.status == "OK" and r.bytes == 300001 and r.seconds > 0, "put result")
+    check(assert(c:ls()).names[1] == "f", "ls names")
+    r = assert(c:get("f"))
+    check(r.bytes == 300001, "get discards but counts")
+    r = assert(c:get("f", dir .. "/f.copy"))
+    local a, b = io.open(dir .. "/f", "rb"), io.open(dir .. "/f.copy", "rb")
+    check(a:read("a") == b:read("a"), "get to a file: same bytes")
+    a:close(); b:close()
+    local v, msg, class = c:get("missing")
+    check(v == nil and msg:find("no such file") and class == "server", "expected failure: nil, msg, class")
+    v, msg, class = c:put(dir .. "/nothere", "x")
+    check(v == nil and class == "local", "missing local file")
+    check(not pcall(c.put, c), "misuse raises")
+
+    local s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/f",
+                                       clients = 4, iterations = 2, pool = mode })
+    check(s.ok == 8 and s.failed == 0, "stress download ok")
+    check(s.verified_bytes == 8 * 300001, "every byte verified")
+    check(s.server.succeeded == 8 and s.server.failed == 0, "server STATS delta")
+    check(s.latency_ms.p50 > 0 and s.latency_ms.max >= s.latency_ms.p99, "latency")
+
+    fileserv.mkfile(dir .. "/other", 300001, 10)
+    s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/other", name = "f",
+                                 clients = 2, pool = mode })
+    check(s.failed == 2 and s.errors.mismatch == 2, "verification catches wrong bytes")
+
+    s = assert(fileserv.stress { server = srv, clients = 3, iterations = 2, pool = mode,
+      args = { name = "f", n = 7 },
+      scenario = function(client, worker, iteration, args)
+        assert(args.n == 7 and worker >= 1 and worker <= 3 and iteration <= 2)
+        local r, err, class = client:get(args.name)
+        if not r then return nil, err, class end
+        if worker == 2 and iteration == 2 then error("planned failure") end
+        if worker == 3 and iteration == 2 then return client:get("missing") end
+        return true
+      end })
+    check(s.ok == 4 and s.failed == 2, "scenario ok/failed: " .. s.ok .. "/" .. s.failed)
+    check(s.errors.script == 1 and s.errors.server == 1, "scenario error classes")
+    check(s.bytes == 6 * 300001, "scenario bytes counted in workers")
+    local upvalue = 1
+    s = assert(fileserv.stress { server = srv, clients = 1, pool = mode,
+      scenario = function() return upvalue ~= 1 end })
+    check(s.ok == 1, "upvalue values do not cross into workers")
+
+    local stats = assert(srv:stats())
+    check(stats.data.mode == mode and stats.data.workers == 3, "server stats")
+    srv:stop()
+    check(srv.pid == 0, "stopped")
+    v, msg, class = c:ls()
+    check(v == nil and class == "refused", "refused after stop")
+  end)
+end
+
+test("stress argument errors", function()
+  check(not pcall(fileserv.stress, { server = "127.0.0.1:1", op = "nope" }), "bad op raises")
+  check(not pcall(fileserv.stress, { op = "list" }), "missing server raises")
+  local s = assert(fileserv.stress { server = "127.0.0.1:1", op = "list", clients = 2 })
+  check(s.failed == 2 and s.errors.refused == 2, "refused counted by class")
+end)
+
+test("small matrix end to end", function()
+  local out = dir .. "/matrix"
+  local text, rc = sh(bin .. " run scripts/stress_all.lua --sizes 100kB --clients 1,3 --servers 1,2 --out " .. out)
+  check(rc == 0, "stress_all exit status: " .. text)
+  local rows = assert(fileserv.csv.read(out .. "/results.csv"))
+  check(#rows == 16, "2 ops x 1 size x 2 clients x 2 servers x 2 modes")
+  for _, r in ipairs(rows) do
+    check(r["Client workers succeeded/failed"] == r["Client workers"] .. "/0", "row " .. r.No .. " clients ok")
+    check(r["Server workers succeeded/failed"] == r["Client workers"] .. "/0", "row " .. r.No .. " server ok")
+  end
+  check(rows[1].No == 1 and rows[16].No == 16 and rows[9].mode == "process", "numbering")
+  local f = assert(io.open(out .. "/results.svg"))
+  check(f:read("a"):find("<svg") ~= nil, "chart written")
+  f:close()
+  f = assert(io.open(out .. "/results.json"))
+  check(#fileserv.json.decode(f:read("a")).rows == 16, "json rows")
+  f:close()
+end)
+
+test("script errors and exit codes", function()
+  local p = dir .. "/bad.lua"
+  local f = io.open(p, "w")
+  f:write("local x = 1\nerror('broken here')\n")
+  f:close()
+  local text, rc = sh(bin .. " run " .. p)
+  check(rc == 1 and text:find("bad.lua:2: broken here") and text:find("traceback"), "error with line and traceback")
+  f = io.open(p, "w")
+  f:write("os.exit(7)\n")
+  f:close()
+  text, rc = sh(bin .. " run " .. p)
+  check(rc == 7, "os.exit status")
+  f = io.open(p, "w")
+  f:write("local s = require('fileserv').serve{storage='" .. dir .. "/st-exit'}\nprint(s.pid)\nos.exit(0)\n")
+  f:close()
+  text, rc = sh(bin .. " run " .. p)
+  local pid = text:match("(%d+)")
+  local _, alive = sh("kill -0 " .. tostring(pid))
+  check(rc == 0 and pid and alive ~= 0, "os.exit leaves no server behind")
+  text, rc = sh(bin .. " run " .. dir .. "/nonexistent.lua")
+  check(rc == 1 and text:find("nonexistent"), "missing script")
+end)
+
+os.execute("rm -rf " .. dir)
+print(string.format("t_lua: %d passed, %d failed", passed, failed))
+os.exit(failed == 0 and 0 or 1)
