@@ -142,20 +142,21 @@ function report.svg(rows, axes, meta)
   for _, op in ipairs(axes.ops) do
     for _, size in ipairs(axes.sizes) do grid[#grid + 1] = { op, size } end
   end
-  local width, height = cols * W + 20, #grid * H + 90
+  local width, height = cols * W + 20, #grid * H + 100
   local out = {
     string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" ' ..
       'font-family="sans-serif">', width, height),
     '<style>.t{font-size:13px;font-weight:bold}.a{font-size:10px;fill:#444}' ..
       '.g{stroke:#ddd}.x{fill:#d62728;font-size:12px}</style>',
     '<rect width="100%" height="100%" fill="white"/>',
-    string.format('<text x="10" y="20" class="t">fileserv %s stress matrix: aggregate MB/s ' ..
-      'against client workers (%s, %s)</text>', esc(meta.fileserv), esc(meta.date),
-      meta.sync and "sync" or "no-sync"),
+    '<text x="10" y="20" class="t">Aggregate throughput (MB/s) against client workers</text>',
+    string.format('<text x="10" y="36" class="a">fileserv %s, %s, uploads %s, %s</text>',
+      esc(meta.fileserv), esc(meta.date), meta.sync and "fsynced" or "not fsynced (--no-sync)",
+      esc(meta.server)),
   }
   for si, s in ipairs(axes.servers) do
-    out[#out + 1] = string.format('<rect x="%d" y="32" width="12" height="12" fill="%s"/>' ..
-      '<text x="%d" y="42" class="a">%s server worker%s</text>',
+    out[#out + 1] = string.format('<rect x="%d" y="46" width="12" height="12" fill="%s"/>' ..
+      '<text x="%d" y="56" class="a">%s server worker%s</text>',
       10 + (si - 1) * 130, COLORS[(si - 1) % #COLORS + 1], 26 + (si - 1) * 130, esc(s),
       s == "1" and "" or "s")
   end
@@ -173,7 +174,7 @@ function report.svg(rows, axes, meta)
           sel[#sel + 1] = r
         end
       end
-      panel(out, 10 + (mi - 1) * W, 56 + (gi - 1) * H,
+      panel(out, 10 + (mi - 1) * W, 70 + (gi - 1) * H,
         string.format("%s %s, %s pool (MB/s)", cell[1], cell[2], mode), sel, axes, nice_max(ymax))
     end
   end
