@@ -65,7 +65,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a fileserv.h codec.h | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
 
 test: deps fileserv $(UNIT_BINS)
-	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS)"
+	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua"
 
 run: deps fileserv
 	./fileserv run scripts/stress_all.lua

@@ -135,7 +135,7 @@ struct cJSON;
 char *proto_reply_data(struct cJSON *data);
 /* The part of a GET reply before the base64 text; heap-allocated. */
 char *proto_reply_get_head(const char *name);
-extern const char proto_reply_get_tail[]; /* "\"}\r\n\r\n" */
+#define PROTO_GET_TAIL "\"}" PROTO_TERMINATOR
 
 /* ---- proto.c: a connection with a read buffer ---- */
 
@@ -330,6 +330,7 @@ struct stress_tally {
 	uint64_t ok, failed, bytes, verified;
 	uint64_t errors[FS_ERR_COUNT];
 	double busy; /* seconds spent in operations: the client's duration */
+	double start, end; /* monotonic clock at release and at the end */
 	struct histogram latency;
 	char first_error[200];
 };

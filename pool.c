@@ -28,7 +28,8 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stopping;
-static unsigned drain_seconds; /* for the SIGALRM that ends a drain */
+static unsigned drain_seconds;	  /* for the SIGALRM that ends a drain */
+static int signal_listen_fd = -1; /* shut down by the first stop signal */
 
 /* The next connection for this worker, or -1 once the server stops. */
 static int pool_next(struct server *srv)
@@ -64,6 +65,7 @@ static void on_stop_signal(int sig)
 	if (stopping)
 		_exit(1);
 	stopping = 1;
+	shutdown(signal_listen_fd, SHUT_RD); /* async-signal-safe */
 	alarm(drain_seconds);
 }
 
@@ -77,6 +79,7 @@ static void on_drain_deadline(int sig)
 static void catch_signals(const struct server *srv)
 {
 	drain_seconds = (unsigned)srv->cfg.drain_timeout + 1;
+	signal_listen_fd = srv->listen_fd;
 	struct sigaction sa = {.sa_handler = on_stop_signal};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
@@ -183,6 +186,7 @@ static int run_threads(struct server *srv)
 	stopping = 1;
 	stop_listening(srv);
 	join_until(w, n, units_now() + srv->cfg.drain_timeout, &set);
+	free(w);
 	return 0;
 }
 

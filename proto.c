@@ -335,8 +335,6 @@ char *proto_reply_get_head(const char *name)
 	return out;
 }
 
-const char proto_reply_get_tail[] = "\"}" PROTO_TERMINATOR;
-
 /* ---- connection buffer ---- */
 
 int conn_init(struct conn *c, int fd, size_t cap)

@@ -183,8 +183,9 @@ static int handle_get(struct request *r)
 							 out + pending)
 				     : b64_encode_final(&enc, out + pending);
 			if (n == 0) {
-				memcpy(out + pending, proto_reply_get_tail, 5);
-				pending += 5;
+				size_t tail = sizeof(PROTO_GET_TAIL) - 1;
+				memcpy(out + pending, PROTO_GET_TAIL, tail);
+				pending += tail;
 				settle(r, 1);
 			}
 			if (conn_write(&r->conn, out, pending) < 0) {

@@ -5,8 +5,9 @@
  * theirs into a shared mapping). Plain operations are pure C through the
  * client API; a scripted scenario runs through hooks that the Lua glue
  * provides, one Lua state per worker, so the engine knows nothing of Lua.
- * All workers are released at once from a barrier, and the wall time runs
- * from that release to the last worker's end. */
+ * All workers are released at once from a barrier; each notes its own
+ * start and end, and the wall time runs from the first start to the last
+ * end, so that it never depends on when the parent got the CPU. */
 #include "fileserv.h"
 
 #include <cjson/cJSON.h>
@@ -180,7 +181,8 @@ static void worker_run(struct worker *w)
 	    !(w->script = cfg->hooks->start(cfg->hooks->ctx, w->id, &st)))
 		tally_step(w->tally, -1, &st, 0);
 	worker_wait_release(w);
-	double end = cfg->duration > 0 ? units_now() + cfg->duration : 0;
+	w->tally->start = units_now();
+	double end = cfg->duration > 0 ? w->tally->start + cfg->duration : 0;
 	for (long i = 0; w->script || cfg->op != STRESS_SCRIPT; i++) {
 		if (end ? units_now() >= end : i >= cfg->iterations)
 			break;
@@ -188,6 +190,7 @@ static void worker_run(struct worker *w)
 		int rc = worker_step(w, i, &st);
 		tally_step(w->tally, rc, &st, units_now() - t0);
 	}
+	w->tally->end = units_now();
 	if (w->script)
 		cfg->hooks->stop(w->script);
 	free(w->verify);
@@ -202,7 +205,7 @@ static void *worker_thread(void *arg)
 
 /* ---- the pool of workers ---- */
 
-static int run_threads(struct worker *w, int n, double *wall)
+static int run_threads(struct worker *w, int n)
 {
 	pthread_barrier_t barrier;
 	pthread_t *tids = calloc((size_t)n, sizeof(*tids));
@@ -220,16 +223,14 @@ static int run_threads(struct worker *w, int n, double *wall)
 	if (started < n) /* cannot happen short of resource exhaustion */
 		abort();
 	pthread_barrier_wait(&barrier);
-	double t0 = units_now();
 	for (int i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
-	*wall = units_now() - t0;
 	pthread_barrier_destroy(&barrier);
 	free(tids);
 	return 0;
 }
 
-static int run_processes(struct worker *w, int n, double *wall)
+static int run_processes(struct worker *w, int n)
 {
 	int release[2];
 	pid_t *pids = calloc((size_t)n, sizeof(*pids));
@@ -250,13 +251,11 @@ static int run_processes(struct worker *w, int n, double *wall)
 		}
 	}
 	close(release[0]);
-	double t0 = units_now();
 	close(release[1]); /* EOF releases every worker at once */
 	for (int i = 0; i < n; i++)
 		while (pids[i] > 0 && waitpid(pids[i], NULL, 0) < 0 &&
 		       errno == EINTR)
 			;
-	*wall = units_now() - t0;
 	free(pids);
 	return 0;
 }
@@ -266,7 +265,12 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 {
 	struct stress_tally *all = &res->total;
 	hist_init(&all->latency);
+	double first = t[0].start, last = t[0].end;
 	for (int i = 0; i < n; i++) {
+		if (t[i].start < first)
+			first = t[i].start;
+		if (t[i].end > last)
+			last = t[i].end;
 		all->ok += t[i].ok;
 		all->failed += t[i].failed;
 		all->bytes += t[i].bytes;
@@ -281,6 +285,7 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 		if (t[i].busy > 0)
 			res->client_rate += (double)t[i].bytes / t[i].busy / n;
 	}
+	res->wall = last - first;
 }
 
 /* The server's success and failure counts, from STATS. */
@@ -345,8 +350,7 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 			rc = -1;
 	}
 	if (rc == 0)
-		rc = cfg->processes ? run_processes(w, n, &res->wall)
-				    : run_threads(w, n, &res->wall);
+		rc = cfg->processes ? run_processes(w, n) : run_threads(w, n);
 	if (rc == 0) {
 		merge(res, tallies, n);
 		res->server_stats =

@@ -142,7 +142,7 @@ function fileserv.format_bytes(n)
   while n >= 1000 and i < #units do
     n, i = n / 1000, i + 1
   end
-  return string.format(i == 1 and "%d %s" or "%.1f %s", n, units[i])
+  return string.format(i == 1 and "%.0f %s" or "%.1f %s", n, units[i])
 end
 
 function fileserv.format_seconds(s)

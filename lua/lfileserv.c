@@ -285,6 +285,8 @@ static int server_argv(lua_State *L, const char **argv, int max, int ready)
 	argv[n++] = "fileserv";
 	argv[n++] = "serve";
 	argv[n++] = "--quiet";
+	argv[n++] = "--port"; /* any free port, unless port= says otherwise */
+	argv[n++] = "0";
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		lua_getfield(L, 1, flags[i][0]);
 		if (!lua_isnil(L, -1) && n + 2 < max) {
@@ -334,11 +336,6 @@ static int server_new(lua_State *L)
 	lua_getfield(L, 1, "host");
 	snprintf(s->host, sizeof(s->host), "%s",
 		 luaL_optstring(L, -1, "127.0.0.1"));
-	lua_getfield(L, 1, "port");
-	if (lua_isnil(L, -1)) {
-		lua_pushinteger(L, 0);
-		lua_setfield(L, 1, "port");
-	}
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return luaL_fileresult(L, 0, "pipe");

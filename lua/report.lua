@@ -30,7 +30,7 @@ function report.make_row(result, err, row)
                         latency_ms = {}, first_error = err }
   local lat, srv = r.latency_ms, r.server
   row.ok, row.failed = r.ok, r.failed
-  row.succeeded = err == nil and r.failed == 0 and r.ok == row.client_workers
+  row.succeeded = err == nil and r.failed == 0 and r.ok >= row.client_workers
   row.aggregate_Bps = r.throughput_Bps or 0
   row["No"] = row.number
   row["Operation"] = row.operation

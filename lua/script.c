@@ -6,9 +6,11 @@
  * Every call into Lua is protected and reports `file.lua:LINE: message`
  * with a traceback (lua.c's docall/msghandler). What crosses from the
  * script into a worker is a copy: the scenario function as bytecode
- * (string.dump; it loses its upvalues) and `args` as JSON text. Nothing
- * else is shared, so threads and forked processes behave the same. The
- * Lua modules in lua/ are compiled into the binary (lua/embed.S). */
+ * (lua_dump), its upvalues described as JSON (plain data is copied, a
+ * module or global is looked up again in the worker, anything else
+ * becomes nil), and `args` as JSON text. Nothing else is shared, so
+ * threads and forked processes behave the same. The Lua modules in lua/
+ * are compiled into the binary (lua/embed.S). */
 #include "fileserv.h"
 #include "lua/script.h"
 
@@ -262,12 +264,116 @@ lua_State *script_new_state(void)
 /* ---- scenarios in stress workers ---- */
 
 struct scenario {
-	luaL_Buffer *unused;
 	char *code;
 	size_t len, cap;
-	char *args; /* JSON text */
+	char *args;	/* JSON text */
+	char *upvalues; /* JSON text: how to rebuild each upvalue */
 	struct fs_client server;
 };
+
+/* Whether the value at idx converts to JSON and back unchanged enough:
+ * nil, booleans, numbers, strings and tables of these. */
+static int is_plain(lua_State *L, int idx, int depth)
+{
+	int t = lua_type(L, idx);
+	if (t != LUA_TTABLE)
+		return t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER ||
+		       t == LUA_TSTRING;
+	if (depth > 16 || !lua_checkstack(L, 3))
+		return 0;
+	int plain = 1;
+	lua_pushnil(L);
+	while (plain && lua_next(L, idx)) {
+		int top = lua_gettop(L);
+		plain = (lua_type(L, -2) == LUA_TSTRING ||
+			 lua_type(L, -2) == LUA_TNUMBER) &&
+			is_plain(L, top, depth + 1);
+		lua_pop(L, 1);
+	}
+	if (!plain)
+		lua_pop(L, 1);
+	return plain;
+}
+
+/* The name under which package.loaded holds the value at the top, or
+ * NULL. The returned string lives in the loaded table. */
+static const char *loaded_name(lua_State *L)
+{
+	const char *found = NULL;
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_pushnil(L);
+	while (!found && lua_next(L, -2)) {
+		if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, -4))
+			found = lua_tostring(L, -2);
+		lua_pop(L, 1);
+	}
+	if (found)
+		lua_pop(L, 1); /* the key */
+	lua_pop(L, 1);
+	return found;
+}
+
+/* How each upvalue of the function at f is rebuilt in a worker. */
+static char *describe_upvalues(lua_State *L, int f)
+{
+	cJSON *list = cJSON_CreateArray();
+	const char *name;
+	for (int i = 1; (name = lua_getupvalue(L, f, i)); i++) {
+		cJSON *u = cJSON_CreateObject();
+		const char *module = loaded_name(L);
+		lua_getglobal(L, name);
+		int global = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
+		lua_pop(L, 1);
+		if (strcmp(name, "_ENV") == 0)
+			cJSON_AddTrueToObject(u, "env");
+		else if (module)
+			cJSON_AddStringToObject(u, "module", module);
+		else if (global)
+			cJSON_AddStringToObject(u, "global", name);
+		else if (is_plain(L, lua_gettop(L), 0))
+			cJSON_AddItemToObject(u, "value",
+					      to_json(L, lua_gettop(L), 0));
+		lua_pop(L, 1);
+		cJSON_AddItemToArray(list, u);
+	}
+	char *text = cJSON_PrintUnformatted(list);
+	cJSON_Delete(list);
+	return text;
+}
+
+static void push_upvalue(lua_State *L, const cJSON *u)
+{
+	const char *module =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(u, "module"));
+	const char *global =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(u, "global"));
+	if (cJSON_IsTrue(cJSON_GetObjectItem(u, "env"))) {
+		lua_pushglobaltable(L);
+	} else if (module) {
+		lua_getglobal(L, "require");
+		lua_pushstring(L, module);
+		if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+			lua_pop(L, 1);
+			lua_pushnil(L);
+		}
+	} else if (global) {
+		lua_getglobal(L, global);
+	} else {
+		script_push_json(L, cJSON_GetObjectItem(u, "value"));
+	}
+}
+
+static void restore_upvalues(lua_State *L, int f, const char *text)
+{
+	cJSON *list = cJSON_Parse(text);
+	int i = 1;
+	for (const cJSON *u = list ? list->child : NULL; u; u = u->next, i++) {
+		push_upvalue(L, u);
+		if (!lua_setupvalue(L, f, i))
+			lua_pop(L, 1);
+	}
+	cJSON_Delete(list);
+}
 
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
 {
@@ -303,6 +409,7 @@ static void *scenario_start(void *ctx, int worker, struct fs_status *st)
 		lua_close(L);
 		return NULL;
 	}
+	restore_upvalues(L, 2, sc->upvalues);
 	script_push_client(L, &sc->server);
 	cJSON *args = cJSON_Parse(sc->args);
 	script_push_json(L, args);
@@ -319,7 +426,8 @@ static enum fs_error error_class(const char *name)
 }
 
 /* Calls scenario(client, worker, iteration, args). A raised error, or a
- * return of nil/false [, message [, class]], is a failed iteration. */
+ * return of nil/false [, message [, class]], is a failed iteration;
+ * returning nothing or anything else is a success. */
 static int scenario_step(void *state, int worker, long iteration,
 			 struct fs_status *st)
 {
@@ -330,11 +438,14 @@ static int scenario_step(void *state, int worker, long iteration,
 	lua_pushinteger(L, iteration + 1);
 	lua_pushvalue(L, 4);
 	int rc = 0;
-	if (lua_pcall(L, 4, 3, 1) != LUA_OK) {
+	if (lua_pcall(L, 4, LUA_MULTRET, 1) != LUA_OK) {
 		rc = fs_fail(st, FS_ERR_SCRIPT, "%s", lua_tostring(L, -1));
-	} else if (!lua_toboolean(L, -3) && lua_gettop(L) >= 7) {
-		const char *msg = lua_tostring(L, -2);
-		rc = fs_fail(st, error_class(lua_tostring(L, -1)), "%s",
+	} else if (lua_gettop(L) > 4 && !lua_toboolean(L, 5)) {
+		const char *msg =
+		    lua_gettop(L) >= 6 ? lua_tostring(L, 6) : NULL;
+		const char *class =
+		    lua_gettop(L) >= 7 ? lua_tostring(L, 7) : NULL;
+		rc = fs_fail(st, error_class(class), "%s",
 			     msg ? msg : "scenario returned false");
 	}
 	lua_settop(L, 4);
@@ -393,6 +504,7 @@ static void stress_scenario(lua_State *L, struct scenario *sc)
 	lua_getfield(L, 1, "scenario");
 	if (lua_dump(L, dump_writer, sc, 0) != 0)
 		luaL_error(L, "stress: cannot copy the scenario");
+	sc->upvalues = describe_upvalues(L, lua_gettop(L));
 	lua_getfield(L, 1, "args");
 	cJSON *args = to_json(L, lua_gettop(L), 0);
 	sc->args = cJSON_PrintUnformatted(args);
@@ -448,6 +560,7 @@ int script_stress(lua_State *L)
 	int rc = stress_run(&cfg, &res, &st);
 	free(sc.code);
 	free(sc.args);
+	free(sc.upvalues);
 	if (rc < 0) {
 		luaL_pushfail(L);
 		lua_pushstring(L, st.message);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fileserv's test driver: the C unit programs, then the black-box tests.
 
-    python3 tests/run.py --bin ./fileserv --units "build/tests/t_codec ..."
+    python3 tests/run.py --bin ./fileserv --units "build/tests/t_codec ... tests/t_lua.lua"
                          [-k SUBSTRING] [--long] [-j JOBS] [-v]
 
 A unit program ends with "NAME: N passed, N failed"; its checks count one
@@ -45,14 +45,17 @@ def run_group(cmd, timeout, env=None):
                                                              "replace")
 
 
-def run_unit(path, long_run):
-    """Returns (passed, failed, line, detail lines)."""
+def run_unit(path, long_run, binary):
+    """Returns (passed, failed, line, detail lines). A .lua unit runs in
+    the fileserv binary's own interpreter (fileserv run FILE BINARY)."""
     name = os.path.basename(path)
-    if not os.access(path, os.X_OK):
+    lua = path.endswith(".lua")
+    if not os.access(path, os.R_OK if lua else os.X_OK):
         return 0, 1, "FAIL %s: not found or not executable" % name, []
     env = dict(os.environ, FILESERV_TEST_LONG="1" if long_run else "")
     t0 = time.monotonic()
-    status, out, err = run_group([path], UNIT_TIMEOUT * (3 if long_run else 1),
+    cmd = [binary, "run", path, binary] if lua else [path]
+    status, out, err = run_group(cmd, UNIT_TIMEOUT * (3 if long_run else 1),
                                  env)
     took = time.monotonic() - t0
     sums = SUMMARY.findall(out)
@@ -119,7 +122,7 @@ def main():
     for unit in args.units.split():
         if args.select not in os.path.basename(unit):
             continue
-        n_ok, n_bad, line, details = run_unit(unit, args.long)
+        n_ok, n_bad, line, details = run_unit(unit, args.long, args.bin)
         passed, failed = passed + n_ok, failed + n_bad
         print(line, flush=True)
         for d in details[:40]:

@@ -129,10 +129,20 @@ for _, mode in ipairs { "thread", "process" } do
     check(s.ok == 4 and s.failed == 2, "scenario ok/failed: " .. s.ok .. "/" .. s.failed)
     check(s.errors.script == 1 and s.errors.server == 1, "scenario error classes")
     check(s.bytes == 6 * 300001, "scenario bytes counted in workers")
-    local upvalue = 1
-    s = assert(fileserv.stress { server = srv, clients = 1, pool = mode,
-      scenario = function() return upvalue ~= 1 end })
-    check(s.ok == 1, "upvalue values do not cross into workers")
+    local plain, fn, n = { size = 3, tags = { "a" } }, print, 0
+    s = assert(fileserv.stress { server = srv, clients = 2, iterations = 2, pool = mode,
+      scenario = function(client)
+        n = n + 1 -- a copy per worker: counts that worker's iterations
+        assert(plain.size == 3 and plain.tags[1] == "a", "plain upvalue copied")
+        assert(fileserv.version and report.columns, "modules found again")
+        assert(fn == nil, "functions do not cross")
+        assert(n <= 2, "upvalue copies are per worker")
+        return client:ls()
+      end })
+    check(s.ok == 4, "upvalues: " .. tostring(s.first_error))
+    check(n == 0, "the script's own upvalue is untouched")
+    s = assert(fileserv.stress { server = srv, clients = 1, pool = mode, scenario = function() end })
+    check(s.ok == 1, "returning nothing is success")
 
     local stats = assert(srv:stats())
     check(stats.data.mode == mode and stats.data.workers == 3, "server stats")

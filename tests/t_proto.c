@@ -43,7 +43,7 @@ static void *xmalloc(size_t n)
 
 /* asprintf that exits on failure. */
 static char *xasprintf(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
 static char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;
@@ -119,8 +119,8 @@ static void expect_ok_n(int line, const char *s, size_t n,
 	      line, show(s, n), p.consumed, consumed);
 	if (name) {
 		CHECK(p.req.name_len == name_len &&
-			      memcmp(p.req.name, name, name_len) == 0 &&
-			      p.req.name[name_len] == '\0',
+			  memcmp(p.req.name, name, name_len) == 0 &&
+			  p.req.name[name_len] == '\0',
 		      "line %d: '%s': name '%s'", line, show(s, n),
 		      show(p.req.name, p.req.name_len));
 	}
@@ -148,8 +148,8 @@ static void expect_bad_n(int line, const char *s, size_t n, const char *want)
 	CHECK(p.err[0] != '\0', "line %d: '%s': no reason", line, show(s, n));
 	if (want)
 		CHECK(strstr(p.err, want) != NULL,
-		      "line %d: '%s': reason '%s' lacks '%s'", line,
-		      show(s, n), p.err, want);
+		      "line %d: '%s': reason '%s' lacks '%s'", line, show(s, n),
+		      p.err, want);
 }
 
 #define BAD(s, want) expect_bad_n(__LINE__, s, strlen(s), want)
@@ -293,7 +293,7 @@ static void test_parse_names_255(void)
 	q += sprintf(q, "z\"\r\n\r\n");
 	struct parsed p = parse(req);
 	CHECK(p.rc == 1 && p.req.name_len == 255 && p.req.name[0] == '"' &&
-		      p.req.name[1] == '\\' && p.req.name[254] == 'z',
+		  p.req.name[1] == '\\' && p.req.name[254] == 'z',
 	      "escaped 255-byte name: %d %zu", p.rc, p.req.name_len);
 	sprintf(q - 6, "zz\"\r\n\r\n");
 	BAD(req, "255");
@@ -308,8 +308,7 @@ static void test_parse_head_cap(void)
 	p = parse_n(big, FS_HEAD_MAX - 1);
 	CHECK(p.rc == 0, "%d bytes of a word: %d", FS_HEAD_MAX - 1, p.rc);
 	p = parse_n(big, FS_HEAD_MAX);
-	CHECK(p.rc == -1, "%d bytes without terminator: %d", FS_HEAD_MAX,
-	      p.rc);
+	CHECK(p.rc == -1, "%d bytes without terminator: %d", FS_HEAD_MAX, p.rc);
 	p = parse_n(big, FS_HEAD_MAX + 8192);
 	CHECK(p.rc == -1, "8 KiB over the cap: %d", p.rc);
 
@@ -350,8 +349,8 @@ static void test_parse_prefixes(void)
 	/* past the head, longer UPLOAD prefixes keep consumed */
 	for (size_t k = 9; k <= strlen(u); k++) {
 		p = parse_n(u, k);
-		CHECK(p.rc == 1 && p.consumed == 9,
-		      "UPLOAD prefix %zu: %d %zu", k, p.rc, p.consumed);
+		CHECK(p.rc == 1 && p.consumed == 9, "UPLOAD prefix %zu: %d %zu",
+		      k, p.rc, p.consumed);
 	}
 	/* the terminator split at every point, and near misses */
 	OK("LIST\r\n\r\n", CMD_LIST, NULL, 8);
@@ -418,7 +417,7 @@ static void test_check_name(void)
 	NAME_OK("a\\b");
 	NAME_OK("~");
 	NAME_OK("-rf");
-	NAME_OK("\xc3\xa9");	     /* é */
+	NAME_OK("\xc3\xa9");		     /* é */
 	NAME_OK("\xe6\x97\xa5\xe6\x9c\xac"); /* 日本 */
 	NAME_OK("\xf0\x9f\x98\x80");	     /* emoji */
 	NAME_OK("\xf4\x8f\xbf\xbf");	     /* U+10FFFF */
@@ -456,9 +455,9 @@ static void roundtrip(int line, const char *name)
 		}
 		struct parsed p = parse(buf);
 		CHECK(p.rc == 1 && p.req.cmd == cmds[i] &&
-			      p.req.name_len == strlen(name) &&
-			      strcmp(p.req.name, name) == 0 &&
-			      p.consumed == (size_t)n,
+			  p.req.name_len == strlen(name) &&
+			  strcmp(p.req.name, name) == 0 &&
+			  p.consumed == (size_t)n,
 		      "line %d: '%s' parsed %d cmd %d name '%s' consumed %zu",
 		      line, show(buf, strlen(buf)), p.rc, p.req.cmd,
 		      show(p.req.name, p.req.name_len), p.consumed);
@@ -577,8 +576,8 @@ static cJSON *check_envelope(int line, const char *text)
 	      "line %d: envelope does not end with the terminator: '%s'", line,
 	      show(text, n));
 	ssize_t t = proto_find_terminator(text, n);
-	CHECK(t == (ssize_t)n - 4, "line %d: terminator at %zd of %zu", line,
-	      t, n);
+	CHECK(t == (ssize_t)n - 4, "line %d: terminator at %zd of %zu", line, t,
+	      n);
 	for (size_t i = 0; i + 4 < n; i++)
 		CHECK((unsigned char)text[i] >= 0x20,
 		      "line %d: raw control byte 0x%02x at %zu", line,
@@ -591,19 +590,19 @@ static cJSON *check_envelope(int line, const char *text)
 
 static void envelope_case(int line, int error, const char *message)
 {
-	char *text = error ? proto_reply_error(message) :
-			     proto_reply_text(message);
+	char *text =
+	    error ? proto_reply_error(message) : proto_reply_text(message);
 	cJSON *j = check_envelope(line, text);
 	cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
 	cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
 	CHECK(cJSON_IsString(status) &&
-		      strcmp(status->valuestring, error ? "ERROR" : "OK") == 0,
+		  strcmp(status->valuestring, error ? "ERROR" : "OK") == 0,
 	      "line %d: status", line);
 	CHECK(cJSON_IsString(data) && strcmp(data->valuestring, message) == 0,
 	      "line %d: data '%s'", line,
-	      cJSON_IsString(data) ? show(data->valuestring,
-					  strlen(data->valuestring)) :
-				     "(none)");
+	      cJSON_IsString(data)
+		  ? show(data->valuestring, strlen(data->valuestring))
+		  : "(none)");
 	CHECK(cJSON_GetArraySize(j) == 2, "line %d: %d members", line,
 	      cJSON_GetArraySize(j));
 	cJSON_Delete(j);
@@ -613,15 +612,15 @@ static void envelope_case(int line, int error, const char *message)
 static void test_envelopes(void)
 {
 	const char *messages[] = {
-		"no such file",
-		"",
-		"quote \" and backslash \\ and slash /",
-		"\"\\\"\\",
-		"line\nbreak",
-		"crlf\r\n\r\nin the middle\r\n\r\n",
-		"tab\tbell\x07 esc\x1b del\x7f nul-free \x01\x1f",
-		"\xc3\xa9t\xc3\xa9 \xe2\x80\x99 \xf0\x9f\x98\x80",
-		"}{\"status\": \"OK\"}",
+	    "no such file",
+	    "",
+	    "quote \" and backslash \\ and slash /",
+	    "\"\\\"\\",
+	    "line\nbreak",
+	    "crlf\r\n\r\nin the middle\r\n\r\n",
+	    "tab\tbell\x07 esc\x1b del\x7f nul-free \x01\x1f",
+	    "\xc3\xa9t\xc3\xa9 \xe2\x80\x99 \xf0\x9f\x98\x80",
+	    "}{\"status\": \"OK\"}",
 	};
 	for (size_t i = 0; i < sizeof(messages) / sizeof(*messages); i++) {
 		envelope_case(__LINE__, 1, messages[i]);
@@ -629,8 +628,9 @@ static void test_envelopes(void)
 	}
 	/* Python json.dumps spacing, as the original */
 	char *e = proto_reply_error("x");
-	CHECK(e && strcmp(e, "{\"status\": \"ERROR\", \"data\": \"x\"}\r\n\r\n") ==
-			   0,
+	CHECK(e && strcmp(e,
+			  "{\"status\": \"ERROR\", \"data\": \"x\"}\r\n\r\n") ==
+		       0,
 	      "'%s'", e ? show(e, strlen(e)) : "NULL");
 	free(e);
 
@@ -642,8 +642,8 @@ static void test_envelopes(void)
 	cJSON *j = check_envelope(__LINE__, text);
 	cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
 	CHECK(cJSON_GetArraySize(data) == 2 &&
-		      strcmp(cJSON_GetArrayItem(data, 1)->valuestring,
-			     "we\"ird\\ \n") == 0,
+		  strcmp(cJSON_GetArrayItem(data, 1)->valuestring,
+			 "we\"ird\\ \n") == 0,
 	      "list data");
 	cJSON_Delete(j);
 	free(text);
@@ -655,18 +655,17 @@ static void test_envelopes(void)
 		CHECK(head != NULL, "get head");
 		if (!head)
 			continue;
-		size_t hl = strlen(head), tl = strlen(proto_reply_get_tail);
-		CHECK(tl == 6 &&
-			      memcmp(proto_reply_get_tail, "\"}\r\n\r\n", 6) ==
-				      0,
+		size_t hl = strlen(head), tl = strlen(PROTO_GET_TAIL);
+		CHECK(tl == 6 && memcmp(PROTO_GET_TAIL, "\"}\r\n\r\n", 6) == 0,
 		      "tail");
 		char *full = xmalloc(hl + 4 + tl + 1);
-		sprintf(full, "%sQUJD%s", head, proto_reply_get_tail);
+		sprintf(full, "%sQUJD%s", head, PROTO_GET_TAIL);
 		j = check_envelope(__LINE__, full);
 		cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "data_namafile");
 		cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "data_file");
 		cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
-		CHECK(cJSON_IsString(n) && strcmp(n->valuestring, names[i]) == 0,
+		CHECK(cJSON_IsString(n) &&
+			  strcmp(n->valuestring, names[i]) == 0,
 		      "data_namafile of '%s'", names[i]);
 		CHECK(cJSON_IsString(f) && strcmp(f->valuestring, "QUJD") == 0,
 		      "data_file");
@@ -681,7 +680,7 @@ static void test_envelopes(void)
 /* ---- proto_read_reply over a socketpair ---- */
 
 static const char b64chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Independent base64 encoder; returns a NUL-terminated heap string. */
 static char *b64(const unsigned char *in, size_t n)
@@ -818,32 +817,36 @@ static char *make_reply(enum layout l, const char *enc)
 	char *text = NULL, *e = NULL;
 	switch (l) {
 	case PYTHON:
-		text = xasprintf("{\"status\": \"OK\", \"data_namafile\": \"f.bin\", "
-			 "\"data_file\": \"%s\"}\r\n\r\n",
-			 enc);
+		text = xasprintf(
+		    "{\"status\": \"OK\", \"data_namafile\": \"f.bin\", "
+		    "\"data_file\": \"%s\"}\r\n\r\n",
+		    enc);
 		break;
 	case FILE_FIRST:
 		text = xasprintf("{\"data_file\": \"%s\", \"data_namafile\": "
-			 "\"f.bin\", \"status\": \"OK\"}\r\n\r\n",
-			 enc);
+				 "\"f.bin\", \"status\": \"OK\"}\r\n\r\n",
+				 enc);
 		break;
 	case SPACEY:
-		text = xasprintf(" \r\n\t{ \n\"data_namafile\"\t:\r\n\"f.bin\"  ,\n\n "
-			 "\"status\"  :  \"OK\"\t, \"data_file\"\n:\t\"%s\"\n"
-			 "\t }\n \r\n\r\n",
-			 enc);
+		text = xasprintf(
+		    " \r\n\t{ \n\"data_namafile\"\t:\r\n\"f.bin\"  ,\n\n "
+		    "\"status\"  :  \"OK\"\t, \"data_file\"\n:\t\"%s\"\n"
+		    "\t }\n \r\n\r\n",
+		    enc);
 		break;
 	case COMPACT:
-		text = xasprintf("{\"status\":\"OK\",\"extra\":{\"a\":[1,{\"b\":\"}\"}]"
-			 ",\"c\":null},\"data_file\":\"%s\",\"n\":-1.5e3,"
-			 "\"data_namafile\":\"f.bin\"}\r\n\r\n",
-			 enc);
+		text = xasprintf(
+		    "{\"status\":\"OK\",\"extra\":{\"a\":[1,{\"b\":\"}\"}]"
+		    ",\"c\":null},\"data_file\":\"%s\",\"n\":-1.5e3,"
+		    "\"data_namafile\":\"f.bin\"}\r\n\r\n",
+		    enc);
 		break;
 	case SLASHES:
 		e = replace_char(enc, '/', "\\/");
-		text = xasprintf("{\"status\": \"OK\", \"data_namafile\": \"f.bin\", "
-			 "\"data_file\": \"%s\"}\r\n\r\n",
-			 e);
+		text = xasprintf(
+		    "{\"status\": \"OK\", \"data_namafile\": \"f.bin\", "
+		    "\"data_file\": \"%s\"}\r\n\r\n",
+		    e);
 		break;
 	case UESC: {
 		char *e1 = replace_char(enc, 'A', "\\u0041");
@@ -851,9 +854,10 @@ static char *make_reply(enum layout l, const char *enc)
 		e = replace_char(e2, 'z', "\\u007A");
 		free(e1);
 		free(e2);
-		text = xasprintf("{\"status\": \"OK\", \"data_namafile\": \"f.bin\", "
-			 "\"data\\u005ffile\": \"%s\"}\r\n\r\n",
-			 e);
+		text = xasprintf(
+		    "{\"status\": \"OK\", \"data_namafile\": \"f.bin\", "
+		    "\"data\\u005ffile\": \"%s\"}\r\n\r\n",
+		    e);
 		break;
 	}
 	default:
@@ -864,17 +868,17 @@ static char *make_reply(enum layout l, const char *enc)
 }
 
 static const char *layout_names[NLAYOUTS] = {
-	"python", "file-first", "spacey", "compact", "slashes", "\\u-escapes"};
+    "python", "file-first", "spacey", "compact", "slashes", "\\u-escapes"};
 
 static void test_read_reply_sizes(int long_run)
 {
 	static const size_t sizes[] = {
-		0,	1,	2,	3,	4,	5,	6,	7,
-		8,	9,	10,	11,	12,	13,	31,	32,
-		33,	47,	48,	49,	100,	255,	256,	257,
-		1000,	4095,	4096,	4097,	65535,	65536,	65537,
-		196607, 196608, 196609, 262143, 262144, 262145, 786433,
-		1000003, 5000000, 20000001};
+	    0,	    1,	    2,	    3,	     4,	      5,       6,
+	    7,	    8,	    9,	    10,	     11,      12,      13,
+	    31,	    32,	    33,	    47,	     48,      49,      100,
+	    255,    256,    257,    1000,    4095,    4096,    4097,
+	    65535,  65536,  65537,  196607,  196608,  196609,  262143,
+	    262144, 262145, 786433, 1000003, 5000000, 20000001};
 	size_t nsizes = sizeof(sizes) / sizeof(*sizes) - (long_run ? 0 : 1);
 	static const size_t caps[] = {1, 2, 3, 5, 7, 16, 4096, 256 * 1024};
 	unsigned char *data = xmalloc(sizes[nsizes - 1]);
@@ -897,13 +901,12 @@ static void test_read_reply_sizes(int long_run)
 					continue;
 				size_t chunk = cap < 16 ? 1 + c * 3 : 65536;
 				struct readres r =
-					read_reply(text, tl, cap, chunk);
-				int same = r.sink.len == size &&
-					   (size == 0 ||
-					    memcmp(r.sink.data, data, size) ==
-						    0);
-				CHECK(r.rc == 0 && same &&
-					      r.file_bytes == size,
+				    read_reply(text, tl, cap, chunk);
+				int same =
+				    r.sink.len == size &&
+				    (size == 0 ||
+				     memcmp(r.sink.data, data, size) == 0);
+				CHECK(r.rc == 0 && same && r.file_bytes == size,
 				      "size %zu, %s, cap %zu: rc %d (%s) got "
 				      "%zu bytes, file_bytes %llu, %s",
 				      size, layout_names[l], cap, r.rc,
@@ -912,13 +915,12 @@ static void test_read_reply_sizes(int long_run)
 				      same ? "same" : "DIFFERENT");
 				const char *st = str_member(r.reply, "status");
 				const char *nm =
-					str_member(r.reply, "data_namafile");
+				    str_member(r.reply, "data_namafile");
 				CHECK(r.rc != 0 ||
-					      (st && strcmp(st, "OK") == 0 &&
-					       nm &&
-					       strcmp(nm, "f.bin") == 0 &&
-					       !cJSON_GetObjectItem(r.reply,
-								    "data_file")),
+					  (st && strcmp(st, "OK") == 0 && nm &&
+					   strcmp(nm, "f.bin") == 0 &&
+					   !cJSON_GetObjectItem(r.reply,
+								"data_file")),
 				      "size %zu, %s, cap %zu: members", size,
 				      layout_names[l], cap);
 				readres_free(&r);
@@ -947,9 +949,9 @@ static void read_fails(int line, const char *text, enum fs_error code)
 	}
 }
 
-#define REPLY(file) \
-	"{\"status\": \"OK\", \"data_namafile\": \"f\", \"data_file\": \"" \
-	file "\"}\r\n\r\n"
+#define REPLY(file)                                                            \
+	"{\"status\": \"OK\", \"data_namafile\": \"f\", \"data_file\": "       \
+	"\"" file "\"}\r\n\r\n"
 
 static void test_read_reply_errors(void)
 {
@@ -989,11 +991,11 @@ static void test_read_reply_errors(void)
 
 	/* an ERROR reply reads fine: the caller checks status */
 	struct readres r = read_reply(
-		"{\"status\": \"ERROR\", \"data\": \"no such file\"}\r\n\r\n",
-		46, 7, 3);
+	    "{\"status\": \"ERROR\", \"data\": \"no such file\"}\r\n\r\n", 46,
+	    7, 3);
 	CHECK(r.rc == 0 && str_member(r.reply, "status") &&
-		      strcmp(str_member(r.reply, "status"), "ERROR") == 0 &&
-		      strcmp(str_member(r.reply, "data"), "no such file") == 0,
+		  strcmp(str_member(r.reply, "status"), "ERROR") == 0 &&
+		  strcmp(str_member(r.reply, "data"), "no such file") == 0,
 	      "ERROR reply: rc %d (%s)", r.rc, r.st.message);
 	readres_free(&r);
 	/* a LIST reply with escapes in names, and the close without a
@@ -1005,12 +1007,12 @@ static void test_read_reply_errors(void)
 		r = read_reply(t, strlen(t), 5, 4);
 		cJSON *d = cJSON_GetObjectItem(r.reply, "data");
 		CHECK(r.rc == 0 && cJSON_GetArraySize(d) == 4 &&
-			      strcmp(cJSON_GetArrayItem(d, 0)->valuestring,
-				     "a\"b") == 0 &&
-			      strcmp(cJSON_GetArrayItem(d, 2)->valuestring,
-				     "\xc3\xa9") == 0 &&
-			      strcmp(cJSON_GetArrayItem(d, 3)->valuestring,
-				     "x\r\n\r\ny") == 0,
+			  strcmp(cJSON_GetArrayItem(d, 0)->valuestring,
+				 "a\"b") == 0 &&
+			  strcmp(cJSON_GetArrayItem(d, 2)->valuestring,
+				 "\xc3\xa9") == 0 &&
+			  strcmp(cJSON_GetArrayItem(d, 3)->valuestring,
+				 "x\r\n\r\ny") == 0,
 		      "LIST reply (terminator %d): rc %d (%s)", term, r.rc,
 		      r.st.message);
 		readres_free(&r);
@@ -1022,7 +1024,7 @@ static void test_read_reply_errors(void)
 	r = read_reply(st, strlen(st), 3, 5);
 	cJSON *d = cJSON_GetObjectItem(r.reply, "data");
 	CHECK(r.rc == 0 && cJSON_GetObjectItem(d, "requests") &&
-		      cJSON_GetObjectItem(d, "requests")->valuedouble == 3,
+		  cJSON_GetObjectItem(d, "requests")->valuedouble == 3,
 	      "nested reply: rc %d (%s)", r.rc, r.st.message);
 	readres_free(&r);
 }
@@ -1060,8 +1062,8 @@ static void test_read_reply_sink_failure(void)
 int main(int argc, char **argv)
 {
 	const char *env = getenv("FILESERV_TEST_LONG");
-	int long_run = (argc > 1 && strcmp(argv[1], "--long") == 0) ||
-		       (env && *env);
+	int long_run =
+	    (argc > 1 && strcmp(argv[1], "--long") == 0) || (env && *env);
 	alarm(long_run ? 600 : 120); /* never hang the suite */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_parse_commands();

@@ -67,7 +67,7 @@ static int close_to(uint64_t got, uint64_t want)
 	return diff <= TOLERANCE * (double)want || diff <= 1.0;
 }
 
-static const double quantiles[] = {0,   0.01, 0.1, 0.25, 0.5,   0.75,
+static const double quantiles[] = {0,	0.01, 0.1,  0.25,  0.5,	   0.75,
 				   0.9, 0.95, 0.99, 0.999, 0.9999, 1};
 #define NQ (sizeof(quantiles) / sizeof(*quantiles))
 
@@ -154,12 +154,12 @@ static void test_empty_and_edges(void)
 	struct histogram *h = hist_new();
 	CHECK(h->n == 0, "empty n");
 	for (size_t i = 0; i < NQ; i++)
-		CHECK(hist_quantile(h, quantiles[i]) == 0,
-		      "empty q%g = %llu", quantiles[i],
+		CHECK(hist_quantile(h, quantiles[i]) == 0, "empty q%g = %llu",
+		      quantiles[i],
 		      (unsigned long long)hist_quantile(h, quantiles[i]));
 	hist_record(h, 0);
 	CHECK(h->n == 1 && h->min_ns == 0 && h->max_ns == 0 &&
-		      hist_quantile(h, 0.5) == 0,
+		  hist_quantile(h, 0.5) == 0,
 	      "a zero sample");
 	hist_record(h, UINT64_MAX);
 	CHECK(h->max_ns == UINT64_MAX && hist_quantile(h, 1) >= UINT64_MAX / 2,
@@ -189,8 +189,8 @@ static void test_merge(void)
 		hist_record(i % 3 ? a : b, x); /* uneven halves */
 	}
 	hist_merge(a, b);
-	CHECK(a->n == all->n, "merged n %llu vs %llu",
-	      (unsigned long long)a->n, (unsigned long long)all->n);
+	CHECK(a->n == all->n, "merged n %llu vs %llu", (unsigned long long)a->n,
+	      (unsigned long long)all->n);
 	CHECK(memcmp(a->count, all->count, sizeof(all->count)) == 0,
 	      "merged buckets differ");
 	CHECK(a->min_ns == all->min_ns && a->max_ns == all->max_ns,
@@ -199,19 +199,19 @@ static void test_merge(void)
 	      "merged sum");
 	for (size_t i = 0; i < NQ; i++)
 		CHECK(hist_quantile(a, quantiles[i]) ==
-			      hist_quantile(all, quantiles[i]),
+			  hist_quantile(all, quantiles[i]),
 		      "merged q%g", quantiles[i]);
 
 	/* empty into full changes nothing; full into empty copies it */
 	uint64_t q50 = hist_quantile(all, 0.5);
 	hist_merge(all, empty);
 	CHECK(all->n == a->n && all->min_ns == a->min_ns &&
-		      hist_quantile(all, 0.5) == q50,
+		  hist_quantile(all, 0.5) == q50,
 	      "merging an empty histogram");
 	hist_merge(empty, all);
 	CHECK(empty->n == all->n && empty->min_ns == all->min_ns &&
-		      empty->max_ns == all->max_ns &&
-		      hist_quantile(empty, 0.5) == q50,
+		  empty->max_ns == all->max_ns &&
+		  hist_quantile(empty, 0.5) == q50,
 	      "merging into an empty histogram: min %llu",
 	      (unsigned long long)empty->min_ns);
 	struct histogram *e3 = hist_new();
@@ -266,20 +266,20 @@ static void seconds_bad(int line, const char *text)
 	      got, st.message);
 }
 
-static void long_case(int line, const char *text, long min, long max,
-		      int ok, long want)
+static void long_case(int line, const char *text, long min, long max, int ok,
+		      long want)
 {
 	struct fs_status st = {0};
 	long got = -12345;
 	int rc = units_parse_long(text, min, max, "worker count", &got, &st);
 	if (ok)
 		CHECK(rc == 0 && got == want,
-		      "line %d: long '%s' in [%ld, %ld]: rc %d, %ld (%s)",
-		      line, text, min, max, rc, got, st.message);
+		      "line %d: long '%s' in [%ld, %ld]: rc %d, %ld (%s)", line,
+		      text, min, max, rc, got, st.message);
 	else
 		CHECK(rc == -1 && st.code == FS_ERR_USAGE &&
-			      strstr(st.message, "worker count") &&
-			      strstr(st.message, text),
+			  strstr(st.message, "worker count") &&
+			  strstr(st.message, text),
 		      "line %d: long '%s' in [%ld, %ld]: rc %d, %ld, '%s'",
 		      line, text, min, max, rc, got, st.message);
 }
@@ -372,11 +372,10 @@ static void test_units(void)
 	      "'%s'", buf);
 	CHECK(strcmp(units_format_bytes(999, buf, sizeof(buf)), "999 B") == 0,
 	      "'%s'", buf);
-	CHECK(strcmp(units_format_bytes(1500, buf, sizeof(buf)), "1.5 kB") ==
-		      0,
+	CHECK(strcmp(units_format_bytes(1500, buf, sizeof(buf)), "1.5 kB") == 0,
 	      "'%s'", buf);
-	CHECK(strcmp(units_format_bytes(12.3e6, buf, sizeof(buf)),
-		     "12.3 MB") == 0,
+	CHECK(strcmp(units_format_bytes(12.3e6, buf, sizeof(buf)), "12.3 MB") ==
+		  0,
 	      "'%s'", buf);
 	double t0 = units_now();
 	usleep(20000);
