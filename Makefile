@@ -79,3 +79,11 @@ format:
 
 clean:
 	rm -rf $(BUILD) fileserv
+
+# ---- benchmarks (fileserv bench) ----
+.PHONY: bench
+bench: deps fileserv
+	./fileserv bench
+
+# ---- sanitizer builds and fuzzing: see mk/check.mk ----
+-include mk/check.mk
