@@ -274,6 +274,14 @@ void server_close(struct server *srv);
  * worker in log lines. */
 void server_handle(struct server *srv, int fd, const char *worker);
 
+/* Starts `fileserv serve ARGS... --ready-fd N` as a child process of this
+ * executable and waits until it listens (args is NULL-terminated). The
+ * child gets SIGTERM if this process dies. Returns its pid and sets *port,
+ * or returns -1 with st set. */
+pid_t server_spawn(const char *const *args, int *port, struct fs_status *st);
+/* Stops a spawned server: SIGTERM, then SIGKILL after grace seconds. */
+void server_reap(pid_t pid, double grace);
+
 /* ---- pool.c ---- */
 
 /* Runs the server in its configured mode until SIGTERM/SIGINT; returns

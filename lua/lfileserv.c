@@ -14,11 +14,9 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <lua.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -204,21 +202,11 @@ static struct lua_server *check_server(lua_State *L, int idx)
 	return luaL_checkudata(L, idx, SERVER_MT);
 }
 
-/* SIGTERM, then SIGKILL if it has not exited within the grace time. */
 static void server_terminate(struct lua_server *s)
 {
 	if (s->pid <= 0)
 		return;
-	kill(s->pid, SIGTERM);
-	for (int i = 0; i < 1500; i++) {
-		if (waitpid(s->pid, NULL, WNOHANG) != 0)
-			break;
-		if (i == 1499) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, NULL, 0);
-		}
-		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	}
+	server_reap(s->pid, 15);
 	script_forget_child(s->pid);
 	s->pid = 0;
 }
@@ -267,7 +255,7 @@ static int server_index(lua_State *L)
 }
 
 /* Argument vector for `fileserv serve` from the options table at 1. */
-static int server_argv(lua_State *L, const char **argv, int max, int ready)
+static int server_argv(lua_State *L, const char **argv, int max)
 {
 	static const char *const flags[][2] = {
 	    {"mode", "--mode"},
@@ -282,8 +270,6 @@ static int server_argv(lua_State *L, const char **argv, int max, int ready)
 	    {"codec", "--codec"},
 	};
 	int n = 0;
-	argv[n++] = "fileserv";
-	argv[n++] = "serve";
 	argv[n++] = "--quiet";
 	argv[n++] = "--port"; /* any free port, unless port= says otherwise */
 	argv[n++] = "0";
@@ -297,33 +283,8 @@ static int server_argv(lua_State *L, const char **argv, int max, int ready)
 	lua_getfield(L, 1, "sync");
 	if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
 		argv[n++] = "--no-sync";
-	argv[n++] = "--ready-fd";
-	argv[n++] = lua_pushfstring(L, "%d", ready);
 	argv[n] = NULL;
 	return n;
-}
-
-/* Waits for the port on the ready pipe; -1 if the child died or hung. */
-static int server_wait_ready(int fd, pid_t pid)
-{
-	char buf[32];
-	size_t got = 0;
-	struct pollfd p = {fd, POLLIN, 0};
-	while (got < sizeof(buf) - 1 && poll(&p, 1, 15000) > 0) {
-		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (memchr(buf, '\n', got))
-			break;
-	}
-	buf[got] = '\0';
-	int port = got ? atoi(buf) : -1;
-	if (port <= 0 && waitpid(pid, NULL, WNOHANG) == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	return port > 0 ? port : -1;
 }
 
 /* fileserv.serve{mode=, workers=, port=0, storage=, sync=, ...} */
@@ -336,25 +297,14 @@ static int server_new(lua_State *L)
 	lua_getfield(L, 1, "host");
 	snprintf(s->host, sizeof(s->host), "%s",
 		 luaL_optstring(L, -1, "127.0.0.1"));
-	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return luaL_fileresult(L, 0, "pipe");
 	const char *argv[40];
-	server_argv(L, argv, 36, pipefd[1]);
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		fcntl(pipefd[1], F_SETFD, 0);
-		execv("/proc/self/exe", (char **)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	int port = pid > 0 ? server_wait_ready(pipefd[0], pid) : -1;
-	close(pipefd[0]);
-	if (port < 0) {
+	server_argv(L, argv, 36);
+	struct fs_status st = {0};
+	int port;
+	pid_t pid = server_spawn(argv, &port, &st);
+	if (pid < 0) {
 		luaL_pushfail(L);
-		lua_pushstring(L, "server did not start (see its message "
-				  "above)");
+		lua_pushstring(L, st.message);
 		return 2;
 	}
 	s->pid = pid;
