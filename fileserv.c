@@ -235,6 +235,8 @@ int main(int argc, char **argv)
 		return stress_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "run") == 0)
 		return script_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "bench") == 0)
+		return bench_main(argc - 1, argv + 1);
 	static const char *const client_cmds[] = {
 	    "get",  "download", "put",	  "upload", "ls",
 	    "list", "rm",	"delete", "stats",  NULL};

@@ -384,6 +384,9 @@ extern __thread struct stress_tally *stress_current;
 int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	       struct fs_status *st);
 const char *stress_op_name(enum stress_op op);
+/* Writes size deterministic pseudo-random bytes (a function of seed) to
+ * path; 0 or -1 with errno set. */
+int stress_make_file(const char *path, uint64_t size, uint64_t seed);
 /* The summary as JSON: the one representation the CLI prints and the Lua
  * binding converts. */
 struct cJSON *stress_to_json(const struct stress_config *cfg,
@@ -395,6 +398,7 @@ int stress_op_parse(const char *text, enum stress_op *op);
 int cli_main(const char *cmd, int argc, char **argv);
 int stress_main(int argc, char **argv);
 int script_main(int argc, char **argv);
+int bench_main(int argc, char **argv);
 int serve_main(int argc, char **argv);
 
 #endif

@@ -316,16 +316,6 @@ static int server_new(lua_State *L)
 
 /* ---- test files, time ---- */
 
-/* splitmix64: a tiny, well-distributed generator, so that a file is a
- * pure function of (size, seed) and can be made again instead of kept. */
-static uint64_t splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static uint64_t check_size(lua_State *L, int idx)
 {
 	if (lua_type(L, idx) == LUA_TNUMBER) {
@@ -346,22 +336,7 @@ static int mkfile_l(lua_State *L)
 	const char *path = luaL_checkstring(L, 1);
 	uint64_t size = check_size(L, 2),
 		 seed = (uint64_t)luaL_optinteger(L, 3, 1);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return luaL_fileresult(L, 0, path);
-	static __thread uint64_t buf[8192];
-	uint64_t left = size;
-	while (left > 0) {
-		size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
-		for (size_t i = 0; i < (n + 7) / 8; i++)
-			buf[i] = splitmix(&seed);
-		if (write(fd, buf, n) != (ssize_t)n) {
-			close(fd);
-			return luaL_fileresult(L, 0, path);
-		}
-		left -= n;
-	}
-	if (close(fd) < 0)
+	if (stress_make_file(path, size, seed) < 0)
 		return luaL_fileresult(L, 0, path);
 	lua_pushinteger(L, (lua_Integer)size);
 	return 1;
