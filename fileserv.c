@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char main_usage[] =
     "usage: fileserv COMMAND [OPTIONS] [ARGS]\n"
@@ -48,6 +49,16 @@ static const char serve_usage[] =
     "crash)\n"
     "      --idle-timeout T    close a connection idle this long "
     "(default 60s)\n"
+    "      --head-timeout T    a request head (command and name) must "
+    "arrive\n"
+    "                          within T (default 10s)\n"
+    "      --min-rate RATE     cut a transfer moving less than RATE "
+    "bytes/s over\n"
+    "                          an idle-timeout window (default 4kB; 0 "
+    "off)\n"
+    "      --max-conns N       connections beyond N get a busy ERROR "
+    "(default\n"
+    "                          4096, lowered to fit the descriptor limit)\n"
     "      --drain-timeout T   on SIGTERM, wait this long for transfers in\n"
     "                          flight (default 10s)\n"
     "      --max-upload SIZE   refuse uploads larger than SIZE (default "
@@ -56,10 +67,12 @@ static const char serve_usage[] =
     "      --codec NAME        base64 codec: auto, avx2, scalar, libb64\n"
     "      --ready-fd FD       write the port to FD once listening\n"
     "\n"
-    "single serves one connection at a time; thread runs N threads and\n"
-    "process N pre-forked processes, each serving one connection at a "
-    "time,\nwith further clients queued by the kernel. SIGTERM or SIGINT "
-    "stops\naccepting, lets transfers finish, and exits 0.\n";
+    "An event loop reads each request head without holding a worker, then\n"
+    "hands the connection to a worker: single is one worker thread, thread\n"
+    "N threads, process N pre-forked processes, each serving one "
+    "connection\nat a time; further connections wait their turn. SIGTERM "
+    "or SIGINT stops\naccepting, lets transfers finish, and exits 0; a "
+    "second signal exits\nat once.\n";
 
 enum {
 	OPT_NO_SYNC = 256,
@@ -67,8 +80,21 @@ enum {
 	OPT_DRAIN,
 	OPT_MAX_UPLOAD,
 	OPT_CODEC,
-	OPT_READY_FD
+	OPT_READY_FD,
+	OPT_HEAD,
+	OPT_MIN_RATE,
+	OPT_MAX_CONNS
 };
+
+static int serve_rate(struct server_config *cfg, const char *arg,
+		      struct fs_status *st)
+{
+	uint64_t rate;
+	if (units_parse_size(arg, &rate, st) < 0)
+		return -1;
+	cfg->min_rate = (double)rate;
+	return 0;
+}
 
 static int serve_option(struct server_config *cfg, int ch, const char *arg,
 			struct fs_status *st)
@@ -115,6 +141,16 @@ static int serve_option(struct server_config *cfg, int ch, const char *arg,
 		return units_parse_seconds(arg, &cfg->drain_timeout, st);
 	case OPT_MAX_UPLOAD:
 		return units_parse_size(arg, &cfg->max_upload, st);
+	case OPT_HEAD:
+		return units_parse_seconds(arg, &cfg->head_timeout, st);
+	case OPT_MIN_RATE:
+		return serve_rate(cfg, arg, st);
+	case OPT_MAX_CONNS:
+		if (units_parse_long(arg, 1, 1000000, "connection cap", &n,
+				     st) < 0)
+			return -1;
+		cfg->max_conns = (int)n;
+		return 0;
 	case OPT_CODEC:
 		if (codec_select(arg) < 0)
 			return fs_fail(st, FS_ERR_USAGE,
@@ -129,6 +165,20 @@ static int serve_option(struct server_config *cfg, int ch, const char *arg,
 		return 0;
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
+}
+
+/* Keeps the connection cap under the descriptor limit, leaving room for
+ * the storage, logs, channel and a connection per worker. */
+static void fit_descriptor_limit(struct server_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	long room = (long)rl.rlim_cur - 32 - cfg->workers;
+	if (room < 1)
+		room = 1;
+	if (cfg->max_conns > room)
+		cfg->max_conns = (int)room;
 }
 
 static int serve_options(struct server_config *cfg, int argc, char **argv,
@@ -148,6 +198,9 @@ static int serve_options(struct server_config *cfg, int argc, char **argv,
 	    {"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
 	    {"codec", required_argument, NULL, OPT_CODEC},
 	    {"ready-fd", required_argument, NULL, OPT_READY_FD},
+	    {"head-timeout", required_argument, NULL, OPT_HEAD},
+	    {"min-rate", required_argument, NULL, OPT_MIN_RATE},
+	    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -174,6 +227,9 @@ static int serve_options(struct server_config *cfg, int argc, char **argv,
 		cfg->workers = 1;
 	if (cfg->idle_timeout <= 0)
 		return fs_fail(st, FS_ERR_USAGE, "--idle-timeout must be > 0");
+	if (cfg->head_timeout <= 0)
+		return fs_fail(st, FS_ERR_USAGE, "--head-timeout must be > 0");
+	fit_descriptor_limit(cfg);
 	return 0;
 }
 
@@ -189,6 +245,9 @@ int serve_main(int argc, char **argv)
 	    .idle_timeout = 60,
 	    .drain_timeout = 10,
 	    .ready_fd = -1,
+	    .head_timeout = 10,
+	    .min_rate = 4000,
+	    .max_conns = 4096,
 	};
 	struct fs_status st = {0};
 	int rc = serve_options(&cfg, argc, argv, &st);

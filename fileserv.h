@@ -5,6 +5,8 @@
  * storage.c the confined storage directory: open, list, delete, atomic
  *           uploads (temporary file, fsync, rename, directory fsync)
  * server.c  one connection: read the request, run the command, reply
+ * acceptor.c the event loop that reads request heads and hands
+ *           connections to workers
  * pool.c    the single, thread and process worker models and signals
  * stats.c   whole-server counters (shared memory) and latency histograms
  * client.c  the one client API used by the CLI, the stress engine and Lua
@@ -82,6 +84,8 @@ double units_now(void);
 /* Also writes to path (appending) when it is not NULL; quiet silences
  * stderr. Returns 0 or -1 (errno set). */
 int log_open(const char *path, int quiet);
+/* The log file's descriptor, or -1. */
+int log_file_fd(void);
 void log_info(const char *worker, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_error(const char *worker, const char *fmt, ...)
@@ -144,6 +148,9 @@ struct conn {
 	char *buf;
 	size_t cap, start, end; /* unread bytes are buf[start..end) */
 	uint64_t bytes_in, bytes_out;
+	/* Called after every read or write that moved bytes; -1 (errno set)
+	 * aborts the transfer. The server's minimum-rate check. */
+	int (*check)(struct conn *c);
 };
 
 int conn_init(struct conn *c, int fd, size_t cap);
@@ -175,6 +182,7 @@ struct stats_counters {
 	uint64_t succeeded[CMD_COUNT];
 	uint64_t failed[CMD_COUNT];
 	uint64_t bytes_in, bytes_out, connections;
+	uint64_t dispatched; /* connections workers took from the acceptor */
 };
 
 /* Counters in memory shared with forked children; NULL on failure. */
@@ -216,6 +224,9 @@ struct storage {
 int storage_open(struct storage *s, const char *path, int sync,
 		 struct fs_status *st);
 void storage_close(struct storage *s);
+/* Removes named temporary files: all of them (pid 0), or those a dead
+ * process left. */
+void storage_sweep(struct storage *s, pid_t pid);
 /* Opens a regular file for reading; -1 with a message in err. */
 int storage_open_file(struct storage *s, const char *name, char *err,
 		      size_t errlen);
@@ -253,6 +264,9 @@ struct server_config {
 	int quiet;
 	int sync;
 	double idle_timeout; /* seconds between reads or writes */
+	double head_timeout; /* seconds for a complete request head */
+	double min_rate;     /* bytes/s over each idle_timeout window; 0 off */
+	int max_conns;	     /* open connections; 0 = no limit */
 	double drain_timeout;
 	uint64_t max_upload; /* decoded bytes; 0 = unlimited */
 	int ready_fd;	     /* write "PORT\n" here once listening, or -1 */
@@ -270,9 +284,10 @@ struct server {
 int server_open(struct server *srv, const struct server_config *cfg,
 		struct fs_status *st);
 void server_close(struct server *srv);
-/* Serves one accepted connection and closes it. worker names the
- * worker in log lines. */
-void server_handle(struct server *srv, int fd, const char *worker);
+/* Serves one connection and closes it: head holds the len bytes the
+ * acceptor already read from it. worker names the worker in log lines. */
+void server_handle(struct server *srv, int fd, const char *worker,
+		   const char *head, size_t len);
 
 /* Starts `fileserv serve ARGS... --ready-fd N` as a child process of this
  * executable and waits until it listens (args is NULL-terminated). The
@@ -281,6 +296,20 @@ void server_handle(struct server *srv, int fd, const char *worker);
 pid_t server_spawn(const char *const *args, int *port, struct fs_status *st);
 /* Stops a spawned server: SIGTERM, then SIGKILL after grace seconds. */
 void server_reap(pid_t pid, double grace);
+
+/* ---- acceptor.c ---- */
+
+#include <signal.h>
+
+/* Runs the acceptor on srv's listener until SIGTERM or SIGINT (taken from
+ * signals through a signalfd; they must be blocked), handing connections
+ * over chan. SIGCHLD, if in signals, calls on_child, whose -1 is fatal.
+ * Closes the listener before returning 0, or -1 on a fatal error. */
+int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
+		 int (*on_child)(void *ctx), void *ctx);
+/* A worker's next connection: its descriptor, with the head bytes read
+ * so far in buf; -1 once the acceptor has closed, -2 if interrupted. */
+int acceptor_receive(int chan, char *buf, size_t cap, size_t *len);
 
 /* ---- pool.c ---- */
 

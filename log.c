@@ -23,6 +23,11 @@ int log_open(const char *path, int quiet)
 	return log_fd < 0 ? -1 : 0;
 }
 
+int log_file_fd(void)
+{
+	return log_fd;
+}
+
 static void log_line(const char *level, const char *worker, const char *fmt,
 		     va_list ap)
 {

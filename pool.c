@@ -1,18 +1,19 @@
 /* pool.c: who serves a connection, and how the server stops.
  *
- * single:  the main process accepts and serves, one connection at a time.
- * thread:  N threads each block in accept() on the shared listener and
- *          serve what they get; SIGTERM/SIGINT are blocked in them and
- *          taken by the main thread with sigwait().
- * process: N pre-forked workers do the same in separate processes; the
- *          parent only supervises: it replaces a worker that dies (giving
- *          up if workers keep dying at start), forwards SIGTERM and reaps.
- *          Workers die with the parent (PR_SET_PDEATHSIG).
- *
- * pool_next() is the single point where a connection is handed to a
- * worker. Stopping: the listener is shut down so that no new connection is
- * taken, connections in flight finish, and whatever is still running at
- * the drain deadline is cut; a second signal exits at once. */
+ * In every mode the acceptor (acceptor.c) runs in the main process's main
+ * thread, reads request heads and hands connections over a Unix socket;
+ * workers block in acceptor_receive() and serve one connection at a time.
+ *   single:  one worker thread.
+ *   thread:  N worker threads.
+ *   process: N pre-forked worker processes. The parent also supervises:
+ *            it replaces a worker that dies (and gives up, exit 2, if
+ *            workers keep dying), and workers die with it
+ *            (PR_SET_PDEATHSIG).
+ * SIGTERM/SIGINT: the acceptor closes the listener (new connections are
+ * refused at once) and the channel; workers finish the connections they
+ * hold or that were already handed over, then see the channel's end and
+ * exit. Whatever still runs at --drain-timeout is cut, and a second signal
+ * cuts it at once. */
 #include "fileserv.h"
 
 #include <errno.h>
@@ -27,65 +28,24 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stopping;
-static unsigned drain_seconds;	  /* for the SIGALRM that ends a drain */
-static int signal_listen_fd = -1; /* shut down by the first stop signal */
+static volatile sig_atomic_t stopping; /* a process worker was told to stop */
 
-/* The next connection for this worker, or -1 once the server stops. */
-static int pool_next(struct server *srv)
+static void pool_serve(struct server *srv, int chan, const char *worker)
 {
-	while (!stopping) {
-		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0)
-			return fd;
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			/* out of descriptors: back off, never spin */
-			nanosleep(&(struct timespec){0, 50000000}, NULL);
-		} else if (errno != EINTR && errno != ECONNABORTED &&
-			   errno != EPROTO) {
-			break; /* EINVAL: the listener was shut down */
-		}
-	}
-	return -1;
-}
-
-static void pool_serve(struct server *srv, const char *worker)
-{
+	char *head = malloc(FS_HEAD_MAX);
+	size_t len;
+	int fd = 0;
 	log_info(worker, "worker started");
-	int fd;
-	while ((fd = pool_next(srv)) >= 0)
-		server_handle(srv, fd, worker);
+	while (head && !stopping &&
+	       (fd = acceptor_receive(chan, head, FS_HEAD_MAX, &len)) != -1) {
+		if (fd == -2)
+			continue;
+		__atomic_fetch_add(&srv->stats->dispatched, 1,
+				   __ATOMIC_RELAXED);
+		server_handle(srv, fd, worker, head, len);
+	}
+	free(head);
 	log_info(worker, "worker exiting");
-}
-
-static void on_stop_signal(int sig)
-{
-	(void)sig;
-	if (stopping)
-		_exit(1);
-	stopping = 1;
-	shutdown(signal_listen_fd, SHUT_RD); /* async-signal-safe */
-	alarm(drain_seconds);
-}
-
-static void on_drain_deadline(int sig)
-{
-	(void)sig;
-	_exit(0);
-}
-
-/* Handlers without SA_RESTART so that a blocking accept() returns. */
-static void catch_signals(const struct server *srv)
-{
-	drain_seconds = (unsigned)srv->cfg.drain_timeout + 1;
-	signal_listen_fd = srv->listen_fd;
-	struct sigaction sa = {.sa_handler = on_stop_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_drain_deadline;
-	sigaction(SIGALRM, &sa, NULL);
 }
 
 static void announce(struct server *srv)
@@ -107,41 +67,43 @@ static void announce(struct server *srv)
 	}
 }
 
-/* Stops taking connections: accept() in every worker returns EINVAL. */
-static void stop_listening(struct server *srv)
+/* A second stop signal, without waiting. */
+static int second_signal(const sigset_t *set)
 {
-	shutdown(srv->listen_fd, SHUT_RD);
-}
-
-static int run_single(struct server *srv)
-{
-	catch_signals(srv);
-	announce(srv);
-	pool_serve(srv, "main");
+	struct timespec zero = {0, 0};
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	int sig;
+	while ((sig = sigtimedwait(set, NULL, &zero)) > 0)
+		if (sigismember(&stop, sig))
+			return 1;
 	return 0;
 }
 
-/* ---- thread mode ---- */
+/* ---- single and thread mode ---- */
 
 struct thread_worker {
 	pthread_t tid;
 	struct server *srv;
+	int chan;
 	char name[32];
 };
 
 static void *thread_main(void *arg)
 {
 	struct thread_worker *w = arg;
-	pool_serve(w->srv, w->name);
+	pool_serve(w->srv, w->chan, w->name);
 	return NULL;
 }
 
-/* Joins the workers until the drain deadline; a second signal ends it. */
+/* Joins the workers until the drain deadline or a second signal. */
 static void join_until(struct thread_worker *w, int n, double deadline,
 		       const sigset_t *set)
 {
 	for (int i = 0; i < n;) {
-		struct timespec ts, zero = {0, 0};
+		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 50000000;
 		if (ts.tv_nsec >= 1000000000) {
@@ -152,25 +114,20 @@ static void join_until(struct thread_worker *w, int n, double deadline,
 			i++;
 			continue;
 		}
-		if (sigtimedwait(set, NULL, &zero) > 0 ||
-		    units_now() > deadline) {
+		if (second_signal(set) || units_now() > deadline) {
 			log_info("main", "drain cut short: exiting now");
 			return;
 		}
 	}
 }
 
-static int run_threads(struct server *srv)
+static int run_threads(struct server *srv, int chan[2], const sigset_t *set)
 {
 	int n = srv->cfg.workers;
 	struct thread_worker *w = calloc((size_t)n, sizeof(*w));
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (int i = 0; w && i < n; i++) {
 		w[i].srv = srv;
+		w[i].chan = chan[1];
 		snprintf(w[i].name, sizeof(w[i].name), "worker-%d", i + 1);
 		if (pthread_create(&w[i].tid, NULL, thread_main, &w[i])) {
 			log_error("main", "cannot start worker threads");
@@ -180,14 +137,11 @@ static int run_threads(struct server *srv)
 	if (!w)
 		return 1;
 	announce(srv);
-	int sig;
-	sigwait(&set, &sig);
-	log_info("main", "%s: stopping", strsignal(sig));
-	stopping = 1;
-	stop_listening(srv);
-	join_until(w, n, units_now() + srv->cfg.drain_timeout, &set);
+	int rc = acceptor_run(srv, chan[0], set, NULL, NULL);
+	close(chan[0]);
+	join_until(w, n, units_now() + srv->cfg.drain_timeout, set);
 	free(w);
-	return 0;
+	return rc < 0 ? 1 : 0;
 }
 
 /* ---- process mode ---- */
@@ -195,51 +149,60 @@ static int run_threads(struct server *srv)
 #define RESPAWN_WINDOW 5.0 /* seconds */
 #define RESPAWN_MAX    20  /* early deaths in a window that are fatal */
 
-static pid_t spawn_worker(struct server *srv, int id, pid_t parent)
+struct supervisor {
+	struct server *srv;
+	pid_t *pids, self;
+	int n, chan[2];
+	double window;
+	int deaths;
+	sigset_t oldmask;
+};
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* In a new worker: close what belongs to the parent (the listener, the
+ * acceptor's end, the acceptor's own descriptors and the connections it
+ * is reading), keeping stdio, the channel, the storage and the log. */
+static void close_inherited(const struct supervisor *sup)
+{
+	int keep[] = {sup->chan[1], sup->srv->storage.dirfd, log_file_fd()};
+	unsigned from = 3;
+	for (;;) {
+		unsigned next = ~0u;
+		for (int i = 0; i < 3; i++)
+			if (keep[i] >= (int)from && (unsigned)keep[i] < next)
+				next = (unsigned)keep[i];
+		if (next > from)
+			close_range(from, next - 1, 0);
+		if (next == ~0u)
+			return;
+		from = next + 1;
+	}
+}
+
+static pid_t spawn_worker(struct supervisor *sup, int id)
 {
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
+	if (getppid() != sup->self)
 		_exit(0);
-	catch_signals(srv);
-	char name[32];
-	snprintf(name, sizeof(name), "worker-%d", id + 1);
+	close_inherited(sup);
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigprocmask(SIG_SETMASK, &sup->oldmask, NULL);
 	if (getenv("FILESERV_TEST_WORKER_EXIT")) /* test hook: crash loop */
 		_exit(3);
-	pool_serve(srv, name);
+	char name[32];
+	snprintf(name, sizeof(name), "worker-%d", id + 1);
+	pool_serve(sup->srv, sup->chan[1], name);
 	_exit(0);
-}
-
-static void stop_workers(pid_t *pids, int n, double deadline)
-{
-	for (int i = 0; i < n; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	int left = n;
-	while (left > 0 && units_now() < deadline) {
-		pid_t pid = waitpid(-1, NULL, WNOHANG);
-		if (pid > 0)
-			left--;
-		else if (pid < 0 && errno == ECHILD)
-			return;
-		else
-			nanosleep(&(struct timespec){0, 20000000}, NULL);
-	}
-	for (int i = 0; i < n; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGKILL);
-	while (waitpid(-1, NULL, 0) > 0)
-		;
-}
-
-static int find_worker(const pid_t *pids, int n, pid_t pid)
-{
-	for (int i = 0; i < n; i++)
-		if (pids[i] == pid)
-			return i;
-	return -1;
 }
 
 static void log_death(int id, pid_t pid, int status)
@@ -252,59 +215,103 @@ static void log_death(int id, pid_t pid, int status)
 			  id + 1, (int)pid, WEXITSTATUS(status));
 }
 
-/* Reaps and replaces workers until a stop signal; -1 if they keep dying. */
-static int supervise(struct server *srv, pid_t *pids, int n, pid_t self)
+/* SIGCHLD: reaps and replaces workers; -1 if they keep dying. */
+static int supervise(void *ctx)
 {
-	double window = units_now();
-	int deaths = 0, status;
-	while (!stopping) {
-		pid_t pid = waitpid(-1, &status, 0);
-		int id = pid > 0 ? find_worker(pids, n, pid) : -1;
-		if (id < 0)
+	struct supervisor *sup = ctx;
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int id = 0;
+		while (id < sup->n && sup->pids[id] != pid)
+			id++;
+		if (id == sup->n)
 			continue;
 		log_death(id, pid, status);
-		if (units_now() - window > RESPAWN_WINDOW) {
-			window = units_now();
-			deaths = 0;
+		storage_sweep(&sup->srv->storage, pid);
+		if (units_now() - sup->window > RESPAWN_WINDOW) {
+			sup->window = units_now();
+			sup->deaths = 0;
 		}
-		if (++deaths > RESPAWN_MAX) {
-			pids[id] = -1;
+		sup->pids[id] = -1;
+		if (++sup->deaths > RESPAWN_MAX) {
 			log_error("main", "workers keep dying: giving up");
 			return -1;
 		}
-		if (deaths > n)
+		if (sup->deaths > sup->n) /* slow a crash loop down */
 			nanosleep(&(struct timespec){0, 100000000}, NULL);
-		pids[id] = spawn_worker(srv, id, self);
+		sup->pids[id] = spawn_worker(sup, id);
 	}
 	return 0;
 }
 
-static int run_processes(struct server *srv)
+/* Waits for the workers to finish; SIGKILL at the deadline or on a
+ * second signal. */
+static void stop_workers(struct supervisor *sup, double deadline,
+			 const sigset_t *set)
 {
-	int n = srv->cfg.workers;
-	pid_t self = getpid(), *pids = calloc((size_t)n, sizeof(*pids));
-	if (!pids)
+	int left = 0;
+	for (int i = 0; i < sup->n; i++)
+		left += sup->pids[i] > 0;
+	while (left > 0 && units_now() < deadline && !second_signal(set)) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+		if (pid > 0)
+			left--;
+		else if (pid < 0)
+			break;
+		else
+			nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	for (int i = 0; i < sup->n; i++)
+		if (sup->pids[i] > 0)
+			kill(sup->pids[i], SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+}
+
+static int run_processes(struct server *srv, int chan[2], sigset_t *set,
+			 const sigset_t *oldmask)
+{
+	struct supervisor sup = {.srv = srv,
+				 .self = getpid(),
+				 .n = srv->cfg.workers,
+				 .chan = {chan[0], chan[1]},
+				 .window = units_now(),
+				 .oldmask = *oldmask};
+	sup.pids = calloc((size_t)sup.n, sizeof(*sup.pids));
+	if (!sup.pids)
 		return 1;
-	catch_signals(srv);
-	for (int i = 0; i < n; i++)
-		pids[i] = spawn_worker(srv, i, self);
+	sigaddset(set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, set, NULL);
+	for (int i = 0; i < sup.n; i++)
+		sup.pids[i] = spawn_worker(&sup, i);
 	announce(srv);
-	int rc = supervise(srv, pids, n, self);
-	if (rc == 0)
-		log_info("main", "stopping");
-	stop_listening(srv);
-	stop_workers(pids, n, units_now() + (rc ? 0 : srv->cfg.drain_timeout));
-	free(pids);
+	int rc = acceptor_run(srv, chan[0], set, supervise, &sup);
+	close(chan[0]);
+	stop_workers(&sup, units_now() + (rc ? 0 : srv->cfg.drain_timeout),
+		     set);
+	free(sup.pids);
 	return rc ? 2 : 0;
 }
 
 int pool_run(struct server *srv)
 {
 	signal(SIGPIPE, SIG_IGN);
-	const char *mode = srv->cfg.mode;
-	int rc = strcmp(mode, "single") == 0   ? run_single(srv)
-		 : strcmp(mode, "thread") == 0 ? run_threads(srv)
-					       : run_processes(srv);
+	sigset_t set, oldmask;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, &oldmask);
+	int chan[2], rc;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0) {
+		log_error("main", "socketpair: %s", strerror(errno));
+		return 1;
+	}
+	if (strcmp(srv->cfg.mode, "process") == 0)
+		rc = run_processes(srv, chan, &set, &oldmask);
+	else
+		rc = run_threads(srv, chan, &set);
+	close(chan[1]);
 	log_info("main", "server stopped");
 	return rc;
 }

@@ -372,6 +372,8 @@ ssize_t conn_fill(struct conn *c)
 	if (n > 0) {
 		c->end += (size_t)n;
 		c->bytes_in += (uint64_t)n;
+		if (c->check && c->check(c) < 0)
+			return -1;
 	}
 	return n;
 }
@@ -388,6 +390,8 @@ int conn_write(struct conn *c, const void *buf, size_t len)
 		p += n;
 		len -= (size_t)n;
 		c->bytes_out += (uint64_t)n;
+		if (c->check && c->check(c) < 0)
+			return -1;
 	}
 	return 0;
 }

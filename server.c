@@ -25,8 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONN_BUF   (256 * 1024)
-#define LINGER_MAX 2.0 /* seconds spent draining a refused upload */
+#define CONN_BUF      (256 * 1024)
+#define LINGER_MAX    2.0	  /* seconds spent draining a refused upload */
+#define HEAD_READ_MAX (64 * 1024) /* bytes read of an invalid request */
 
 static int listen_on(const char *host, int port, struct fs_status *st)
 {
@@ -104,7 +105,44 @@ struct request {
 	uint64_t file_bytes;
 	char message[512]; /* error reply text, or what went wrong */
 	int counted;	   /* 1 as succeeded, -1 as failed, 0 not yet */
+	double pace_start; /* the current --min-rate window */
+	uint64_t pace_bytes;
+	int too_slow;
+	int stalled; /* the client stopped sending or went away */
 };
+
+/* The connection's check: fails the transfer (ETIMEDOUT) when it moved
+ * less than --min-rate over the last window, one idle timeout long. This
+ * cuts a client that trickles a body, or reads a reply, just fast enough
+ * to dodge the idle timeout. */
+static int check_pace(struct conn *c)
+{
+	struct request *r =
+	    (struct request *)((char *)c - offsetof(struct request, conn));
+	const struct server_config *cfg = &r->srv->cfg;
+	double now = units_now(), span = now - r->pace_start;
+	if (cfg->min_rate <= 0 || span < cfg->idle_timeout)
+		return 0;
+	uint64_t moved = c->bytes_in + c->bytes_out;
+	int slow = (double)(moved - r->pace_bytes) < cfg->min_rate * span;
+	r->pace_start = now;
+	r->pace_bytes = moved;
+	if (!slow)
+		return 0;
+	r->too_slow = 1;
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+/* Why a transfer stopped, for the log and the reply. */
+static const char *io_error(const struct request *r, ssize_t n)
+{
+	if (r->too_slow)
+		return "transfer too slow (under --min-rate)";
+	if (n == 0)
+		return "client closed the connection";
+	return errno == EAGAIN ? "timed out" : strerror(errno);
+}
 
 /* Records the outcome in STATS (once; later calls correct it). */
 static void settle(struct request *r, int ok)
@@ -131,6 +169,15 @@ static int reply_error(struct request *r)
 	return reply(r, proto_reply_error(r->message), 0);
 }
 
+/* A reply cut off midway cannot be completed: close with a reset, so
+ * that the client learns at once instead of after reading whatever is
+ * still queued in the socket buffers. */
+static void reset_on_close(int fd)
+{
+	struct linger lg = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 /* Reads until the head is complete; 1 ok, 0 the client went away, -1 an
  * invalid head (message set). */
 static int read_head(struct request *r)
@@ -149,11 +196,8 @@ static int read_head(struct request *r)
 			return -1;
 		ssize_t n = conn_fill(c);
 		if (n <= 0) {
-			snprintf(r->message, sizeof(r->message), "%s",
-				 n == 0 ? "closed before a complete request"
-				 : errno == EAGAIN
-				     ? "timed out reading the request"
-				     : strerror(errno));
+			snprintf(r->message, sizeof(r->message),
+				 "no complete request: %s", io_error(r, n));
 			return 0;
 		}
 	}
@@ -196,7 +240,8 @@ static int handle_get(struct request *r)
 			}
 			if (conn_write(&r->conn, out, pending) < 0) {
 				snprintf(r->message, sizeof(r->message),
-					 "sending: %s", strerror(errno));
+					 "sending: %s", io_error(r, -1));
+				reset_on_close(r->conn.fd);
 				break;
 			}
 			pending = 0;
@@ -214,27 +259,34 @@ static int handle_get(struct request *r)
 	return rc;
 }
 
-/* After refusing an upload mid-stream: stop writing, then read and drop
- * what the client is still sending for a moment, so that it reads the
- * ERROR reply instead of a connection reset. */
-static void linger_drain(struct conn *c)
+/* After an ERROR reply to a client that is still sending: stop writing,
+ * then read and drop what keeps coming (up to max bytes, LINGER_MAX
+ * seconds, or a 200 ms pause), so that the client reads the reply instead
+ * of a connection reset. */
+static void linger_drain(struct conn *c, uint64_t max)
 {
 	shutdown(c->fd, SHUT_WR);
 	struct timeval tv = {0, 200000};
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	double until = units_now() + LINGER_MAX;
-	while (units_now() < until) {
-		c->start = c->end = 0;
-		if (conn_fill(c) <= 0 && errno != EAGAIN)
-			break;
+	uint64_t drained = 0;
+	ssize_t n = 1;
+	while (n > 0 && drained < max && units_now() < until) {
+		size_t want = max - drained < c->cap ? max - drained : c->cap;
+		n = recv(c->fd, c->buf, want, 0);
+		drained += n > 0 ? (uint64_t)n : 0;
 	}
+	c->bytes_in += drained;
+	c->start = c->end = 0;
 }
 
+/* A failed upload: nothing stored; linger unless the client is gone. */
 static int upload_fail(struct request *r, struct upload *u)
 {
 	storage_upload_abort(u);
 	reply_error(r);
-	linger_drain(&r->conn);
+	if (!r->stalled)
+		linger_drain(&r->conn, UINT64_MAX);
 	return -1;
 }
 
@@ -280,11 +332,10 @@ static int upload_body(struct request *r, struct upload *u, char *out)
 		}
 		ssize_t got = conn_fill(c);
 		if (got <= 0) {
+			r->stalled = 1;
 			snprintf(r->message, sizeof(r->message),
 				 "upload of %s cut off: %s", r->req.name,
-				 got == 0 ? "client closed the connection"
-				 : errno == EAGAIN ? "timed out"
-						   : strerror(errno));
+				 io_error(r, got));
 			return -1;
 		}
 	}
@@ -371,6 +422,18 @@ static void set_timeouts(int fd, double seconds)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+/* Replies ERROR to an invalid head; when no terminator came, the client
+ * is probably still sending, so linger for it to read the reply. */
+static void refuse_head(struct request *r)
+{
+	struct conn *c = &r->conn;
+	reply_error(r);
+	/* at most 64 KiB read in all for a request that never was one */
+	if (proto_find_terminator(c->buf + c->start, c->end - c->start) < 0 &&
+	    c->bytes_in < HEAD_READ_MAX)
+		linger_drain(c, HEAD_READ_MAX - c->bytes_in);
+}
+
 static void peer_name(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -395,22 +458,29 @@ static void log_request(struct request *r, int ok, double seconds)
 		 ok ? "" : r->message);
 }
 
-void server_handle(struct server *srv, int fd, const char *worker)
+void server_handle(struct server *srv, int fd, const char *worker,
+		   const char *head, size_t len)
 {
 	struct request r = {.srv = srv, .worker = worker};
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	char peer[80];
 	peer_name(fd, peer, sizeof(peer));
 	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);
 	log_info(worker, "connection from %s", peer);
 	set_timeouts(fd, srv->cfg.idle_timeout);
 	double t0 = units_now();
+	r.pace_start = t0;
 	if (conn_init(&r.conn, fd, CONN_BUF) == 0) {
+		memcpy(r.conn.buf, head, len);
+		r.conn.end = len;
+		r.conn.bytes_in = len;
+		r.conn.check = check_pace;
 		int head = read_head(&r);
 		int ok = 0;
 		if (head > 0)
 			ok = dispatch(&r) == 0;
 		else if (head < 0)
-			reply_error(&r);
+			refuse_head(&r);
 		if (head != 0) {
 			settle(&r, ok);
 			log_request(&r, ok, units_now() - t0);

@@ -23,8 +23,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void sweep_temporaries(int dirfd)
+void storage_sweep(struct storage *s, pid_t pid)
 {
+	int dirfd = s->dirfd;
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), pid ? "%s%ld-" : "%s", FS_TMP_PREFIX,
+		 (long)pid);
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!dir) {
@@ -51,7 +55,7 @@ int storage_open(struct storage *s, const char *path, int sync,
 		return fs_fail(st, FS_ERR_LOCAL, "storage %s: %s", path,
 			       strerror(errno));
 	s->sync = sync;
-	sweep_temporaries(s->dirfd);
+	storage_sweep(s, 0);
 	return 0;
 }
 

@@ -268,6 +268,9 @@ static int server_argv(lua_State *L, const char **argv, int max)
 	    {"max_upload", "--max-upload"},
 	    {"drain_timeout", "--drain-timeout"},
 	    {"codec", "--codec"},
+	    {"head_timeout", "--head-timeout"},
+	    {"min_rate", "--min-rate"},
+	    {"max_conns", "--max-conns"},
 	};
 	int n = 0;
 	argv[n++] = "--quiet";

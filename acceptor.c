@@ -1,0 +1,417 @@
+/* acceptor.c: the event loop in front of the worker pools.
+ *
+ * DESIGN. One thread owns the listening socket and an epoll set. It
+ * accepts every connection non-blocking and reads its request head (at
+ * most FS_HEAD_MAX bytes) without holding a worker, so clients that
+ * trickle a request byte by byte cost a descriptor and a small buffer,
+ * never a worker. A head must be complete within --head-timeout, and an
+ * UPLOAD must also bring its whole request or a full buffer of data by
+ * then. A complete head (or one already known to be invalid) is handed to
+ * the workers with the bytes read so far, over one SOCK_SEQPACKET Unix
+ * socket: the descriptor travels as SCM_RIGHTS, so thread and process
+ * workers receive connections the same way, each message going to exactly
+ * one idle worker. When every worker is busy the handed-over connections
+ * wait in that socket's buffer and then in a ready list here.
+ *
+ * Limits enforced here: the connection cap (--max-conns: beyond it a new
+ * connection gets a busy ERROR at once), the head timeout (the shorter
+ * of --head-timeout and --idle-timeout), and EMFILE, which answers the
+ * backlog with a busy ERROR through a spare descriptor and pauses
+ * accepting for 100 ms instead of spinning. SIGTERM, SIGINT
+ * and (in process mode) SIGCHLD arrive through a signalfd in the same
+ * loop. Workers count what they receive in shared memory, which tells the
+ * acceptor how many handed-over connections are still waiting. */
+#include "fileserv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { TAG_LISTENER = 1, TAG_SIGNALS, TAG_CHANNEL };
+
+struct pending {
+	struct pending *prev, *next;
+	int fd;
+	size_t len;
+	double deadline;
+	char buf[FS_HEAD_MAX];
+};
+
+struct acceptor {
+	struct server *srv;
+	int epfd, sigfd, chan;
+	struct pending reading; /* heads being read, oldest first */
+	struct pending ready;	/* complete heads the channel has no room for */
+	size_t nreading, nready;
+	uint64_t sent;
+	double paused_until; /* accept() hit the descriptor limit */
+	int spare; /* a descriptor kept free for refusing under EMFILE */
+	int (*on_child)(void *ctx);
+	void *ctx;
+	double stop_at; /* stopping: the drain deadline */
+};
+
+static void list_init(struct pending *l)
+{
+	l->prev = l->next = l;
+}
+
+static void list_push(struct pending *l, struct pending *p)
+{
+	p->prev = l->prev;
+	p->next = l;
+	l->prev->next = p;
+	l->prev = p;
+}
+
+static void list_remove(struct pending *p)
+{
+	p->prev->next = p->next;
+	p->next->prev = p->prev;
+}
+
+/* Best-effort ERROR reply to a connection the acceptor refuses. Reading
+ * what the client already sent first makes the close a FIN, not a reset
+ * that could destroy the reply before the client reads it. */
+static void refuse(int fd, const char *message)
+{
+	char buf[4096];
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	char *reply = proto_reply_error(message);
+	if (reply &&
+	    send(fd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		errno = 0;
+	free(reply);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void drop(struct acceptor *a, struct pending *p, const char *why)
+{
+	list_remove(p);
+	a->nreading--;
+	if (why)
+		refuse(p->fd, why);
+	else
+		close(p->fd);
+	free(p);
+}
+
+/* Connections open on account of the acceptor: heads being read, heads
+ * waiting here or in the channel, and at most one per worker. */
+static uint64_t open_connections(const struct acceptor *a)
+{
+	uint64_t got =
+	    __atomic_load_n(&a->srv->stats->dispatched, __ATOMIC_RELAXED);
+	return a->nreading + a->nready + (a->sent - got) +
+	       (uint64_t)a->srv->cfg.workers;
+}
+
+/* Sends one connection to the workers; 0, or -1 if the channel is full. */
+static int hand_off(struct acceptor *a, struct pending *p)
+{
+	char control[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {p->buf, p->len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control,
+			     .msg_controllen = sizeof(control)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &p->fd, sizeof(int));
+	if (sendmsg(a->chan, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -1;
+	close(p->fd); /* the worker has its own copy now */
+	a->sent++;
+	return 0;
+}
+
+static void watch_channel(struct acceptor *a, int want_out)
+{
+	struct epoll_event ev = {.events = want_out ? EPOLLOUT : 0,
+				 .data.u64 = TAG_CHANNEL};
+	epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->chan, &ev);
+}
+
+static void flush_ready(struct acceptor *a)
+{
+	while (a->nready > 0) {
+		struct pending *p = a->ready.next;
+		if (hand_off(a, p) < 0) {
+			if (errno != EAGAIN)
+				log_error("acceptor", "handing off: %s",
+					  strerror(errno));
+			watch_channel(a, errno == EAGAIN);
+			return;
+		}
+		list_remove(p);
+		a->nready--;
+		free(p);
+	}
+	watch_channel(a, 0);
+}
+
+static void head_complete(struct acceptor *a, struct pending *p)
+{
+	epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	list_remove(p);
+	a->nreading--;
+	list_push(&a->ready, p);
+	a->nready++;
+	flush_ready(a);
+}
+
+/* Whether a worker should take the connection now: its head is complete
+ * or known to be invalid, and an UPLOAD has also sent its whole request
+ * or a full buffer of data. A client that trickles an upload's body so
+ * never holds a worker; it meets the head timeout here instead. */
+static int ready_for_worker(const struct pending *p)
+{
+	struct proto_request req;
+	size_t consumed;
+	char err[128];
+	int rc =
+	    proto_parse_head(p->buf, p->len, &req, &consumed, err, sizeof(err));
+	if (rc <= 0 || req.cmd != CMD_UPLOAD)
+		return rc != 0;
+	return p->len == sizeof(p->buf) ||
+	       proto_find_terminator(p->buf + consumed, p->len - consumed) >= 0;
+}
+
+static void read_head(struct acceptor *a, struct pending *p)
+{
+	ssize_t n;
+	while ((n = recv(p->fd, p->buf + p->len, sizeof(p->buf) - p->len,
+			 MSG_DONTWAIT)) > 0) {
+		p->len += (size_t)n;
+		if (ready_for_worker(p)) {
+			head_complete(a, p);
+			return;
+		}
+	}
+	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		drop(a, p, NULL); /* gone before a complete request */
+}
+
+/* Out of descriptors: answer what waits in the backlog with a busy
+ * ERROR using the spare descriptor, then stop accepting for 100 ms, so
+ * that the server neither spins nor leaves clients hanging. */
+static void pause_accepting(struct acceptor *a)
+{
+	while (a->spare >= 0) {
+		close(a->spare);
+		int fd = accept4(a->srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			refuse(fd, "server busy: out of descriptors, try again "
+				   "later");
+		a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+	}
+	epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->srv->listen_fd, NULL);
+	a->paused_until = units_now() + 0.1;
+	log_error("acceptor", "out of descriptors: pausing accept for 100 ms");
+}
+
+static void resume_accepting(struct acceptor *a)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER};
+	if (a->paused_until > 0 && units_now() >= a->paused_until &&
+	    epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->srv->listen_fd, &ev) == 0)
+		a->paused_until = 0;
+}
+
+static void new_connection(struct acceptor *a, int fd)
+{
+	const struct server_config *cfg = &a->srv->cfg;
+	if (cfg->max_conns && open_connections(a) >= (uint64_t)cfg->max_conns) {
+		refuse(fd,
+		       "server busy: too many connections, try again later");
+		return;
+	}
+	struct pending *p = malloc(sizeof(*p));
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+	ev.data.ptr = p;
+	if (!p || epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		free(p);
+		close(fd);
+		return;
+	}
+	p->fd = fd;
+	p->len = 0;
+	p->deadline = units_now() + (cfg->head_timeout < cfg->idle_timeout
+					 ? cfg->head_timeout
+					 : cfg->idle_timeout);
+	list_push(&a->reading, p);
+	a->nreading++;
+	read_head(a, p); /* the request may be there already */
+}
+
+static void accept_all(struct acceptor *a)
+{
+	for (;;) {
+		int fd = accept4(a->srv->listen_fd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			new_connection(a, fd);
+		} else if (errno == EMFILE || errno == ENFILE ||
+			   errno == ENOBUFS || errno == ENOMEM) {
+			pause_accepting(a);
+			return;
+		} else if (errno != EINTR && errno != ECONNABORTED) {
+			return; /* EAGAIN: accepted them all */
+		}
+	}
+}
+
+static void expire_heads(struct acceptor *a, double now)
+{
+	while (a->nreading > 0 && a->reading.next->deadline <= now)
+		drop(a, a->reading.next,
+		     "timed out waiting for a complete request");
+}
+
+static int wait_ms(const struct acceptor *a, double now)
+{
+	double next = a->nreading ? a->reading.next->deadline : 0;
+	if (a->stop_at > 0 && (next == 0 || a->stop_at < next))
+		next = a->stop_at;
+	if (a->paused_until > 0 && (next == 0 || a->paused_until < next))
+		next = a->paused_until;
+	if (next == 0)
+		return -1;
+	return next <= now ? 0 : (int)((next - now) * 1000) + 1;
+}
+
+/* Stops taking connections: the listener closes, so that new ones are
+ * refused at once; heads already being read may still complete. */
+static void stop_listening(struct acceptor *a)
+{
+	close(a->srv->listen_fd);
+	a->srv->listen_fd = -1;
+	a->stop_at = units_now() + a->srv->cfg.drain_timeout;
+}
+
+/* 1 to stop now, -1 on a fatal error, 0 to go on. */
+static int take_signal(struct acceptor *a)
+{
+	struct signalfd_siginfo si;
+	if (read(a->sigfd, &si, sizeof(si)) != sizeof(si))
+		return 0;
+	if (si.ssi_signo == SIGCHLD)
+		return a->on_child && a->on_child(a->ctx) < 0 ? -1 : 0;
+	if (a->stop_at > 0)
+		return 1; /* a second signal */
+	log_info("main", "%s: stopping", strsignal((int)si.ssi_signo));
+	stop_listening(a);
+	return 0;
+}
+
+/* Runs until a stop signal, and then until the heads that were being
+ * read have been handed over (or the drain deadline). */
+static int run_loop(struct acceptor *a)
+{
+	struct epoll_event ev[64];
+	while (!a->stop_at ||
+	       ((a->nreading || a->nready) && units_now() < a->stop_at)) {
+		int n = epoll_wait(a->epfd, ev, 64, wait_ms(a, units_now()));
+		if (n < 0 && errno != EINTR)
+			return -1;
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = ev[i].data.u64;
+			int rc = 0;
+			if (tag == TAG_LISTENER)
+				accept_all(a);
+			else if (tag == TAG_SIGNALS)
+				rc = take_signal(a);
+			else if (tag == TAG_CHANNEL)
+				flush_ready(a);
+			else
+				read_head(a, ev[i].data.ptr);
+			if (rc)
+				return rc > 0 ? 0 : -1;
+		}
+		expire_heads(a, units_now());
+		if (!a->stop_at)
+			resume_accepting(a);
+	}
+	return 0;
+}
+
+static void watch(int epfd, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = {.events = events, .data.u64 = tag};
+	epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Closes what the acceptor holds: the listener first, so that new
+ * connections are refused at once, then heads that never completed. */
+static void shut(struct acceptor *a)
+{
+	if (a->srv->listen_fd >= 0)
+		stop_listening(a);
+	flush_ready(a);
+	while (a->nreading > 0)
+		drop(a, a->reading.next, NULL);
+	while (a->nready > 0) {
+		struct pending *p = a->ready.next;
+		list_remove(p);
+		a->nready--;
+		close(p->fd);
+		free(p);
+	}
+	close(a->epfd);
+}
+
+int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
+		 int (*on_child)(void *ctx), void *ctx)
+{
+	struct acceptor a = {
+	    .srv = srv, .chan = chan, .on_child = on_child, .ctx = ctx};
+	list_init(&a.reading);
+	list_init(&a.ready);
+	a.epfd = epoll_create1(EPOLL_CLOEXEC);
+	a.sigfd = signalfd(-1, signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	a.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (a.epfd < 0 || a.sigfd < 0)
+		return -1;
+	fcntl(srv->listen_fd, F_SETFL,
+	      fcntl(srv->listen_fd, F_GETFL) | O_NONBLOCK);
+	watch(a.epfd, srv->listen_fd, EPOLLIN, TAG_LISTENER);
+	watch(a.epfd, a.sigfd, EPOLLIN, TAG_SIGNALS);
+	watch(a.epfd, chan, 0, TAG_CHANNEL);
+	int rc = run_loop(&a);
+	shut(&a);
+	close(a.sigfd);
+	close(a.spare);
+	return rc;
+}
+
+int acceptor_receive(int chan, char *buf, size_t cap, size_t *len)
+{
+	char control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {buf, cap};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control,
+			     .msg_controllen = sizeof(control)};
+	ssize_t n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return n == 0 ? -1 : errno == EINTR ? -2 : -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	int fd = -1;
+	if (cm && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	*len = (size_t)n;
+	return fd >= 0 ? fd : -2;
+}
