@@ -29,7 +29,7 @@
 
 struct bench {
 	int runs;
-	double scale;	/* 1, or smaller with --quick */
+	double scale;	   /* 1, or smaller with --quick */
 	uint64_t big, mid; /* the "100 MB" and "10 MB" files */
 	char dir[64];
 	cJSON *rows;
@@ -59,7 +59,7 @@ static cJSON *row(struct bench *b, const char *what, double value,
 }
 
 static void note(cJSON *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void note(cJSON *r, const char *fmt, ...)
 {
 	char buf[200];
@@ -114,7 +114,7 @@ static void bench_codecs(struct bench *b)
 			snprintf(what, sizeof(what), "codec %s %s",
 				 dir ? "decode" : "encode", names[c]);
 			cJSON *r = row(b, what, mbs, "MB/s");
-					if (c == 0)
+			if (c == 0)
 				base[dir] = mbs;
 			else
 				note(r, "%.1fx libb64", mbs / base[dir]);
@@ -192,8 +192,8 @@ static double transfer(struct bench *b, const struct fs_client *c,
 		off_t size = lseek(fd, 0, SEEK_END);
 		lseek(fd, 0, SEEK_SET);
 		rc = put ? client_put(c, "bench", fd, (uint64_t)size, NULL,
-				      NULL, &res, &st) :
-			   client_get(c, "bench", &sink, &res, &st);
+				      NULL, &res, &st)
+			 : client_get(c, "bench", &sink, &res, &st);
 		close(fd);
 		client_result_free(&res);
 		if (rc < 0) {
@@ -216,8 +216,10 @@ static void bench_transfers(struct bench *b, const char *file)
 	note(row(b, "loopback TCP, one stream", limit, "MB/s"),
 	     "the limit a transfer can reach");
 	for (int sync = 0; sync < 2; sync++) {
-		const char *args[] = {"--quiet", "--port", "0", "--storage",
-				      b->dir, sync ? NULL : "--no-sync", NULL};
+		const char *args[] = {"--quiet", "--port",
+				      "0",	 "--storage",
+				      b->dir,	 sync ? NULL : "--no-sync",
+				      NULL};
 		int port;
 		struct fs_status st;
 		pid_t pid = server_spawn(args, &port, &st);
@@ -230,7 +232,8 @@ static void bench_transfers(struct bench *b, const char *file)
 		snprintf(ps, sizeof(ps), "%d", port);
 		client_init(&c, "127.0.0.1", ps, NULL);
 		double put = transfer(b, &c, file, 1);
-		note(row(b, sync ? "put 100 MB, fsync" : "put 100 MB, --no-sync",
+		note(row(b,
+			 sync ? "put 100 MB, fsync" : "put 100 MB, --no-sync",
 			 put, "MB/s"),
 		     "%.0f%% of loopback", 100 * put / limit);
 		if (!sync) {
@@ -270,8 +273,7 @@ struct stress_out {
 };
 
 /* Runs the stress in a forked child so that its peak RSS is its own. */
-static int stress_child(const struct stress_config *cfg,
-			struct stress_out *out)
+static int stress_child(const struct stress_config *cfg, struct stress_out *out)
 {
 	int p[2];
 	if (pipe(p) < 0)
@@ -291,9 +293,9 @@ static int stress_child(const struct stress_config *cfg,
 			o.ok = res.total.ok;
 			o.failed = res.total.failed;
 			o.ok_per_s = res.total.ok / res.wall;
-			o.client_kb = self.ru_maxrss > kids.ru_maxrss ?
-					      self.ru_maxrss :
-					      kids.ru_maxrss;
+			o.client_kb = self.ru_maxrss > kids.ru_maxrss
+					  ? self.ru_maxrss
+					  : kids.ru_maxrss;
 		}
 		_exit(write(p[1], &o, sizeof(o)) == sizeof(o) ? 0 : 1);
 	}
@@ -304,12 +306,11 @@ static int stress_child(const struct stress_config *cfg,
 	return n == sizeof(*out) ? 0 : -1;
 }
 
-static pid_t start_pool(struct bench *b, const char *mode,
-			struct fs_client *c)
+static pid_t start_pool(struct bench *b, const char *mode, struct fs_client *c)
 {
-	const char *args[] = {"--quiet",   "--port",  "0",	"--storage",
-			      b->dir,	   "--mode",  mode,	"--workers",
-			      "5",	   "--no-sync", NULL};
+	const char *args[] = {"--quiet", "--port",    "0",  "--storage",
+			      b->dir,	 "--mode",    mode, "--workers",
+			      "5",	 "--no-sync", NULL};
 	int port;
 	struct fs_status st;
 	pid_t pid = server_spawn(args, &port, &st);
@@ -410,7 +411,8 @@ static void print_table(const struct bench *b)
 	const cJSON *r;
 	cJSON_ArrayForEach(r, b->rows)
 	{
-		const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(r, "note"));
+		const char *n =
+		    cJSON_GetStringValue(cJSON_GetObjectItem(r, "note"));
 		printf("%-42s %7.0f %-5s %s\n",
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "what")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "value")),
@@ -420,23 +422,23 @@ static void print_table(const struct bench *b)
 }
 
 static const char bench_usage[] =
-	"usage: fileserv bench [--runs N] [--quick] [--json]\n"
-	"\n"
-	"Measures, side by side in one run: the base64 codecs, loopback TCP\n"
-	"against 100 MB get and put through a real server, 50 concurrent\n"
-	"10 MB downloads against 5 workers (thread and process), and 1 KB\n"
-	"GETs per second with 50 clients. Prints the median of --runs runs\n"
-	"(default 5); --quick uses small sizes and one run, for a smoke "
-	"test.\n";
+    "usage: fileserv bench [--runs N] [--quick] [--json]\n"
+    "\n"
+    "Measures, side by side in one run: the base64 codecs, loopback TCP\n"
+    "against 100 MB get and put through a real server, 50 concurrent\n"
+    "10 MB downloads against 5 workers (thread and process), and 1 KB\n"
+    "GETs per second with 50 clients. Prints the median of --runs runs\n"
+    "(default 5); --quick uses small sizes and one run, for a smoke "
+    "test.\n";
 
 int bench_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"runs", required_argument, NULL, 'r'},
-		{"quick", no_argument, NULL, 'q'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"runs", required_argument, NULL, 'r'},
+	    {"quick", no_argument, NULL, 'q'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct bench b = {.runs = 5, .scale = 1};
 	int json = 0, ch;
@@ -450,7 +452,8 @@ int bench_main(int argc, char **argv)
 		} else if (ch == 'r') {
 			if (units_parse_long(optarg, 1, 9, "run count", &runs,
 					     &st) < 0) {
-				fprintf(stderr, "fileserv bench: %s\n", st.message);
+				fprintf(stderr, "fileserv bench: %s\n",
+					st.message);
 				return 2;
 			}
 			b.runs = (int)runs;
