@@ -227,12 +227,22 @@ static size_t libb64_dec_bulk(const unsigned char *in, size_t n,
 {
 	size_t len = plain_quanta(in, n), i, k;
 	base64_decodestate st;
+	char last[4];
 
-	for (i = 0; i < len; i += k) {
-		k = len - i < LIBB64_DEC_CHUNK ? len - i : LIBB64_DEC_CHUNK;
+	/* libb64 touches the byte after the last one it decodes: every
+	 * quantum but the last goes straight to out, the last through a
+	 * scratch buffer, so nothing past the output is ever accessed. */
+	for (i = 0; i + 4 < len; i += k) {
+		k = len - 4 - i < LIBB64_DEC_CHUNK ? len - 4 - i
+						   : LIBB64_DEC_CHUNK;
 		base64_init_decodestate(&st);
 		out += base64_decode_block((const char *)in + i, (int)k,
 					   (char *)out, &st);
+	}
+	if (len) {
+		base64_init_decodestate(&st);
+		base64_decode_block((const char *)in + len - 4, 4, last, &st);
+		memcpy(out, last, 3);
 	}
 	return len;
 }

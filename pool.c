@@ -98,9 +98,10 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-/* Joins the workers until the drain deadline or a second signal. */
-static void join_until(struct thread_worker *w, int n, double deadline,
-		       const sigset_t *set)
+/* Joins the workers until the drain deadline or a second signal;
+ * returns whether all of them ended. */
+static int join_until(struct thread_worker *w, int n, double deadline,
+		      const sigset_t *set)
 {
 	for (int i = 0; i < n;) {
 		struct timespec ts;
@@ -116,9 +117,10 @@ static void join_until(struct thread_worker *w, int n, double deadline,
 		}
 		if (second_signal(set) || units_now() > deadline) {
 			log_info("main", "drain cut short: exiting now");
-			return;
+			return 0;
 		}
 	}
+	return 1;
 }
 
 static int run_threads(struct server *srv, int chan[2], const sigset_t *set)
@@ -139,8 +141,12 @@ static int run_threads(struct server *srv, int chan[2], const sigset_t *set)
 	announce(srv);
 	int rc = acceptor_run(srv, chan[0], set, NULL, NULL);
 	close(chan[0]);
-	join_until(w, n, units_now() + srv->cfg.drain_timeout, set);
-	free(w);
+	/* Workers still running at the deadline keep their memory and the
+	 * channel: the process exits under them. */
+	if (join_until(w, n, units_now() + srv->cfg.drain_timeout, set)) {
+		close(chan[1]);
+		free(w);
+	}
 	return rc < 0 ? 1 : 0;
 }
 
@@ -290,6 +296,7 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 	close(chan[0]);
 	stop_workers(&sup, units_now() + (rc ? 0 : srv->cfg.drain_timeout),
 		     set);
+	close(chan[1]);
 	free(sup.pids);
 	return rc ? 2 : 0;
 }
@@ -311,7 +318,6 @@ int pool_run(struct server *srv)
 		rc = run_processes(srv, chan, &set, &oldmask);
 	else
 		rc = run_threads(srv, chan, &set);
-	close(chan[1]);
 	log_info("main", "server stopped");
 	return rc;
 }

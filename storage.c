@@ -159,7 +159,8 @@ static ssize_t read_names(int dirfd, char ***out)
 			n++;
 	}
 	closedir(dir);
-	qsort(names, n, sizeof(*names), compare_names);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), compare_names);
 	*out = names;
 	return (ssize_t)n;
 }

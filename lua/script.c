@@ -63,7 +63,36 @@ static void stop_children(void)
 
 /* ---- JSON ---- */
 
-static cJSON *to_json(lua_State *L, int idx, int depth);
+#define JSON_DEPTH 64
+
+/* Whether the value at idx converts to JSON: nil, booleans, numbers,
+ * strings and tables of these with string or number keys, nested at
+ * most JSON_DEPTH deep (which also rules out cycles). Checked before any
+ * cJSON is built, so that an error never leaks a half-built tree. */
+static int is_plain(lua_State *L, int idx, int depth)
+{
+	int t = lua_type(L, idx);
+	if (t != LUA_TTABLE)
+		return t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER ||
+		       t == LUA_TSTRING;
+	if (depth > JSON_DEPTH || !lua_checkstack(L, 3))
+		return 0;
+	int plain = 1;
+	lua_pushnil(L);
+	while (plain && lua_next(L, idx)) {
+		int top = lua_gettop(L);
+		plain = (lua_type(L, -2) == LUA_TSTRING ||
+			 lua_type(L, -2) == LUA_TNUMBER) &&
+			is_plain(L, top, depth + 1);
+		lua_pop(L, 1);
+	}
+	if (!plain)
+		lua_pop(L, 1);
+	return plain;
+}
+
+/* Converts a value is_plain() accepted; never raises. */
+static cJSON *to_json(lua_State *L, int idx);
 
 static int is_array(lua_State *L, int idx)
 {
@@ -81,18 +110,15 @@ static int is_array(lua_State *L, int idx)
 	return count == n;
 }
 
-static cJSON *table_to_json(lua_State *L, int idx, int depth)
+static cJSON *table_to_json(lua_State *L, int idx)
 {
-	if (depth > 64)
-		luaL_error(L, "json: tables nested too deeply (or a cycle)");
 	int array = is_array(L, idx);
 	cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
 	if (array) {
 		lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
 		for (lua_Integer i = 1; i <= n; i++) {
 			lua_rawgeti(L, idx, i);
-			cJSON_AddItemToArray(
-			    out, to_json(L, lua_gettop(L), depth + 1));
+			cJSON_AddItemToArray(out, to_json(L, lua_gettop(L)));
 			lua_pop(L, 1);
 		}
 		return out;
@@ -102,14 +128,14 @@ static cJSON *table_to_json(lua_State *L, int idx, int depth)
 		lua_pushvalue(L, -2);
 		const char *key = lua_tostring(L, -1);
 		if (key)
-			cJSON_AddItemToObject(
-			    out, key, to_json(L, lua_gettop(L) - 1, depth + 1));
+			cJSON_AddItemToObject(out, key,
+					      to_json(L, lua_gettop(L) - 1));
 		lua_pop(L, 2);
 	}
 	return out;
 }
 
-static cJSON *to_json(lua_State *L, int idx, int depth)
+static cJSON *to_json(lua_State *L, int idx)
 {
 	switch (lua_type(L, idx)) {
 	case LUA_TBOOLEAN:
@@ -119,13 +145,9 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
 	case LUA_TSTRING:
 		return cJSON_CreateString(lua_tostring(L, idx));
 	case LUA_TTABLE:
-		return table_to_json(L, idx, depth);
-	case LUA_TNIL:
+		return table_to_json(L, idx);
+	default: /* nil; is_plain() let nothing else through */
 		return cJSON_CreateNull();
-	default:
-		luaL_error(L, "json: cannot encode a %s",
-			   luaL_typename(L, idx));
-		return NULL;
 	}
 }
 
@@ -160,7 +182,12 @@ void script_push_json(lua_State *L, const cJSON *item)
 static int json_encode(lua_State *L)
 {
 	luaL_checkany(L, 1);
-	cJSON *j = to_json(L, 1, 0);
+	if (!is_plain(L, 1, 0))
+		return luaL_error(L,
+				  "json: cannot encode functions, userdata, "
+				  "cycles or tables nested over %d deep",
+				  JSON_DEPTH);
+	cJSON *j = to_json(L, 1);
 	char *text =
 	    lua_toboolean(L, 2) ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
@@ -271,30 +298,6 @@ struct scenario {
 	struct fs_client server;
 };
 
-/* Whether the value at idx converts to JSON and back unchanged enough:
- * nil, booleans, numbers, strings and tables of these. */
-static int is_plain(lua_State *L, int idx, int depth)
-{
-	int t = lua_type(L, idx);
-	if (t != LUA_TTABLE)
-		return t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER ||
-		       t == LUA_TSTRING;
-	if (depth > 16 || !lua_checkstack(L, 3))
-		return 0;
-	int plain = 1;
-	lua_pushnil(L);
-	while (plain && lua_next(L, idx)) {
-		int top = lua_gettop(L);
-		plain = (lua_type(L, -2) == LUA_TSTRING ||
-			 lua_type(L, -2) == LUA_TNUMBER) &&
-			is_plain(L, top, depth + 1);
-		lua_pop(L, 1);
-	}
-	if (!plain)
-		lua_pop(L, 1);
-	return plain;
-}
-
 /* The name under which package.loaded holds the value at the top, or
  * NULL. The returned string lives in the loaded table. */
 static const char *loaded_name(lua_State *L)
@@ -332,7 +335,7 @@ static char *describe_upvalues(lua_State *L, int f)
 			cJSON_AddStringToObject(u, "global", name);
 		else if (is_plain(L, lua_gettop(L), 0))
 			cJSON_AddItemToObject(u, "value",
-					      to_json(L, lua_gettop(L), 0));
+					      to_json(L, lua_gettop(L)));
 		lua_pop(L, 1);
 		cJSON_AddItemToArray(list, u);
 	}
@@ -506,7 +509,10 @@ static void stress_scenario(lua_State *L, struct scenario *sc)
 		luaL_error(L, "stress: cannot copy the scenario");
 	sc->upvalues = describe_upvalues(L, lua_gettop(L));
 	lua_getfield(L, 1, "args");
-	cJSON *args = to_json(L, lua_gettop(L), 0);
+	if (!is_plain(L, lua_gettop(L), 0))
+		luaL_error(L, "stress: args must be plain data (nil, booleans, "
+			      "numbers, strings and tables of these)");
+	cJSON *args = to_json(L, lua_gettop(L));
 	sc->args = cJSON_PrintUnformatted(args);
 	cJSON_Delete(args);
 }
