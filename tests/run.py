@@ -6,11 +6,12 @@
 
 A unit program ends with "NAME: N passed, N failed"; its checks count one
 each, and a crash, a time-out or a missing summary line counts as one more
-failure. Every black-box test (tests/blackbox.py) runs in its own process
-group with a time limit, so a hung test is killed together with the
-servers it started. Prints one line per test and ends with exactly one
-line "N passed, N failed"; exit status 1 if anything failed. Python 3
-stdlib only.
+failure. Every black-box test (tests/blackbox.py, and RELIABILITY.md's
+catalogue in tests/reliability.py) runs in its own process group with a
+time limit, so a hung test is killed together with the servers it
+started. Prints one line per test and ends with exactly one line "N
+passed, N failed" (", N skipped" follows when a test could not run here);
+exit status 1 if anything failed. Python 3 stdlib only.
 """
 import argparse, concurrent.futures, os, re, shutil, signal, subprocess
 import sys, tempfile, time
@@ -18,6 +19,13 @@ import sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import blackbox  # noqa: E402  (the list of tests and their time limits)
+import reliability  # noqa: E402  (RELIABILITY.md's catalogue, same format)
+
+# every black-box test: name -> (script that runs it, its time limit)
+SUITES = {}
+for _module in (blackbox, reliability):
+    for _name, (_, _, _limit) in _module.TESTS.items():
+        SUITES[_name] = (_module.__file__, _limit)
 
 UNIT_TIMEOUT = 180
 SUMMARY = re.compile(r"^\S+: (\d+) passed, (\d+) failed$", re.M)
@@ -82,9 +90,10 @@ def run_unit(path, long_run, binary):
 
 
 def run_blackbox(name, args, root):
-    _, _, limit = blackbox.TESTS[name]
+    """Returns (True, False or None for skipped, line, details)."""
+    script, limit = SUITES[name]
     tmp = os.path.join(root, re.sub(r"[^\w.-]", "_", name))
-    cmd = [sys.executable, os.path.join(HERE, "blackbox.py"), "--bin",
+    cmd = [sys.executable, script, "--bin",
            args.bin, "--tmp", tmp, "--run", name] + (
                ["--long"] if args.long else [])
     t0 = time.monotonic()
@@ -93,6 +102,10 @@ def run_blackbox(name, args, root):
     result = [l for l in out.splitlines() if l.startswith("RESULT ")]
     if status == 0 and result == ["RESULT ok"]:
         return True, "ok   %s (%.1fs)" % (name, took), []
+    if status == 0 and len(result) == 1 and result[0].startswith(
+            "RESULT SKIP"):
+        return None, "skip %s: %s (%.1fs)" % (
+            name, result[0][len("RESULT SKIP "):], took), []
     if status is None:
         reason = "timed out after %ds" % limit
     elif result:
@@ -116,7 +129,7 @@ def main():
                    help="print tracebacks of failed tests")
     args = p.parse_args()
     args.bin = os.path.abspath(args.bin)
-    passed = failed = 0
+    passed = failed = skipped = 0
     t_start = time.monotonic()
 
     for unit in args.units.split():
@@ -128,7 +141,7 @@ def main():
         for d in details[:40]:
             print("     " + d)
 
-    names = [n for n in blackbox.TESTS if args.select in n]
+    names = [n for n in SUITES if args.select in n]
     if not os.access(args.bin, os.X_OK) and names:
         print("FAIL %s: not found or not executable" % args.bin)
         failed += 1
@@ -136,12 +149,15 @@ def main():
     root = tempfile.mkdtemp(prefix="fileserv-tests-")
     try:
         # the slowest first, so that parallel runs end together
-        names.sort(key=lambda n: -blackbox.TESTS[n][2])
+        names.sort(key=lambda n: -SUITES[n][1])
         with concurrent.futures.ThreadPoolExecutor(max(args.jobs, 1)) as ex:
             futures = [ex.submit(run_blackbox, n, args, root) for n in names]
             for fut in concurrent.futures.as_completed(futures):
                 ok, line, details = fut.result()
-                passed, failed = passed + ok, failed + (not ok)
+                if ok is None:
+                    skipped += 1
+                else:
+                    passed, failed = passed + ok, failed + (not ok)
                 print(line, flush=True)
                 if not ok and args.verbose:
                     for d in details[-30:]:
@@ -149,7 +165,8 @@ def main():
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("# %.1fs" % (time.monotonic() - t_start))
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed" % (passed, failed) +
+          (", %d skipped" % skipped if skipped else ""))
     return 1 if failed else 0
 
 
