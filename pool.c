@@ -117,6 +117,8 @@ static int join_until(struct thread_worker *w, int n, double deadline,
 		}
 		if (second_signal(set) || units_now() > deadline) {
 			log_info("main", "drain cut short: exiting now");
+			while (i < n) /* the process exits under them */
+				pthread_detach(w[i++].tid);
 			return 0;
 		}
 	}
