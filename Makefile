@@ -29,7 +29,7 @@ LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LUA_SRCS:%.c=$(BUILD)/%.o) \
 UNIT_SRCS = $(wildcard tests/t_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test run install clean format
+.PHONY: all deps test check-long run install clean format
 
 all: deps fileserv
 
@@ -66,6 +66,12 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a fileserv.h codec.h | $(BUILD)
 
 test: deps fileserv $(UNIT_BINS)
 	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua"
+
+# The long variants: 1000 clients, 900-connection slowloris, 500 MB round
+# trips, a 10-minute soak, then 10 minutes of fuzzing per target.
+check-long: deps fileserv $(UNIT_BINS)
+	python3 tests/run.py --long --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua"
+	$(MAKE) fuzz FUZZ_SECONDS=600
 
 run: deps fileserv
 	./fileserv run scripts/stress_all.lua
