@@ -41,6 +41,7 @@ struct pending {
 	int fd;
 	size_t len;
 	double deadline;
+	int watched; /* registered with epoll */
 	char buf[FS_HEAD_MAX];
 };
 
@@ -163,7 +164,8 @@ static void flush_ready(struct acceptor *a)
 
 static void head_complete(struct acceptor *a, struct pending *p)
 {
-	epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	if (p->watched)
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 	list_remove(p);
 	a->nreading--;
 	list_push(&a->ready, p);
@@ -188,7 +190,9 @@ static int ready_for_worker(const struct pending *p)
 	       proto_find_terminator(p->buf + consumed, p->len - consumed) >= 0;
 }
 
-static void read_head(struct acceptor *a, struct pending *p)
+/* Reads what has arrived; returns 0 while the head is incomplete, or 1
+ * once p was handed over or dropped (and freed). */
+static int read_head(struct acceptor *a, struct pending *p)
 {
 	ssize_t n;
 	while ((n = recv(p->fd, p->buf + p->len, sizeof(p->buf) - p->len,
@@ -196,11 +200,13 @@ static void read_head(struct acceptor *a, struct pending *p)
 		p->len += (size_t)n;
 		if (ready_for_worker(p)) {
 			head_complete(a, p);
-			return;
+			return 1;
 		}
 	}
-	if (n == 0 || (errno != EAGAIN && errno != EINTR))
-		drop(a, p, NULL); /* gone before a complete request */
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	drop(a, p, NULL); /* gone before a complete request */
+	return 1;
 }
 
 /* Out of descriptors: answer what waits in the backlog with a busy
@@ -240,28 +246,31 @@ static void new_connection(struct acceptor *a, int fd)
 		return;
 	}
 	struct pending *p = malloc(sizeof(*p));
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
-	ev.data.ptr = p;
-	if (!p || epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		free(p);
+	if (!p) {
 		close(fd);
 		return;
 	}
 	p->fd = fd;
 	p->len = 0;
+	p->watched = 0;
 	p->deadline = units_now() + (cfg->head_timeout < cfg->idle_timeout
 					 ? cfg->head_timeout
 					 : cfg->idle_timeout);
 	list_push(&a->reading, p);
 	a->nreading++;
-	read_head(a, p); /* the request may be there already */
+	if (read_head(a, p)) /* the request is often there already */
+		return;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+	ev.data.ptr = p;
+	p->watched = epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) == 0;
+	if (!p->watched)
+		drop(a, p, NULL);
 }
 
 static void accept_all(struct acceptor *a)
 {
 	for (;;) {
-		int fd = accept4(a->srv->listen_fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(a->srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
 			new_connection(a, fd);
 		} else if (errno == EMFILE || errno == ENFILE ||

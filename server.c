@@ -462,7 +462,6 @@ void server_handle(struct server *srv, int fd, const char *worker,
 		   const char *head, size_t len)
 {
 	struct request r = {.srv = srv, .worker = worker};
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	char peer[80];
 	peer_name(fd, peer, sizeof(peer));
 	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);

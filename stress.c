@@ -90,7 +90,9 @@ static int op_download(struct worker *w, struct fs_result *res,
 	struct verify_sink *v = w->verify;
 	if (!v)
 		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
-	*v = (struct verify_sink){.fd = w->cfg->verify ? w->ref_fd : -1};
+	v->fd = w->cfg->verify ? w->ref_fd : -1; /* not the 256 KiB buffer */
+	v->offset = 0;
+	v->mismatch = 0;
 	struct fs_sink sink = {verify_write, v};
 	int rc = client_get(&w->cfg->server, w->cfg->name, &sink, res, st);
 	struct stat sb;
