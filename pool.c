@@ -156,13 +156,15 @@ static int run_threads(struct server *srv, int chan[2], const sigset_t *set)
 
 #define RESPAWN_WINDOW 5.0 /* seconds */
 #define RESPAWN_MAX    20  /* early deaths in a window that are fatal */
+#define EARLY_DEATH    1.0 /* seconds: a worker dying this young counts */
 
 struct supervisor {
 	struct server *srv;
 	pid_t *pids, self;
+	double *born; /* when each worker was started */
 	int n, chan[2];
 	double window;
-	int deaths;
+	int deaths; /* early deaths in the current window */
 	sigset_t oldmask;
 };
 
@@ -242,12 +244,16 @@ static int supervise(void *ctx)
 			sup->deaths = 0;
 		}
 		sup->pids[id] = -1;
-		if (++sup->deaths > RESPAWN_MAX) {
+		/* Only a worker that dies young suggests a crash loop; healthy
+		 * workers killed one by one are simply replaced. */
+		if (units_now() - sup->born[id] < EARLY_DEATH &&
+		    ++sup->deaths > RESPAWN_MAX) {
 			log_error("main", "workers keep dying: giving up");
 			return -1;
 		}
 		if (sup->deaths > sup->n) /* slow a crash loop down */
 			nanosleep(&(struct timespec){0, 100000000}, NULL);
+		sup->born[id] = units_now();
 		sup->pids[id] = spawn_worker(sup, id);
 	}
 	return 0;
@@ -287,12 +293,15 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 				 .window = units_now(),
 				 .oldmask = *oldmask};
 	sup.pids = calloc((size_t)sup.n, sizeof(*sup.pids));
-	if (!sup.pids)
+	sup.born = calloc((size_t)sup.n, sizeof(*sup.born));
+	if (!sup.pids || !sup.born)
 		return 1;
 	sigaddset(set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, set, NULL);
-	for (int i = 0; i < sup.n; i++)
+	for (int i = 0; i < sup.n; i++) {
+		sup.born[i] = units_now();
 		sup.pids[i] = spawn_worker(&sup, i);
+	}
 	announce(srv);
 	int rc = acceptor_run(srv, chan[0], set, supervise, &sup);
 	close(chan[0]);
@@ -300,6 +309,7 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 		     set);
 	close(chan[1]);
 	free(sup.pids);
+	free(sup.born);
 	return rc ? 2 : 0;
 }
 

@@ -30,7 +30,7 @@ feature that is not there yet fails with "pending feature: ...". The
 is bounded by count and by time; all traffic stays on loopback.
 """
 import argparse, base64, collections, hashlib, json, os, random, re
-import resource, select, shutil, signal, socket, struct, subprocess, sys
+import resource, select, shutil, signal, socket, subprocess, sys
 import tempfile, threading, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
