@@ -836,11 +836,32 @@ def worker_respawn(ctx, mode):
           "workers outlived the server")
 
 
+def restart_port():
+    """A free port below the ephemeral range, for a server that is killed
+    and restarted on the same port: no client socket of a parallel test
+    can take it in between."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
+    raise Failure("no free port below %d" % low)
+
+
 @test(modes=("process",))
 def master_killed(ctx, mode):
     """SIGKILL of the parent takes the workers with it; a restart on the
     same port serves at once and sweeps stale temporaries."""
-    srv = ctx.server(mode, workers=3)
+    srv = ctx.server(mode, "--port", str(restart_port()), workers=3)
     check(wait_workers(srv, 3), "3 workers expected: %s", srv.workers())
     kids = list(srv.workers())
     srv.proc.kill()

@@ -39,7 +39,7 @@ from blackbox import (  # noqa: E402  (the shared socket and /proc helpers)
     Failure, check, wait_for, sha256, snapshot, temps, children, gone,
     fd_count, vm_hwm_kb, connect, recv_all, raw, parse_reply, request,
     expect_ok, expect_error, upload_req, get_content, listing, rst_close,
-    TERM, TMP_PREFIX, MODES)
+    TERM, TMP_PREFIX, MODES, restart_port)
 
 IDLE, DRAIN = 2.0, 3.0          # the test-sized limits
 MAX_UPLOAD = 8 << 20
@@ -1564,27 +1564,6 @@ def open_idle(port, n, deadline):
         socks.append(socket.create_connection(("127.0.0.1", port), 5,
                                               ("127.0.0.2", 0)))
     return socks
-
-
-def restart_port():
-    """A free port below the ephemeral range, for a server that is killed
-    and restarted on the same port: no client socket of a parallel test
-    can take it in between."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError):
-        low = 32768
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                pass
-    raise Failure("no free port below %d" % low)
 
 
 def check_quiet(srv, what, seconds=2.5, limit=0.3):
