@@ -172,12 +172,6 @@ static double loopback_once(size_t n)
 	return t;
 }
 
-static int discard(void *ctx, const void *buf, size_t len)
-{
-	(void)ctx, (void)buf, (void)len;
-	return 0;
-}
-
 /* Median MB/s of a get (put = 0) or put of path as name. */
 static double transfer(struct bench *b, const struct fs_client *c,
 		       const char *path, int put)
@@ -187,7 +181,7 @@ static double transfer(struct bench *b, const struct fs_client *c,
 	for (int r = 0; r < b->runs; r++) {
 		struct fs_result res;
 		struct fs_status st;
-		struct fs_sink sink = {discard, NULL};
+		struct fs_sink sink = {client_discard, NULL};
 		int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
 		off_t size = lseek(fd, 0, SEEK_END);
 		lseek(fd, 0, SEEK_SET);

@@ -414,14 +414,6 @@ static int dispatch(struct request *r)
 	}
 }
 
-static void set_timeouts(int fd, double seconds)
-{
-	struct timeval tv = {(time_t)seconds,
-			     (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 /* Replies ERROR to an invalid head; when no terminator came, the client
  * is probably still sending, so linger for it to read the reply. */
 static void refuse_head(struct request *r)
@@ -466,7 +458,7 @@ void server_handle(struct server *srv, int fd, const char *worker,
 	peer_name(fd, peer, sizeof(peer));
 	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);
 	log_info(worker, "connection from %s", peer);
-	set_timeouts(fd, srv->cfg.idle_timeout);
+	client_set_timeouts(fd, srv->cfg.idle_timeout);
 	double t0 = units_now();
 	r.pace_start = t0;
 	if (conn_init(&r.conn, fd, CONN_BUF) == 0) {

@@ -85,12 +85,6 @@ static int client_put_l(lua_State *L)
 	return 1;
 }
 
-static int discard(void *ctx, const void *buf, size_t len)
-{
-	(void)ctx, (void)buf, (void)len;
-	return 0;
-}
-
 static int client_get_l(lua_State *L)
 {
 	struct fs_client *c = script_check_client(L, 1);
@@ -98,7 +92,7 @@ static int client_get_l(lua_State *L)
 	const char *dest = luaL_optstring(L, 3, NULL);
 	struct fs_status st = {0};
 	struct fs_result res;
-	struct fs_sink sink = {discard, NULL};
+	struct fs_sink sink = {client_discard, NULL};
 	int rc = dest ? client_get_file(c, name, dest, 1, NULL, NULL, &res, &st)
 		      : client_get(c, name, &sink, &res, &st);
 	client_result_free(&res);
