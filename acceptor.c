@@ -38,16 +38,15 @@ enum { TAG_LISTENER = 1, TAG_SIGNALS, TAG_CHANNEL };
 
 struct pending {
 	struct pending *prev, *next;
-	int fd;
-	size_t len;
 	double deadline;
 	int watched; /* registered with epoll */
-	char buf[FS_HEAD_MAX];
+	struct handoff h;
 };
 
 struct acceptor {
 	struct server *srv;
 	int epfd, sigfd, chan;
+	int chan_watched;	/* waiting for room in the channel */
 	struct pending reading; /* heads being read, oldest first */
 	struct pending ready;	/* complete heads the channel has no room for */
 	size_t nreading, nready;
@@ -100,9 +99,9 @@ static void drop(struct acceptor *a, struct pending *p, const char *why)
 	list_remove(p);
 	a->nreading--;
 	if (why)
-		refuse(p->fd, why);
+		refuse(p->h.fd, why);
 	else
-		close(p->fd);
+		close(p->h.fd);
 	free(p);
 }
 
@@ -116,23 +115,32 @@ static uint64_t open_connections(const struct acceptor *a)
 	       (uint64_t)a->srv->cfg.workers;
 }
 
+/* A hand-off message: the peer's address, then the head bytes. */
+static int handoff_iov(struct handoff *h, struct iovec iov[3], size_t len)
+{
+	iov[0] = (struct iovec){&h->peer_len, sizeof(h->peer_len)};
+	iov[1] = (struct iovec){&h->peer, sizeof(h->peer)};
+	iov[2] = (struct iovec){h->head, len};
+	return 3;
+}
+
 /* Sends one connection to the workers; 0, or -1 if the channel is full. */
 static int hand_off(struct acceptor *a, struct pending *p)
 {
 	char control[CMSG_SPACE(sizeof(int))] = {0};
-	struct iovec iov = {p->buf, p->len};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
+	struct iovec iov[3];
+	struct msghdr msg = {.msg_iov = iov,
+			     .msg_iovlen = handoff_iov(&p->h, iov, p->h.len),
 			     .msg_control = control,
 			     .msg_controllen = sizeof(control)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &p->fd, sizeof(int));
+	memcpy(CMSG_DATA(cm), &p->h.fd, sizeof(int));
 	if (sendmsg(a->chan, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		return -1;
-	close(p->fd); /* the worker has its own copy now */
+	close(p->h.fd); /* the worker has its own copy now */
 	a->sent++;
 	return 0;
 }
@@ -141,7 +149,9 @@ static void watch_channel(struct acceptor *a, int want_out)
 {
 	struct epoll_event ev = {.events = want_out ? EPOLLOUT : 0,
 				 .data.u64 = TAG_CHANNEL};
-	epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->chan, &ev);
+	if (a->chan_watched != want_out &&
+	    epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->chan, &ev) == 0)
+		a->chan_watched = want_out;
 }
 
 static void flush_ready(struct acceptor *a)
@@ -165,7 +175,7 @@ static void flush_ready(struct acceptor *a)
 static void head_complete(struct acceptor *a, struct pending *p)
 {
 	if (p->watched)
-		epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->h.fd, NULL);
 	list_remove(p);
 	a->nreading--;
 	list_push(&a->ready, p);
@@ -182,12 +192,13 @@ static int ready_for_worker(const struct pending *p)
 	struct proto_request req;
 	size_t consumed;
 	char err[128];
-	int rc =
-	    proto_parse_head(p->buf, p->len, &req, &consumed, err, sizeof(err));
+	int rc = proto_parse_head(p->h.head, p->h.len, &req, &consumed, err,
+				  sizeof(err));
 	if (rc <= 0 || req.cmd != CMD_UPLOAD)
 		return rc != 0;
-	return p->len == sizeof(p->buf) ||
-	       proto_find_terminator(p->buf + consumed, p->len - consumed) >= 0;
+	return p->h.len == sizeof(p->h.head) ||
+	       proto_find_terminator(p->h.head + consumed,
+				     p->h.len - consumed) >= 0;
 }
 
 /* Reads what has arrived; returns 0 while the head is incomplete, or 1
@@ -195,9 +206,9 @@ static int ready_for_worker(const struct pending *p)
 static int read_head(struct acceptor *a, struct pending *p)
 {
 	ssize_t n;
-	while ((n = recv(p->fd, p->buf + p->len, sizeof(p->buf) - p->len,
-			 MSG_DONTWAIT)) > 0) {
-		p->len += (size_t)n;
+	while ((n = recv(p->h.fd, p->h.head + p->h.len,
+			 sizeof(p->h.head) - p->h.len, MSG_DONTWAIT)) > 0) {
+		p->h.len += (size_t)n;
 		if (ready_for_worker(p)) {
 			head_complete(a, p);
 			return 1;
@@ -237,7 +248,9 @@ static void resume_accepting(struct acceptor *a)
 		a->paused_until = 0;
 }
 
-static void new_connection(struct acceptor *a, int fd)
+static void new_connection(struct acceptor *a, int fd,
+			   const struct sockaddr_storage *peer,
+			   socklen_t peer_len)
 {
 	const struct server_config *cfg = &a->srv->cfg;
 	if (cfg->max_conns && open_connections(a) >= (uint64_t)cfg->max_conns) {
@@ -250,8 +263,10 @@ static void new_connection(struct acceptor *a, int fd)
 		close(fd);
 		return;
 	}
-	p->fd = fd;
-	p->len = 0;
+	p->h.fd = fd;
+	p->h.len = 0;
+	p->h.peer = *peer;
+	p->h.peer_len = peer_len;
 	p->watched = 0;
 	p->deadline = units_now() + (cfg->head_timeout < cfg->idle_timeout
 					 ? cfg->head_timeout
@@ -270,9 +285,12 @@ static void new_connection(struct acceptor *a, int fd)
 static void accept_all(struct acceptor *a)
 {
 	for (;;) {
-		int fd = accept4(a->srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+		int fd = accept4(a->srv->listen_fd, (struct sockaddr *)&peer,
+				 &peer_len, SOCK_CLOEXEC);
 		if (fd >= 0) {
-			new_connection(a, fd);
+			new_connection(a, fd, &peer, peer_len);
 		} else if (errno == EMFILE || errno == ENFILE ||
 			   errno == ENOBUFS || errno == ENOMEM) {
 			pause_accepting(a);
@@ -376,7 +394,7 @@ static void shut(struct acceptor *a)
 		struct pending *p = a->ready.next;
 		list_remove(p);
 		a->nready--;
-		close(p->fd);
+		close(p->h.fd);
 		free(p);
 	}
 	close(a->epfd);
@@ -406,21 +424,26 @@ int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
 	return rc;
 }
 
-int acceptor_receive(int chan, char *buf, size_t cap, size_t *len)
+int acceptor_receive(int chan, struct handoff *h)
 {
 	char control[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {buf, cap};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
+	struct iovec iov[3];
+	struct msghdr msg = {.msg_iov = iov,
+			     .msg_iovlen = handoff_iov(h, iov, sizeof(h->head)),
 			     .msg_control = control,
 			     .msg_controllen = sizeof(control)};
 	ssize_t n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC);
 	if (n <= 0)
 		return n == 0 ? -1 : errno == EINTR ? -2 : -1;
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	int fd = -1;
+	h->fd = -1;
 	if (cm && cm->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	*len = (size_t)n;
-	return fd >= 0 ? fd : -2;
+		memcpy(&h->fd, CMSG_DATA(cm), sizeof(int));
+	size_t fixed = sizeof(h->peer_len) + sizeof(h->peer);
+	if (h->fd >= 0 && (size_t)n < fixed) {
+		close(h->fd);
+		h->fd = -1;
+	}
+	h->len = h->fd >= 0 ? (size_t)n - fixed : 0;
+	return h->fd >= 0 ? 0 : -2;
 }

@@ -86,6 +86,8 @@ double units_now(void);
 int log_open(const char *path, int quiet);
 /* The log file's descriptor, or -1. */
 int log_file_fd(void);
+/* Whether log lines go anywhere (not --quiet without a log file). */
+int log_enabled(void);
 void log_info(const char *worker, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_error(const char *worker, const char *fmt, ...)
@@ -284,10 +286,23 @@ struct server {
 int server_open(struct server *srv, const struct server_config *cfg,
 		struct fs_status *st);
 void server_close(struct server *srv);
-/* Serves one connection and closes it: head holds the len bytes the
- * acceptor already read from it. worker names the worker in log lines. */
-void server_handle(struct server *srv, int fd, const char *worker,
-		   const char *head, size_t len);
+
+#include <sys/socket.h>
+
+/* A connection as the acceptor hands it to a worker: the descriptor, the
+ * peer's address as accept() gave it, and the head bytes read so far. */
+struct handoff {
+	int fd;
+	socklen_t peer_len;
+	struct sockaddr_storage peer;
+	size_t len;
+	char head[FS_HEAD_MAX];
+};
+
+/* Serves h's connection and closes it; worker names the worker in log
+ * lines. */
+void server_handle(struct server *srv, const char *worker,
+		   const struct handoff *h);
 
 /* Starts `fileserv serve ARGS... --ready-fd N` as a child process of this
  * executable and waits until it listens (args is NULL-terminated). The
@@ -307,9 +322,9 @@ void server_reap(pid_t pid, double grace);
  * Closes the listener before returning 0, or -1 on a fatal error. */
 int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
 		 int (*on_child)(void *ctx), void *ctx);
-/* A worker's next connection: its descriptor, with the head bytes read
- * so far in buf; -1 once the acceptor has closed, -2 if interrupted. */
-int acceptor_receive(int chan, char *buf, size_t cap, size_t *len);
+/* A worker's next connection, into h: 0, or -1 once the acceptor has
+ * closed, -2 if interrupted. */
+int acceptor_receive(int chan, struct handoff *h);
 
 /* ---- pool.c ---- */
 

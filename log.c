@@ -28,10 +28,15 @@ int log_file_fd(void)
 	return log_fd;
 }
 
+int log_enabled(void)
+{
+	return !log_quiet || log_fd >= 0;
+}
+
 static void log_line(const char *level, const char *worker, const char *fmt,
 		     va_list ap)
 {
-	if (log_quiet && log_fd < 0)
+	if (!log_enabled())
 		return;
 	char line[1024];
 	struct timeval tv;

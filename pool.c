@@ -32,19 +32,17 @@ static volatile sig_atomic_t stopping; /* a process worker was told to stop */
 
 static void pool_serve(struct server *srv, int chan, const char *worker)
 {
-	char *head = malloc(FS_HEAD_MAX);
-	size_t len;
-	int fd = 0;
+	struct handoff *h = malloc(sizeof(*h));
+	int rc = 0;
 	log_info(worker, "worker started");
-	while (head && !stopping &&
-	       (fd = acceptor_receive(chan, head, FS_HEAD_MAX, &len)) != -1) {
-		if (fd == -2)
+	while (h && !stopping && (rc = acceptor_receive(chan, h)) != -1) {
+		if (rc == -2)
 			continue;
 		__atomic_fetch_add(&srv->stats->dispatched, 1,
 				   __ATOMIC_RELAXED);
-		server_handle(srv, fd, worker, head, len);
+		server_handle(srv, worker, h);
 	}
-	free(head);
+	free(h);
 	log_info(worker, "worker exiting");
 }
 

@@ -82,6 +82,8 @@ int server_open(struct server *srv, const struct server_config *cfg,
 	srv->listen_fd = listen_on(cfg->host, cfg->port, st);
 	if (srv->listen_fd < 0)
 		return -1;
+	/* accepted sockets inherit these: one call, not two per connection */
+	client_set_timeouts(srv->listen_fd, cfg->idle_timeout);
 	srv->port = bound_port(srv->listen_fd);
 	srv->started = units_now();
 	return 0;
@@ -203,6 +205,26 @@ static int read_head(struct request *r)
 	}
 }
 
+/* Fills buf from fd; the count is short only at the end of the file,
+ * which sets *eof, so that a small file's reply goes out in one send. */
+static ssize_t read_chunk(int fd, char *buf, size_t cap, int *eof)
+{
+	size_t got = 0;
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			*eof = 1;
+			break;
+		}
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
 static int handle_get(struct request *r)
 {
 	int fd = storage_open_file(&r->srv->storage, r->req.name, r->message,
@@ -212,28 +234,27 @@ static int handle_get(struct request *r)
 	char *head = proto_reply_get_head(r->req.name);
 	size_t headlen = head ? strlen(head) : 0;
 	char *in = malloc(FS_IO_CHUNK);
-	char *out = malloc(headlen + B64_ENCODED_MAX(FS_IO_CHUNK) + 8);
-	int rc = -1;
+	size_t tail = sizeof(PROTO_GET_TAIL) - 1;
+	char *out = malloc(headlen + B64_ENCODED_MAX(FS_IO_CHUNK) + 4 + tail);
+	int rc = -1, eof = 0;
 	if (head && in && out) {
 		struct b64_encoder enc;
 		b64_encoder_init(&enc);
 		memcpy(out, head, headlen);
 		size_t pending = headlen;
-		for (;;) {
-			ssize_t n = read(fd, in, FS_IO_CHUNK);
-			if (n < 0 && errno == EINTR)
-				continue;
+		while (!eof) {
+			ssize_t n = read_chunk(fd, in, FS_IO_CHUNK, &eof);
 			if (n < 0) {
 				snprintf(r->message, sizeof(r->message),
 					 "reading %s: %s", r->req.name,
 					 strerror(errno));
 				break;
 			}
-			pending += n ? b64_encode_update(&enc, in, (size_t)n,
-							 out + pending)
-				     : b64_encode_final(&enc, out + pending);
-			if (n == 0) {
-				size_t tail = sizeof(PROTO_GET_TAIL) - 1;
+			pending += b64_encode_update(&enc, in, (size_t)n,
+						     out + pending);
+			if (eof) {
+				pending +=
+				    b64_encode_final(&enc, out + pending);
 				memcpy(out + pending, PROTO_GET_TAIL, tail);
 				pending += tail;
 				settle(r, 1);
@@ -246,10 +267,7 @@ static int handle_get(struct request *r)
 			}
 			pending = 0;
 			r->file_bytes += (uint64_t)n;
-			if (n == 0) {
-				rc = 0;
-				break;
-			}
+			rc = eof ? 0 : -1;
 		}
 	}
 	free(head);
@@ -426,14 +444,12 @@ static void refuse_head(struct request *r)
 		linger_drain(c, HEAD_READ_MAX - c->bytes_in);
 }
 
-static void peer_name(int fd, char *buf, size_t len)
+static void peer_name(const struct handoff *h, char *buf, size_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
-			    port, sizeof(port),
+	if (log_enabled())
+		getnameinfo((const struct sockaddr *)&h->peer, h->peer_len,
+			    host, sizeof(host), port, sizeof(port),
 			    NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(buf, len, "%s:%s", host, port);
 }
@@ -450,21 +466,21 @@ static void log_request(struct request *r, int ok, double seconds)
 		 ok ? "" : r->message);
 }
 
-void server_handle(struct server *srv, int fd, const char *worker,
-		   const char *head, size_t len)
+void server_handle(struct server *srv, const char *worker,
+		   const struct handoff *h)
 {
 	struct request r = {.srv = srv, .worker = worker};
 	char peer[80];
-	peer_name(fd, peer, sizeof(peer));
+	int fd = h->fd;
+	peer_name(h, peer, sizeof(peer));
 	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);
 	log_info(worker, "connection from %s", peer);
-	client_set_timeouts(fd, srv->cfg.idle_timeout);
 	double t0 = units_now();
 	r.pace_start = t0;
 	if (conn_init(&r.conn, fd, CONN_BUF) == 0) {
-		memcpy(r.conn.buf, head, len);
-		r.conn.end = len;
-		r.conn.bytes_in = len;
+		memcpy(r.conn.buf, h->head, h->len);
+		r.conn.end = h->len;
+		r.conn.bytes_in = h->len;
 		r.conn.check = check_pace;
 		int head = read_head(&r);
 		int ok = 0;

@@ -59,16 +59,40 @@ struct worker {
 
 struct verify_sink {
 	int fd;
-	uint64_t offset;
+	uint64_t size;	 /* of the reference, when the worker started */
+	int cached;	 /* the whole reference is in buf */
+	uint64_t offset; /* of the next downloaded byte */
 	int mismatch;
 	char buf[256 * 1024];
 };
+
+/* Opens the verifier on the reference: its size, and its bytes when they
+ * fit the buffer (small files are then compared without a read). */
+static void verify_open(struct verify_sink *v, int fd)
+{
+	struct stat sb;
+	v->fd = fd;
+	v->cached = 0;
+	v->size = fd >= 0 && fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	if (fd >= 0 && v->size <= sizeof(v->buf))
+		v->cached = pread(fd, v->buf, v->size, 0) == (ssize_t)v->size;
+}
 
 /* Compares downloaded bytes with the local reference at the same offset. */
 static int verify_write(void *ctx, const void *data, size_t len)
 {
 	struct verify_sink *v = ctx;
 	const char *p = data;
+	if (v->cached && len > 0) {
+		if (v->offset + len > v->size ||
+		    memcmp(v->buf + v->offset, p, len) != 0) {
+			v->mismatch = 1;
+			errno = EIO;
+			return -1;
+		}
+		v->offset += len;
+		return 0;
+	}
 	while (len > 0 && v->fd >= 0) {
 		size_t n = len < sizeof(v->buf) ? len : sizeof(v->buf);
 		ssize_t got = pread(v->fd, v->buf, n, (off_t)v->offset);
@@ -90,14 +114,11 @@ static int op_download(struct worker *w, struct fs_result *res,
 	struct verify_sink *v = w->verify;
 	if (!v)
 		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
-	v->fd = w->cfg->verify ? w->ref_fd : -1; /* not the 256 KiB buffer */
 	v->offset = 0;
 	v->mismatch = 0;
 	struct fs_sink sink = {verify_write, v};
 	int rc = client_get(&w->cfg->server, w->cfg->name, &sink, res, st);
-	struct stat sb;
-	if (rc == 0 && v->fd >= 0 && fstat(v->fd, &sb) == 0 &&
-	    (uint64_t)sb.st_size != res->bytes)
+	if (rc == 0 && v->fd >= 0 && v->size != res->bytes)
 		v->mismatch = 1;
 	if (v->mismatch)
 		return fs_fail(st, FS_ERR_MISMATCH,
@@ -177,8 +198,9 @@ static void worker_run(struct worker *w)
 	struct fs_status st = {0};
 	hist_init(&w->tally->latency);
 	stress_current = w->tally;
-	if (cfg->op == STRESS_DOWNLOAD)
-		w->verify = malloc(sizeof(*w->verify));
+	if (cfg->op == STRESS_DOWNLOAD &&
+	    (w->verify = malloc(sizeof(*w->verify))))
+		verify_open(w->verify, cfg->verify ? w->ref_fd : -1);
 	if (cfg->op == STRESS_SCRIPT &&
 	    !(w->script = cfg->hooks->start(cfg->hooks->ctx, w->id, &st)))
 		tally_step(w->tally, -1, &st, 0);

@@ -12,7 +12,7 @@
  *
  * Each input is one connection's bytes, as a client sends them. As pool.c
  * does with what the acceptor read, the first part of it goes to
- * server_handle(srv, fd, "fuzz", head, len) as already-read head bytes:
+ * server_handle(srv, "fuzz", h) as already-read head bytes:
  * len = min(size, FS_HEAD_MAX) * (size % 4) / 4, so 0, 1/4, 1/2 or 3/4 of
  * it (a byte more or less at the end of an input moves the split). A
  * thread writes the rest into the other end of a socketpair, then
@@ -267,11 +267,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	reset_storage(size % 16 >= 12);
 
 	size_t len = (size < FS_HEAD_MAX ? size : FS_HEAD_MAX) * (size % 4) / 4;
-	char *head = malloc(FS_HEAD_MAX);
-	if (!head)
+	struct handoff *h = calloc(1, sizeof(*h));
+	if (!h)
 		abort();
 	if (len)
-		memcpy(head, data, len);
+		memcpy(h->head, data, len);
+	h->len = len;
 
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -280,9 +281,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pthread_t th;
 	if (pthread_create(&th, NULL, writer, &f) != 0)
 		die("pthread_create");
-	server_handle(&srv, sv[1], "fuzz", head, len); /* closes sv[1] */
+	h->fd = sv[1];
+	server_handle(&srv, "fuzz", h); /* closes sv[1] */
 	pthread_join(th, NULL);
-	free(head);
+	free(h);
 
 	size_t cap = 1 << 16, got = 0;
 	char *reply = malloc(cap);
