@@ -1,7 +1,7 @@
 /* codec.c: streaming base64 with run-time selectable backends.
  *
  * Owns the codec.h API: backend selection, the streaming state machines
- * and three backends ("libb64", "scalar", "avx2").
+ * and four backends ("libb64", "scalar", "avx2", "avx512").
  *
  * Design: the public functions are shared drivers that handle everything
  * stateful (partial groups, partial quanta, whitespace, padding, errors).
@@ -29,6 +29,7 @@
 #include <immintrin.h>
 #define HAVE_AVX2_KERNELS 1
 #define AVX2		  __attribute__((target("avx2")))
+#define AVX512		  __attribute__((target("avx2,avx512f,avx512bw,avx512vbmi")))
 #endif
 
 struct backend {
@@ -396,6 +397,84 @@ AVX2 static size_t avx2_dec_bulk(const unsigned char *in, size_t n,
 	rest = n - i < 32 ? n - i : 32;
 	return i + scalar_dec_bulk(in + i, rest, out);
 }
+
+/* ---- avx512 backend (AVX-512 VBMI, Mula/Lemire): 48 <-> 64 per step ----
+ * Byte permutes across the whole register replace the AVX2 kernels'
+ * in-lane shuffles and range arithmetic: one vpermb gathers the input
+ * groups, one vpmultishiftqb cuts out the sextets, one vpermb maps them
+ * to the alphabet; decoding maps chars through a 128-entry vpermi2b
+ * table. */
+
+static int avx512_usable(void)
+{
+	return __builtin_cpu_supports("avx512f") &&
+	       __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512vbmi");
+}
+
+AVX512 static void avx512_enc_bulk(const unsigned char *in, size_t n, char *out)
+{
+	/* Dword k of the gathered vector holds bytes (b1, b0, b2, b1) of
+	 * group k; multishift then takes, per output byte, the 8 bits at
+	 * offsets 10, 4, 22, 16 of each dword (the sextet is the low 6). */
+	const __m512i gather = _mm512_set_epi8(
+	    46, 47, 45, 46, 43, 44, 42, 43, 40, 41, 39, 40, 37, 38, 36, 37, 34,
+	    35, 33, 34, 31, 32, 30, 31, 28, 29, 27, 28, 25, 26, 24, 25, 22, 23,
+	    21, 22, 19, 20, 18, 19, 16, 17, 15, 16, 13, 14, 12, 13, 10, 11, 9,
+	    10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+	const __m512i shifts = _mm512_set1_epi64(0x3036242a1016040aLL);
+	const __m512i ascii = _mm512_loadu_si512((const void *)alphabet);
+	size_t i;
+
+	/* Each step loads in[i .. i + 63] and consumes 48. */
+	for (i = 0; n - i >= 64; i += 48, out += 64) {
+		__m512i v = _mm512_loadu_si512((const void *)(in + i));
+
+		v = _mm512_permutexvar_epi8(gather, v);
+		v = _mm512_multishift_epi64_epi8(shifts, v);
+		_mm512_storeu_si512((void *)out,
+				    _mm512_permutexvar_epi8(v, ascii));
+	}
+	avx2_enc_bulk(in + i, n - i, out);
+}
+
+/* dec_lut[c] for c < 128: the sextet of c, or 0x80 if c is not in the
+ * alphabet (chars >= 128 are caught by their own high bit). */
+#define LUT(c)	 (SEXTET(c) < 0 ? 0x80 : SEXTET(c))
+#define LUT4(c)	 LUT(c), LUT(c + 1), LUT(c + 2), LUT(c + 3)
+#define LUT16(c) LUT4(c), LUT4(c + 4), LUT4(c + 8), LUT4(c + 12)
+static const unsigned char dec_lut[128] = {LUT16(0),  LUT16(16), LUT16(32),
+					   LUT16(48), LUT16(64), LUT16(80),
+					   LUT16(96), LUT16(112)};
+
+/* A block holding any non-alphabet char is left to the AVX2 kernel. */
+AVX512 static size_t avx512_dec_bulk(const unsigned char *in, size_t n,
+				     unsigned char *out)
+{
+	const __m512i lo = _mm512_loadu_si512((const void *)dec_lut);
+	const __m512i hi = _mm512_loadu_si512((const void *)(dec_lut + 64));
+	/* After the multiply-adds, dword k holds the 24 bits of quantum k,
+	 * its first byte highest: take bytes 2, 1, 0 of each. */
+	const __m512i pack = _mm512_set_epi8(
+	    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60, 61, 62, 56, 57,
+	    58, 52, 53, 54, 48, 49, 50, 44, 45, 46, 40, 41, 42, 36, 37, 38, 32,
+	    33, 34, 28, 29, 30, 24, 25, 26, 20, 21, 22, 16, 17, 18, 12, 13, 14,
+	    8, 9, 10, 4, 5, 6, 0, 1, 2);
+	size_t i;
+
+	for (i = 0; n - i >= 64; i += 64, out += 48) {
+		__m512i c = _mm512_loadu_si512((const void *)(in + i));
+		__m512i s = _mm512_permutex2var_epi8(lo, c, hi);
+
+		if (_mm512_movepi8_mask(_mm512_or_si512(c, s)))
+			break;
+		s = _mm512_maddubs_epi16(s, _mm512_set1_epi32(0x01400140));
+		s = _mm512_madd_epi16(s, _mm512_set1_epi32(0x00011000));
+		_mm512_mask_storeu_epi8(out, (__mmask64)0xffffffffffffULL,
+					_mm512_permutexvar_epi8(pack, s));
+	}
+	return i + avx2_dec_bulk(in + i, n - i, out);
+}
 #endif
 
 /* ---- backend selection ---- */
@@ -407,6 +486,8 @@ static const struct backend backends[] = {
      scalar_dec_quantum},
 #ifdef HAVE_AVX2_KERNELS
     {"avx2", avx2_usable, avx2_enc_bulk, scalar_enc_tail, avx2_dec_bulk,
+     scalar_dec_quantum},
+    {"avx512", avx512_usable, avx512_enc_bulk, scalar_enc_tail, avx512_dec_bulk,
      scalar_dec_quantum},
 #endif
 };
@@ -436,7 +517,9 @@ static int try_select(const char *name)
 int codec_select(const char *name)
 {
 	if (strcmp(name, "auto") == 0)
-		return try_select("avx2") == 0 ? 0 : try_select("scalar");
+		return try_select("avx512") == 0 || try_select("avx2") == 0
+			   ? 0
+			   : try_select("scalar");
 	return try_select(name);
 }
 

@@ -1,6 +1,7 @@
 /* codec.h: streaming base64 (RFC 4648 standard alphabet, '=' padded, no
  * line breaks ever), with interchangeable backends: Debian's libb64 (the
- * reference), a portable scalar path and an AVX2 path.
+ * reference), a portable scalar path, an AVX2 path and an AVX-512 VBMI
+ * path.
  *
  * Both directions are streaming: state is carried across calls, so input
  * may be split at any byte. Decoding is strict: spaces and tabs are skipped,
@@ -30,7 +31,8 @@ struct b64_decoder {
 };
 
 /* Selects the backend for the whole process: "auto" (fastest this CPU
- * runs), "libb64", "scalar" or "avx2". Returns 0, or -1 if the name is
+ * runs: avx512, else avx2, else scalar), "libb64", "scalar", "avx2" or
+ * "avx512". Returns 0, or -1 if the name is
  * unknown or the CPU cannot run it. Call before starting threads. */
 int codec_select(const char *name);
 /* Name of the backend in use. */

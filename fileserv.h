@@ -229,9 +229,10 @@ void storage_close(struct storage *s);
 /* Removes named temporary files: all of them (pid 0), or those a dead
  * process left. */
 void storage_sweep(struct storage *s, pid_t pid);
-/* Opens a regular file for reading; -1 with a message in err. */
-int storage_open_file(struct storage *s, const char *name, char *err,
-		      size_t errlen);
+/* Opens a regular file for reading and sets *size; -1 with a message in
+ * err. */
+int storage_open_file(struct storage *s, const char *name, uint64_t *size,
+		      char *err, size_t errlen);
 /* Sorted names of the regular files; NULL with a message in err. */
 struct cJSON *storage_list(struct storage *s, char *err, size_t errlen);
 int storage_delete(struct storage *s, const char *name, char *err,

@@ -205,30 +205,27 @@ static int read_head(struct request *r)
 	}
 }
 
-/* Fills buf from fd; the count is short only at the end of the file,
- * which sets *eof, so that a small file's reply goes out in one send. */
-static ssize_t read_chunk(int fd, char *buf, size_t cap, int *eof)
+/* Reads the next chunk of the file; sets *eof at its end: at a read of 0,
+ * or at a short read once the size it had when opened has been read, so
+ * that a small file's reply goes out in one send after one read. */
+static ssize_t read_chunk(int fd, char *buf, size_t cap, uint64_t *left,
+			  int *eof)
 {
-	size_t got = 0;
-	while (got < cap) {
-		ssize_t n = read(fd, buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			*eof = 1;
-			break;
-		}
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
+	ssize_t n;
+	while ((n = read(fd, buf, cap)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -1;
+	*left -= (uint64_t)n < *left ? (uint64_t)n : *left;
+	*eof = n == 0 || ((size_t)n < cap && *left == 0);
+	return n;
 }
 
 static int handle_get(struct request *r)
 {
-	int fd = storage_open_file(&r->srv->storage, r->req.name, r->message,
-				   sizeof(r->message));
+	uint64_t left;
+	int fd = storage_open_file(&r->srv->storage, r->req.name, &left,
+				   r->message, sizeof(r->message));
 	if (fd < 0)
 		return reply_error(r);
 	char *head = proto_reply_get_head(r->req.name);
@@ -243,7 +240,8 @@ static int handle_get(struct request *r)
 		memcpy(out, head, headlen);
 		size_t pending = headlen;
 		while (!eof) {
-			ssize_t n = read_chunk(fd, in, FS_IO_CHUNK, &eof);
+			ssize_t n =
+			    read_chunk(fd, in, FS_IO_CHUNK, &left, &eof);
 			if (n < 0) {
 				snprintf(r->message, sizeof(r->message),
 					 "reading %s: %s", r->req.name,

@@ -95,8 +95,8 @@ static const char *open_error(int e)
 	}
 }
 
-int storage_open_file(struct storage *s, const char *name, char *err,
-		      size_t errlen)
+int storage_open_file(struct storage *s, const char *name, uint64_t *size,
+		      char *err, size_t errlen)
 {
 	if (check(name, err, errlen) < 0)
 		return -1;
@@ -112,6 +112,7 @@ int storage_open_file(struct storage *s, const char *name, char *err,
 		snprintf(err, errlen, "%s: not a regular file", name);
 		return -1;
 	}
+	*size = (uint64_t)sb.st_size;
 	return fd;
 }
 

@@ -28,9 +28,9 @@ static const char *cur = "-"; /* backend under test, for messages */
 		}                                                              \
 	} while (0)
 
-static const char *const backends[] = {"libb64", "scalar", "avx2"};
-#define NBACKENDS 3
+static const char *const backends[] = {"libb64", "scalar", "avx2", "avx512"};
 #define NELEM(a)  (sizeof(a) / sizeof((a)[0]))
+#define NBACKENDS ((int)NELEM(backends))
 
 static const char alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -200,8 +200,11 @@ static int model_valid(const char *s, size_t n)
 
 static void test_selection(void)
 {
-	const char *want_auto =
-	    __builtin_cpu_supports("avx2") ? "avx2" : "scalar";
+	const char *want_auto = __builtin_cpu_supports("avx512vbmi") &&
+					__builtin_cpu_supports("avx512bw")
+				    ? "avx512"
+				: __builtin_cpu_supports("avx2") ? "avx2"
+								 : "scalar";
 
 	/* Nothing has used the codec yet: the environment decides. */
 	setenv("FILESERV_CODEC", "libb64", 1);
@@ -212,6 +215,10 @@ static void test_selection(void)
 	      codec_name());
 	CHECK((codec_select("avx2") == 0) == !!__builtin_cpu_supports("avx2"),
 	      "avx2 availability misjudged");
+	CHECK((codec_select("avx512") == 0) ==
+		  (__builtin_cpu_supports("avx512vbmi") &&
+		   __builtin_cpu_supports("avx512bw")),
+	      "avx512 availability misjudged");
 	CHECK(codec_select("auto") == 0, "auto failed");
 	CHECK(strcmp(codec_name(), want_auto) == 0, "auto chose %s",
 	      codec_name());
@@ -498,8 +505,8 @@ static size_t strip_blanks(const char *s, size_t n, char *out)
  * itself minus blanks. */
 static void fuzz_one(const char *s, size_t n)
 {
-	unsigned char out[3][16];
-	ssize_t len[3] = {-1, -1, -1};
+	unsigned char out[NBACKENDS][16];
+	ssize_t len[NBACKENDS];
 	char re[32], clean[32];
 	size_t k;
 	int b, valid = model_valid(s, n);

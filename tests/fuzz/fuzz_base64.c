@@ -6,7 +6,8 @@
  *   bytes 1..k   explicit chunk sizes (0 = an update with nothing)
  *   the rest     the text to decode, and also the bytes to encode
  *
- * For each backend this CPU runs ("libb64", "scalar", "avx2"):
+ * For each backend this CPU runs ("libb64", "scalar", "avx2",
+ * "avx512"):
  *   - decoding the text in one update equals decoding it in the chunks
  *     above: the same accept/reject, and the same bytes when accepted;
  *   - accepted text re-encodes (one-shot and chunked) to its canonical
@@ -225,7 +226,8 @@ static struct results run_backend(const char *name, const uint8_t *in, size_t n,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const names[] = {"libb64", "scalar", "avx2"};
+	static const char *const names[] = {"libb64", "scalar", "avx2",
+					    "avx512"};
 	if (size < 1)
 		return 0;
 	struct split sp = {data + 1, data[0] & 15,
