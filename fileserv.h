@@ -244,14 +244,18 @@ struct upload {
 	int fd;
 	char tmpname[64]; /* named temporary, when O_TMPFILE is unsupported */
 	uint64_t bytes;
+	int replaced_fd; /* the version a commit replaced, until released */
 };
 int storage_upload_begin(struct storage *s, struct upload *u, char *err,
 			 size_t errlen);
 int storage_upload_write(struct upload *u, const void *buf, size_t len,
 			 char *err, size_t errlen);
-/* Makes the upload visible as name, durably when sync is on. */
+/* Makes the upload visible as name, durably when sync is on. The version
+ * it replaces stays open, so that freeing its pages waits for
+ * storage_upload_release(), after the reply. */
 int storage_upload_commit(struct upload *u, const char *name, char *err,
 			  size_t errlen);
+void storage_upload_release(struct upload *u);
 /* Discards an upload that was not committed. Safe to call twice. */
 void storage_upload_abort(struct upload *u);
 

@@ -377,12 +377,16 @@ static int handle_upload(struct request *r)
 	if (rc < 0)
 		return upload_fail(r, &u);
 	if (storage_upload_commit(&u, r->req.name, r->message,
-				  sizeof(r->message)) < 0)
-		return reply_error(r);
-	snprintf(r->message, sizeof(r->message),
-		 "file %s uploaded (%llu bytes)", r->req.name,
-		 (unsigned long long)u.bytes);
-	return reply(r, proto_reply_text(r->message), 1);
+				  sizeof(r->message)) < 0) {
+		rc = reply_error(r);
+	} else {
+		snprintf(r->message, sizeof(r->message),
+			 "file %s uploaded (%llu bytes)", r->req.name,
+			 (unsigned long long)u.bytes);
+		rc = reply(r, proto_reply_text(r->message), 1);
+	}
+	storage_upload_release(&u); /* after the reply: see there */
+	return rc;
 }
 
 static int handle_list(struct request *r)

@@ -221,6 +221,7 @@ int storage_upload_begin(struct storage *s, struct upload *u, char *err,
 {
 	memset(u, 0, sizeof(*u));
 	u->storage = s;
+	u->replaced_fd = -1;
 	u->fd = openat(s->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
 	if (u->fd >= 0)
 		return 0;
@@ -265,6 +266,30 @@ static int link_temporary(struct upload *u)
 	return -1;
 }
 
+/* Puts the linked temporary in place as name. Over an existing regular
+ * file, the two names are swapped (RENAME_EXCHANGE) and the old version
+ * unlinked: a plain rename over a file makes ext4 (auto_da_alloc) start
+ * writing the new data back inside renameat, ~50 ms of CPU for 100 MB
+ * before the reply, which --no-sync asked not to pay for (with sync the
+ * data is already on disk). Either way the name always shows one whole
+ * version, and a crash between the two steps leaves the old one under a
+ * temporary name that the next start sweeps. */
+static int replace_name(struct upload *u, const char *name)
+{
+	int dirfd = u->storage->dirfd;
+	struct stat sb;
+	if (u->replaced_fd < 0 || fstat(u->replaced_fd, &sb) < 0 ||
+	    !S_ISREG(sb.st_mode) ||
+	    renameat2(dirfd, u->tmpname, dirfd, name, RENAME_EXCHANGE) < 0)
+		return renameat(dirfd, u->tmpname, dirfd, name);
+	if (unlinkat(dirfd, u->tmpname, 0) == 0)
+		return 0;
+	int e = errno; /* swapped with something else: put it back */
+	renameat2(dirfd, u->tmpname, dirfd, name, RENAME_EXCHANGE);
+	errno = e;
+	return -1;
+}
+
 int storage_upload_commit(struct upload *u, const char *name, char *err,
 			  size_t errlen)
 {
@@ -278,7 +303,11 @@ int storage_upload_commit(struct upload *u, const char *name, char *err,
 		goto failed;
 	if (!u->tmpname[0] && link_temporary(u) < 0)
 		goto failed;
-	if (renameat(s->dirfd, u->tmpname, s->dirfd, name) < 0)
+	/* The version replaced is freed (its pages: tens of ms for 100 MB)
+	 * when its last reference goes: held here until after the reply. */
+	u->replaced_fd = openat(s->dirfd, name,
+				O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (replace_name(u, name) < 0)
 		goto failed;
 	u->tmpname[0] = '\0';
 	close(u->fd);
@@ -293,8 +322,16 @@ failed:;
 	return fail(err, errlen, "storing the file", e);
 }
 
+void storage_upload_release(struct upload *u)
+{
+	if (u->replaced_fd >= 0)
+		close(u->replaced_fd);
+	u->replaced_fd = -1;
+}
+
 void storage_upload_abort(struct upload *u)
 {
+	storage_upload_release(u);
 	if (u->tmpname[0])
 		unlinkat(u->storage->dirfd, u->tmpname, 0);
 	u->tmpname[0] = '\0';

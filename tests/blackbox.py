@@ -406,7 +406,10 @@ def rst_close(sock):
 @test(modes=MODES)
 def roundtrip(ctx, mode):
     srv = ctx.server(mode)
-    sizes = (0, 1, 2, 3, 4, 5, 6, 7, 1000, 65536, 196609, 1000003)
+    # around the server's 192 KiB read chunk: a file ends mid-chunk, on
+    # a chunk's last byte, or one byte into the next
+    sizes = (0, 1, 2, 3, 4, 5, 6, 7, 1000, 65536, 196607, 196608, 196609,
+             393216, 1000003)
     shas = {}
     for size in sizes:
         src = ctx.path("in-%d" % size)
@@ -438,6 +441,31 @@ def roundtrip(ctx, mode):
           "rm left the file")
     check("f1000.bin" not in listing(srv.port), "rm: still listed")
     check(not temps(srv.storage), "temporary files left")
+
+
+@test(modes=("thread", "process"))  # single's one worker is the GET's
+def replace_keeps_readers(ctx, mode):
+    """UPLOAD over a file swaps in a new inode: a GET already sending the
+    old version finishes it whole, a hard link to the old version keeps
+    its bytes (nothing written in place), and no temporary is left."""
+    srv = ctx.server(mode)
+    # 27 MB of reply: more than the socket buffers hold
+    old, new = os.urandom(20 * 1000 * 1000), os.urandom(1000 * 1000 + 1)
+    expect_ok(srv.port, upload_req(b"r", old))
+    link = ctx.path("old-link")
+    os.link(os.path.join(srv.storage, "r"), link)
+    with connect(srv.port) as reader:
+        reader.sendall(b"GET r" + TERM)
+        first = reader.recv(1000)  # the server is now mid-reply
+        expect_ok(srv.port, upload_req(b"r", new))
+        reply = parse_reply(first + recv_all(reader, 30))
+    check(base64.b64decode(reply["data_file"]) == old,
+          "the GET under way did not finish the old version")
+    with open(link, "rb") as f:
+        check(f.read() == old, "the old version changed in place")
+    check(get_content(srv.port, b"r") == new, "the new version not served")
+    check(sorted(os.listdir(srv.storage)) == ["r"], "storage holds %s",
+          os.listdir(srv.storage))
 
 
 def run_peak(cmd, timeout):
@@ -902,7 +930,10 @@ def sigterm_and_log(ctx, mode):
     log = ctx.path("server.log")
     srv = ctx.server(mode, "--log-file", log)
     listing(srv.port)
-    expect_error(srv.port, b"GET missing" + TERM)
+    with connect(srv.port) as s:  # its address must be the one logged
+        peer = "connection from 127.0.0.1:%d" % s.getsockname()[1]
+        s.sendall(b"GET missing" + TERM)
+        check(parse_reply(recv_all(s, 5))["status"] == "ERROR", "GET")
     expect_ok(srv.port, upload_req(b"x", b"abc"))
     workers = list(srv.workers())
     t0 = time.monotonic()
@@ -926,6 +957,7 @@ def sigterm_and_log(ctx, mode):
               "no line from a worker: %s", names)
     text = "\n".join(lines)
     check("GET" in text and "missing" in text, "requests are not logged")
+    check(peer in text, "no %r in the log", peer)
 
 
 @test(modes=MODES)

@@ -873,6 +873,8 @@ def missing_dir_fifo(env, mode):
             check(listing(srv.port) == ["x"], "next request after %r",
                   cmd + name)
             info("%s%s -> %s", cmd.decode(), name.decode(), r["data"])
+    # an upload may not replace a directory
+    expect_error(srv.port, upload_req(b"d", b"not a directory"))
     env.finish(srv, {"x": x, "d": "dir", "p": "other"}, fd_base=fds)
 
 

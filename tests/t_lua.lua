@@ -115,6 +115,26 @@ for _, mode in ipairs { "thread", "process" } do
     s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/other", name = "f",
                                  clients = 2, pool = mode })
     check(s.failed == 2 and s.errors.mismatch == 2, "verification catches wrong bytes")
+    -- small references are compared from memory: same checks
+    fileserv.mkfile(dir .. "/small", 1000, 1)
+    fileserv.mkfile(dir .. "/small2", 1000, 2)
+    assert(c:put(dir .. "/small", "small"))
+    s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/small",
+                                 clients = 2, iterations = 3, pool = mode })
+    check(s.ok == 6 and s.verified_bytes == 6000, "small download verified")
+    s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/small2",
+                                 name = "small", clients = 2, pool = mode })
+    check(s.failed == 2 and s.errors.mismatch == 2, "small reference: wrong bytes caught")
+    local fh = assert(io.open(dir .. "/small", "rb"))
+    local prefix = fh:read(500)
+    fh:close()
+    fh = assert(io.open(dir .. "/half", "wb"))
+    fh:write(prefix)
+    fh:close()
+    assert(c:put(dir .. "/half", "half"))
+    s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/small",
+                                 name = "half", clients = 1, pool = mode })
+    check(s.failed == 1 and s.errors.mismatch == 1, "a download that stops short is caught")
 
     s = assert(fileserv.stress { server = srv, clients = 3, iterations = 2, pool = mode,
       args = { name = "f", n = 7 },
