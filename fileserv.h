@@ -286,6 +286,7 @@ struct server {
 	struct storage storage;
 	struct stats_counters *stats;
 	double started;
+	int abandoned; /* a cut drain left worker threads running */
 };
 
 int server_open(struct server *srv, const struct server_config *cfg,

@@ -146,6 +146,8 @@ static int run_threads(struct server *srv, int chan[2], const sigset_t *set)
 	if (join_until(w, n, units_now() + srv->cfg.drain_timeout, set)) {
 		close(chan[1]);
 		free(w);
+	} else {
+		srv->abandoned = 1;
 	}
 	return rc < 0 ? 1 : 0;
 }

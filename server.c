@@ -91,6 +91,8 @@ int server_open(struct server *srv, const struct server_config *cfg,
 
 void server_close(struct server *srv)
 {
+	if (srv->abandoned)
+		return; /* threads still use it: exiting will close it all */
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	srv->listen_fd = -1;
