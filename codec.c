@@ -122,6 +122,17 @@ static uint64_t load_be48(const unsigned char *in)
 	return x >> 16;
 }
 
+/* Writes the eight chars encoding the low 48 bits of x. Inlined by force:
+ * gcc 12 calls it otherwise, and the encoder runs at two thirds speed. */
+static inline __attribute__((always_inline)) void put_eight(char *out,
+							    uint64_t x)
+{
+	put_pair(out, x >> 36);
+	put_pair(out + 2, x >> 24);
+	put_pair(out + 4, x >> 12);
+	put_pair(out + 6, x);
+}
+
 static void scalar_enc_bulk(const unsigned char *in, size_t n, char *out)
 {
 	size_t i;
@@ -133,31 +144,13 @@ static void scalar_enc_bulk(const unsigned char *in, size_t n, char *out)
 		uint64_t a = load_be48(in + i), b = load_be48(in + i + 6),
 			 c = load_be48(in + i + 12), d = load_be48(in + i + 18);
 
-		put_pair(out, a >> 36);
-		put_pair(out + 2, a >> 24);
-		put_pair(out + 4, a >> 12);
-		put_pair(out + 6, a);
-		put_pair(out + 8, b >> 36);
-		put_pair(out + 10, b >> 24);
-		put_pair(out + 12, b >> 12);
-		put_pair(out + 14, b);
-		put_pair(out + 16, c >> 36);
-		put_pair(out + 18, c >> 24);
-		put_pair(out + 20, c >> 12);
-		put_pair(out + 22, c);
-		put_pair(out + 24, d >> 36);
-		put_pair(out + 26, d >> 24);
-		put_pair(out + 28, d >> 12);
-		put_pair(out + 30, d);
+		put_eight(out, a);
+		put_eight(out + 8, b);
+		put_eight(out + 16, c);
+		put_eight(out + 24, d);
 	}
-	for (; n - i >= 8; i += 6, out += 8) {
-		uint64_t x = load_be48(in + i);
-
-		put_pair(out, x >> 36);
-		put_pair(out + 2, x >> 24);
-		put_pair(out + 4, x >> 12);
-		put_pair(out + 6, x);
-	}
+	for (; n - i >= 8; i += 6, out += 8)
+		put_eight(out, load_be48(in + i));
 	for (; i < n; i += 3, out += 4)
 		enc_group(in + i, out);
 }
