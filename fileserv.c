@@ -67,6 +67,10 @@ static const char serve_usage[] =
     "                          no limit; e.g. 10GB)\n"
     "      --codec NAME        base64 codec: auto, avx512, avx2,\n"
     "                          scalar, libb64\n"
+    "      --user NAME         once listening, run as user NAME (when\n"
+    "                          started as root, e.g. for a port below "
+    "1024);\n"
+    "                          the storage must be writable by NAME\n"
     "      --ready-fd FD       write the port to FD once listening\n"
     "\n"
     "An event loop reads each request head without holding a worker, then\n"
@@ -85,7 +89,8 @@ enum {
 	OPT_READY_FD,
 	OPT_HEAD,
 	OPT_MIN_RATE,
-	OPT_MAX_CONNS
+	OPT_MAX_CONNS,
+	OPT_USER
 };
 
 static int serve_rate(struct server_config *cfg, const char *arg,
@@ -165,6 +170,9 @@ static int serve_option(struct server_config *cfg, int ch, const char *arg,
 			return -1;
 		cfg->ready_fd = (int)n;
 		return 0;
+	case OPT_USER:
+		cfg->user = arg;
+		return 0;
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -203,6 +211,7 @@ static int serve_options(struct server_config *cfg, int argc, char **argv,
 	    {"head-timeout", required_argument, NULL, OPT_HEAD},
 	    {"min-rate", required_argument, NULL, OPT_MIN_RATE},
 	    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+	    {"user", required_argument, NULL, OPT_USER},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};

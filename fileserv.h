@@ -277,6 +277,7 @@ struct server_config {
 	double drain_timeout;
 	uint64_t max_upload; /* decoded bytes; 0 = unlimited */
 	int ready_fd;	     /* write "PORT\n" here once listening, or -1 */
+	const char *user;    /* run as this user once listening, or NULL */
 };
 
 struct server {
@@ -289,6 +290,9 @@ struct server {
 	int abandoned; /* a cut drain left worker threads running */
 };
 
+/* Listens, opens the storage and the shared counters, and then, with
+ * cfg->user, becomes that user (root only; the storage must be writable
+ * by it). */
 int server_open(struct server *srv, const struct server_config *cfg,
 		struct fs_status *st);
 void server_close(struct server *srv);

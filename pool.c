@@ -53,9 +53,10 @@ static void announce(struct server *srv)
 		       strcmp(c->host, "::1") == 0 ||
 		       strcmp(c->host, "localhost") == 0;
 	log_info("main",
-		 "fileserv %s serving %s on %s:%d (%s mode, %d worker%s)%s",
+		 "fileserv %s serving %s on %s:%d (%s mode, %d worker%s%s%s)%s",
 		 FILESERV_VERSION, c->storage, c->host, srv->port, c->mode,
 		 c->workers, c->workers == 1 ? "" : "s",
+		 c->user ? ", as user " : "", c->user ? c->user : "",
 		 loopback ? "; loopback only, --host 0.0.0.0 exposes it to "
 			    "the network"
 			  : "; reachable from the network");

@@ -14,7 +14,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,39 @@ static int bound_port(int fd)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Drops root for good: the groups, then the group, then the user, as
+ * privilege-separated daemons do; what was opened as root (the
+ * listener, the storage, the log) stays open. */
+static int become_user(const char *user, int storage_fd, struct fs_status *st)
+{
+	struct passwd *pw = getpwnam(user);
+	if (!pw)
+		return fs_fail(st, FS_ERR_USAGE, "--user %s: no such user",
+			       user);
+	if (geteuid() != 0)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--user %s: only a server started as root can "
+			       "change its user",
+			       user);
+	int deathsig = 0; /* cleared by a change of credentials */
+	prctl(PR_GET_PDEATHSIG, &deathsig);
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "--user %s: %s", user,
+			       strerror(errno));
+	if (pw->pw_uid != 0 && setuid(0) == 0)
+		return fs_fail(st, FS_ERR_LOCAL,
+			       "--user %s: root could be regained", user);
+	if (deathsig)
+		prctl(PR_SET_PDEATHSIG, deathsig);
+	if (faccessat(storage_fd, ".", W_OK | X_OK, AT_EACCESS) < 0)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--user %s: the storage directory is not "
+			       "writable by that user",
+			       user);
+	return 0;
+}
+
 int server_open(struct server *srv, const struct server_config *cfg,
 		struct fs_status *st)
 {
@@ -84,6 +119,8 @@ int server_open(struct server *srv, const struct server_config *cfg,
 		return -1;
 	/* accepted sockets inherit these: one call, not two per connection */
 	client_set_timeouts(srv->listen_fd, cfg->idle_timeout);
+	if (cfg->user && become_user(cfg->user, srv->storage.dirfd, st) < 0)
+		return -1;
 	srv->port = bound_port(srv->listen_fd);
 	srv->started = units_now();
 	return 0;

@@ -265,6 +265,7 @@ static int server_argv(lua_State *L, const char **argv, int max)
 	    {"head_timeout", "--head-timeout"},
 	    {"min_rate", "--min-rate"},
 	    {"max_conns", "--max-conns"},
+	    {"user", "--user"},
 	};
 	int n = 0;
 	argv[n++] = "--quiet";

@@ -29,7 +29,7 @@ feature that is not there yet fails with "pending feature: ...". The
 --long variants use the catalogue's full sizes and durations. Every loop
 is bounded by count and by time; all traffic stays on loopback.
 """
-import argparse, base64, collections, hashlib, json, os, random, re
+import argparse, base64, collections, hashlib, json, os, pwd, random, re
 import resource, select, shutil, signal, socket, subprocess, sys
 import tempfile, threading, time, traceback
 
@@ -2275,17 +2275,39 @@ def loopback_only(env, mode):
 def drop_privileges(env, mode):
     if "--user" not in serve_help(env.bin):
         raise Skip("not applicable: `fileserv serve` has no --user option")
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    # a storage the user cannot write: a clear error at start, exit 2
+    r = subprocess.run([env.bin, "serve", "--port", "0", "--storage",
+                        env.storage, "--user", "nobody"], timeout=10,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    check(r.returncode == 2 and b"not writable" in r.stderr,
+          "unwritable storage: exit %d, %r", r.returncode, r.stderr[-200:])
+    r = subprocess.run([env.bin, "serve", "--port", "0", "--storage",
+                        env.storage, "--user", "no-such-user-x"], timeout=10,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    check(r.returncode == 2 and b"no such user" in r.stderr,
+          "unknown user: exit %d, %r", r.returncode, r.stderr[-200:])
+    os.chmod(env.storage, 0o777)
+    kept = put_file(os.path.join(env.storage, "kept"), b"written by root")
     srv = env.server("process", "--user", "nobody")
     listing(srv.port)
+    expect_ok(srv.port, upload_req(b"new", b"by nobody"))
+    check(get_content(srv.port, b"kept") == b"written by root", "GET kept")
+    st = os.stat(os.path.join(env.storage, "new"))
+    check(st.st_uid == pwd.getpwnam("nobody").pw_uid,
+          "the upload is owned by uid %d", st.st_uid)
     check(wait_workers(srv, 4), "workers: %s", srv.workers())
-    for pid in srv.workers():
+    for pid in [srv.pid] + list(srv.workers()):  # the acceptor too
         with open("/proc/%d/status" % pid) as f:
             st = f.read()
         uid = int(re.search(r"^Uid:\s+(\d+)", st, re.M).group(1))
         cap = re.search(r"^CapEff:\s+(\w+)", st, re.M).group(1)
         check(uid != 0 and int(cap, 16) == 0, "worker %d: uid %d CapEff %s",
               pid, uid, cap)
-    env.finish(srv, {})
+    env.finish(srv, {"kept": kept, "new": h(b"by nobody")})
 
 
 # ================================================================ main

@@ -83,6 +83,11 @@ test("options parser", function()
   check(not pcall(fileserv.options, { "--nope" }, {}), "unknown option raises")
 end)
 
+test("serve passes user= as --user", function()
+  local srv, msg = fileserv.serve { storage = dir .. "/st-user", user = "no-such-user-x" }
+  check(srv == nil and msg:find("did not start"), "an unknown user: the server does not start")
+end)
+
 for _, mode in ipairs { "thread", "process" } do
   test("server, client and stress in " .. mode .. " mode", function()
     local srv <close> = assert(fileserv.serve { mode = mode, workers = 3, storage = dir .. "/st-" .. mode, sync = false })
