@@ -2277,19 +2277,15 @@ def drop_privileges(env, mode):
         raise Skip("not applicable: `fileserv serve` has no --user option")
     if os.geteuid() != 0:
         raise Skip("needs root")
-    # a storage the user cannot write: a clear error at start, exit 2
-    r = subprocess.run([env.bin, "serve", "--port", "0", "--storage",
-                        env.storage, "--user", "nobody"], timeout=10,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
-    check(r.returncode == 2 and b"not writable" in r.stderr,
-          "unwritable storage: exit %d, %r", r.returncode, r.stderr[-200:])
-    r = subprocess.run([env.bin, "serve", "--port", "0", "--storage",
-                        env.storage, "--user", "no-such-user-x"], timeout=10,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
-    check(r.returncode == 2 and b"no such user" in r.stderr,
-          "unknown user: exit %d, %r", r.returncode, r.stderr[-200:])
+    def refused(user, why):  # exit 2 at start, with a message
+        r = subprocess.run([env.bin, "serve", "--port", "0", "--storage",
+                            env.storage, "--user", user], timeout=10,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        check(r.returncode == 2 and why in r.stderr, "--user %s: exit %d, %r",
+              user, r.returncode, r.stderr[-200:])
+    refused("nobody", b"not writable")  # the storage is root's 0700
+    refused("no-such-user-x", b"no such user")
     os.chmod(env.storage, 0o777)
     kept = put_file(os.path.join(env.storage, "kept"), b"written by root")
     srv = env.server("process", "--user", "nobody")
