@@ -2284,7 +2284,7 @@ def drop_privileges(env, mode):
                            stderr=subprocess.PIPE)
         check(r.returncode == 2 and why in r.stderr, "--user %s: exit %d, %r",
               user, r.returncode, r.stderr[-200:])
-    refused("nobody", b"not writable")  # the storage is root's 0700
+    refused("nobody", b"not writable")  # root's, not writable by others
     refused("no-such-user-x", b"no such user")
     os.chmod(env.storage, 0o777)
     kept = put_file(os.path.join(env.storage, "kept"), b"written by root")
