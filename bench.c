@@ -34,6 +34,7 @@ struct bench {
 	uint64_t big, mid; /* the "100 MB" and "10 MB" files */
 	char dir[64];
 	cJSON *rows;
+	int progress; /* stderr is a terminal: show each row as it comes */
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -56,6 +57,9 @@ static cJSON *row(struct bench *b, const char *what, double value,
 	cJSON_AddNumberToObject(r, "value", value);
 	cJSON_AddStringToObject(r, "unit", unit);
 	cJSON_AddItemToArray(b->rows, r);
+	if (b->progress)
+		fprintf(stderr, "\r\033[K[%d] %s: %.0f %s ...",
+			cJSON_GetArraySize(b->rows), what, value, unit);
 	return r;
 }
 
@@ -504,9 +508,12 @@ int bench_main(int argc, char **argv)
 		return 3;
 	}
 	b.rows = cJSON_CreateArray();
+	b.progress = isatty(STDERR_FILENO);
 	bench_codecs(&b);
 	bench_transfers(&b, f100);
 	bench_concurrent(&b, f10, f1k);
+	if (b.progress)
+		fputs("\r\033[K", stderr);
 	if (json) {
 		char *text = cJSON_Print(b.rows);
 		printf("%s\n", text);
