@@ -61,7 +61,7 @@ $(BUILD)/libfileserv.a: $(LIB_OBJS)
 fileserv: $(BUILD)/fileserv.o $(BUILD)/libfileserv.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a fileserv.h codec.h | $(BUILD)/tests
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a fileserv.h codec.h tests/check.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
 
 test: deps fileserv $(UNIT_BINS)

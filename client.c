@@ -276,17 +276,9 @@ struct file_sink {
 static int file_sink_write(void *ctx, const void *buf, size_t len)
 {
 	struct file_sink *s = ctx;
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(s->fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		s->bytes += (uint64_t)n;
-	}
+	if (write_all(s->fd, buf, len) < 0)
+		return -1;
+	s->bytes += len;
 	if (s->progress)
 		s->progress(s->progress_ctx, s->bytes, 0);
 	return 0;

@@ -162,6 +162,8 @@ void conn_free(struct conn *c);
 ssize_t conn_fill(struct conn *c);
 /* Writes all of buf; returns 0 or -1 (errno set). Never raises SIGPIPE. */
 int conn_write(struct conn *c, const void *buf, size_t len);
+/* Writes all of buf to a file, going on after EINTR; 0 or -1 (errno). */
+int write_all(int fd, const void *buf, size_t len);
 
 /* A destination for the bytes of a downloaded file. */
 struct fs_sink {

@@ -378,6 +378,21 @@ ssize_t conn_fill(struct conn *c)
 	return n;
 }
 
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int conn_write(struct conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -239,17 +239,9 @@ int storage_upload_begin(struct storage *s, struct upload *u, char *err,
 int storage_upload_write(struct upload *u, const void *buf, size_t len,
 			 char *err, size_t errlen)
 {
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(u->fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return fail(err, errlen, "writing the file", errno);
-		p += n;
-		len -= (size_t)n;
-		u->bytes += (uint64_t)n;
-	}
+	if (write_all(u->fd, buf, len) < 0)
+		return fail(err, errlen, "writing the file", errno);
+	u->bytes += len;
 	return 0;
 }
 

@@ -13,20 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static unsigned long passed, failed;
-static const char *cur = "-"; /* backend under test, for messages */
-
-#define CHECK(cond, fmt, ...)                                                  \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			printf("FAIL %s:%d [%s] %s: " fmt "\n", __FILE__,      \
-			       __LINE__, cur, #cond, ##__VA_ARGS__);           \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 static const char *const backends[] = {"libb64", "scalar", "avx2", "avx512"};
 #define NELEM(a)  (sizeof(a) / sizeof((a)[0]))
@@ -38,16 +25,6 @@ static const char alphabet[] =
 #define GUARD	   32
 #define GUARD_BYTE 0xa5
 #define MAX_CUTS   64
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 static void fill_random(unsigned char *p, size_t n)
 {
@@ -68,19 +45,10 @@ static int use(int b)
 			       backends[b]);
 		return 0;
 	}
-	cur = backends[b];
+	static char tag[32];
+	snprintf(tag, sizeof(tag), "[%s] ", backends[b]);
+	check_tag = tag;
 	return 1;
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (!p) {
-		perror("malloc");
-		exit(2);
-	}
-	return p;
 }
 
 static int guard_intact(const unsigned char *p)
@@ -615,6 +583,5 @@ int main(void)
 	test_fuzz();
 	test_sticky_failure();
 	test_big_blanks();
-	printf("t_codec: %lu passed, %lu failed\n", passed, failed);
-	return failed != 0;
+	return check_done("t_codec");
 }

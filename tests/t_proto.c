@@ -17,29 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static unsigned long passed, failed;
-
-#define CHECK(cond, fmt, ...)                                                  \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			printf("FAIL %s:%d: %s: " fmt "\n", __FILE__,          \
-			       __LINE__, #cond, ##__VA_ARGS__);                \
-		}                                                              \
-	} while (0)
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p) {
-		perror("malloc");
-		exit(2);
-	}
-	return p;
-}
+#include "check.h"
 
 /* asprintf that exits on failure. */
 static char *xasprintf(const char *fmt, ...)
@@ -1079,6 +1057,5 @@ int main(int argc, char **argv)
 	test_read_reply_sizes(long_run);
 	test_read_reply_errors();
 	test_read_reply_sink_failure();
-	printf("t_proto: %lu passed, %lu failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_done("t_proto");
 }
