@@ -285,7 +285,7 @@ static void new_connection(struct acceptor *a, int fd,
 static void accept_all(struct acceptor *a)
 {
 	for (;;) {
-		struct sockaddr_storage peer;
+		struct sockaddr_storage peer = {0}; /* all of it is sent */
 		socklen_t peer_len = sizeof(peer);
 		int fd = accept4(a->srv->listen_fd, (struct sockaddr *)&peer,
 				 &peer_len, SOCK_CLOEXEC);

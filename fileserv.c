@@ -275,7 +275,9 @@ int serve_main(int argc, char **argv)
 		perror(cfg.log_file);
 		return 3;
 	}
-	struct server srv;
+	/* static: worker threads a cut drain leaves running use it until
+	 * the process is gone, after this function has returned */
+	static struct server srv;
 	if (server_open(&srv, &cfg, &st) < 0) {
 		fprintf(stderr, "fileserv serve: %s\n", st.message);
 		return fs_exit_code(st.code);

@@ -312,7 +312,8 @@ struct handoff {
 };
 
 /* Serves h's connection and closes it; worker names the worker in log
- * lines. */
+ * lines. The socket's timeouts are the caller's business (accepted ones
+ * inherit the listener's). */
 void server_handle(struct server *srv, const char *worker,
 		   const struct handoff *h);
 

@@ -31,7 +31,11 @@
 #define LINGER_MAX    2.0	  /* seconds spent draining a refused upload */
 #define HEAD_READ_MAX (64 * 1024) /* bytes read of an invalid request */
 
-static int listen_on(const char *host, int port, struct fs_status *st)
+/* The listening socket. Accepted sockets inherit its timeouts (one call
+ * here, not two per connection), so they are set before listen(): a
+ * connection completed before them would have none. */
+static int listen_on(const char *host, int port, double timeout,
+		     struct fs_status *st)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 				 .ai_socktype = SOCK_STREAM,
@@ -44,6 +48,8 @@ static int listen_on(const char *host, int port, struct fs_status *st)
 		return fs_fail(st, FS_ERR_USAGE, "listen address %s: %s", host,
 			       gai_strerror(rc));
 	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd >= 0)
+		client_set_timeouts(fd, timeout);
 	if (fd >= 0 &&
 	    (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	     bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
@@ -114,11 +120,9 @@ int server_open(struct server *srv, const struct server_config *cfg,
 	if (!srv->stats)
 		return fs_fail(st, FS_ERR_LOCAL, "shared counters: %s",
 			       strerror(errno));
-	srv->listen_fd = listen_on(cfg->host, cfg->port, st);
+	srv->listen_fd = listen_on(cfg->host, cfg->port, cfg->idle_timeout, st);
 	if (srv->listen_fd < 0)
 		return -1;
-	/* accepted sockets inherit these: one call, not two per connection */
-	client_set_timeouts(srv->listen_fd, cfg->idle_timeout);
 	if (cfg->user && become_user(cfg->user, srv->storage.dirfd, st) < 0)
 		return -1;
 	srv->port = bound_port(srv->listen_fd);

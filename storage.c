@@ -8,9 +8,11 @@
  * An upload is written to an anonymous O_TMPFILE in the directory (or, on
  * file systems without it, to a dot-named temporary that LIST never shows
  * and start-up sweeps away). Commit is fsync(file), a link to a temporary
- * name, renameat() over the target, fsync(directory): the new version
- * appears whole or not at all, the old one stays intact until then, and
- * concurrent uploads of one name leave exactly one of them. */
+ * name, renameat() over the target (over an existing file: an exchange of
+ * the two names, then an unlink of the old version; see replace_name()),
+ * fsync(directory): the new version appears whole or not at all, the old
+ * one stays intact until then, and concurrent uploads of one name leave
+ * exactly one of them. */
 #include "fileserv.h"
 
 #include <cjson/cJSON.h>
@@ -38,8 +40,7 @@ void storage_sweep(struct storage *s, pid_t pid)
 	}
 	struct dirent *e;
 	while ((e = readdir(dir)))
-		if (strncmp(e->d_name, FS_TMP_PREFIX, strlen(FS_TMP_PREFIX)) ==
-		    0)
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
 			unlinkat(dirfd, e->d_name, 0);
 	closedir(dir);
 }
@@ -264,8 +265,9 @@ static int link_temporary(struct upload *u)
  * writing the new data back inside renameat, ~50 ms of CPU for 100 MB
  * before the reply, which --no-sync asked not to pay for (with sync the
  * data is already on disk). Either way the name always shows one whole
- * version, and a crash between the two steps leaves the old one under a
- * temporary name that the next start sweeps. */
+ * version; the upload is in place once swapped, so failing to unlink the
+ * old version is only logged, and a crash between the two steps leaves
+ * it under a temporary name that the next start sweeps. */
 static int replace_name(struct upload *u, const char *name)
 {
 	int dirfd = u->storage->dirfd;
@@ -274,12 +276,10 @@ static int replace_name(struct upload *u, const char *name)
 	    !S_ISREG(sb.st_mode) ||
 	    renameat2(dirfd, u->tmpname, dirfd, name, RENAME_EXCHANGE) < 0)
 		return renameat(dirfd, u->tmpname, dirfd, name);
-	if (unlinkat(dirfd, u->tmpname, 0) == 0)
-		return 0;
-	int e = errno; /* swapped with something else: put it back */
-	renameat2(dirfd, u->tmpname, dirfd, name, RENAME_EXCHANGE);
-	errno = e;
-	return -1;
+	if (unlinkat(dirfd, u->tmpname, 0) < 0 && errno != ENOENT)
+		log_error("storage", "removing the version %s replaced: %s",
+			  name, strerror(errno));
+	return 0;
 }
 
 int storage_upload_commit(struct upload *u, const char *name, char *err,
@@ -296,9 +296,10 @@ int storage_upload_commit(struct upload *u, const char *name, char *err,
 	if (!u->tmpname[0] && link_temporary(u) < 0)
 		goto failed;
 	/* The version replaced is freed (its pages: tens of ms for 100 MB)
-	 * when its last reference goes: held here until after the reply. */
-	u->replaced_fd = openat(s->dirfd, name,
-				O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	 * when its last reference goes: held here until after the reply.
+	 * O_PATH: no read permission needed, and a FIFO is not opened. */
+	u->replaced_fd =
+	    openat(s->dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (replace_name(u, name) < 0)
 		goto failed;
 	u->tmpname[0] = '\0';

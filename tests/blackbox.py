@@ -864,6 +864,28 @@ def worker_respawn(ctx, mode):
           "workers outlived the server")
 
 
+@test(modes=("process",))
+def dead_worker_sweep(ctx, mode):
+    """A dead worker's named temporaries are swept, and only its own: a
+    live worker may be committing one of its own at that moment."""
+    srv = ctx.server(mode, workers=2)
+    check(wait_workers(srv, 2), "2 workers expected: %s", srv.workers())
+    victim, other = sorted(srv.workers())
+    mine, theirs = ("%s%d-99999" % (TMP_PREFIX, pid) for pid in (victim,
+                                                                  other))
+    for name in (mine, theirs):
+        with open(os.path.join(srv.storage, name), "wb") as f:
+            f.write(b"part")
+    os.kill(victim, signal.SIGKILL)
+    check(wait_workers(srv, 2, exclude=[victim]), "no new worker")
+    check(wait_for(lambda: mine not in temps(srv.storage), 2),
+          "the dead worker's temporary was not swept: %s",
+          temps(srv.storage))
+    check(temps(srv.storage) == [theirs], "a live worker's temporary was "
+          "swept too: %s", temps(srv.storage))
+    os.unlink(os.path.join(srv.storage, theirs))
+
+
 def restart_port():
     """A free port below the ephemeral range, for a server that is killed
     and restarted on the same port: no client socket of a parallel test
