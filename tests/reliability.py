@@ -1837,6 +1837,22 @@ def slowloris(env, mode):
     env.finish(srv, {}, fd_base=fds)
 
 
+def seconds_until_cut(s, chunks, pause):
+    """Sends each chunk, pausing between them; returns the seconds until
+    the server cut the connection, or None if it never did."""
+    t0 = time.monotonic()
+    for chunk in chunks:
+        try:
+            s.send(chunk)
+        except OSError:
+            return time.monotonic() - t0
+        if closed_by_server(s) is not False:
+            return time.monotonic() - t0
+        s.setblocking(True)
+        time.sleep(pause)
+    return None
+
+
 @case(27, timeout=40)
 def head_timeout(env, mode):
     need_flags(env, "--head-timeout")
@@ -1845,18 +1861,8 @@ def head_timeout(env, mode):
     fds = warm(srv)
     s = connect(srv.port)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    t0, cut = time.monotonic(), None
-    for ch in b"GET " + b"a" * 40:
-        try:
-            s.send(bytes([ch]))
-        except OSError:
-            cut = time.monotonic() - t0
-            break
-        if closed_by_server(s) is not False:
-            cut = time.monotonic() - t0
-            break
-        s.setblocking(True)
-        time.sleep(0.3)
+    cut = seconds_until_cut(s, (bytes([ch]) for ch in b"GET " + b"a" * 40),
+                            0.3)
     s.close()
     check(cut is not None and cut < 2.5 * SLOW, "a head trickled 1 byte / "
           "0.3 s was not cut by --head-timeout 1s (cut: %s)", cut)
@@ -1872,18 +1878,8 @@ def min_rate(env, mode):
     fds = warm(srv)
     s = connect(srv.port)
     s.sendall(b"UPLOAD x ")
-    t0, cut = time.monotonic(), None
-    while time.monotonic() - t0 < 10:
-        try:
-            s.send(b"QUJD" * 25)  # 200 B/s: never idle, far below 1 kB/s
-        except OSError:
-            cut = time.monotonic() - t0
-            break
-        if closed_by_server(s) is not False:
-            cut = time.monotonic() - t0
-            break
-        s.setblocking(True)
-        time.sleep(0.5)
+    # 200 B/s for up to 10 s: never idle, far below 1 kB/s
+    cut = seconds_until_cut(s, (b"QUJD" * 25 for _ in range(20)), 0.5)
     s.close()
     check(cut is not None and cut < 2 * IDLE + 1, "an upload at 200 B/s was "
           "not cut by --min-rate 1kB (cut: %s)", cut)
