@@ -186,10 +186,13 @@ class Server:
             data += chunk
         return int(data)
 
+    stderr_tail = 2000  # bytes of the server's stderr quoted in failures
+
     def stderr(self):
         try:
             with open(self.errlog, "rb") as f:
-                return f.read()[-2000:].decode("utf-8", "replace")
+                return f.read()[-self.stderr_tail:].decode("utf-8",
+                                                           "replace")
         except OSError:
             return ""
 

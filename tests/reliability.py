@@ -39,7 +39,7 @@ from blackbox import (  # noqa: E402  (the shared socket and /proc helpers)
     Failure, check, wait_for, sha256, snapshot, temps, children, gone,
     fd_count, vm_hwm_kb, connect, recv_all, raw, parse_reply, request,
     expect_ok, expect_error, upload_req, get_content, listing, rst_close,
-    TERM, TMP_PREFIX, MODES, restart_port)
+    TERM, TMP_PREFIX, MODES, restart_port, Server as BlackboxServer)
 
 IDLE, DRAIN = 2.0, 3.0          # the test-sized limits
 MAX_UPLOAD = 8 << 20
@@ -210,9 +210,13 @@ def need_flags(env, *flags):
 
 # ---------------------------------------------------------------- server
 
-class Server:
+class Server(BlackboxServer):
     """fileserv serve on 127.0.0.1, optionally under a wrapper (strace,
-    unshare, fiu-run, prlimit): self.pid is the fileserv process itself."""
+    unshare, fiu-run, prlimit): self.pid is the fileserv process itself.
+    Started its own way; stderr(), workers() and alive() are
+    blackbox's."""
+
+    stderr_tail = 3000
 
     def __init__(self, env, mode, workers, flags, wrap=(), proc_env=None,
                  preexec=None, keep_signals=False, port=0, ready=True,
@@ -309,23 +313,10 @@ class Server:
             return "/proc/%d/root%s" % (self.pid, self.storage)
         return self.storage
 
-    def stderr(self):
-        try:
-            with open(self.errlog, "rb") as f:
-                return f.read()[-3000:].decode("utf-8", "replace")
-        except OSError:
-            return ""
-
     def pids(self):
         kids = list(children(self.pid))
         self.seen_pids.update(kids)
         return [self.pid] + kids
-
-    def workers(self):
-        return children(self.pid)
-
-    def alive(self):
-        return self.proc.poll() is None
 
     def signal(self, sig):
         try:
