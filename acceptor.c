@@ -22,6 +22,7 @@
  * loop. Workers count what they receive in shared memory, which tells the
  * acceptor how many handed-over connections are still waiting. */
 #include "fileserv.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,6 +139,7 @@ static int hand_off(struct acceptor *a, struct pending *p)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &p->h.fd, sizeof(int));
+	usage_publish(a->srv->usage, -1); /* fresh when this is STATS */
 	if (sendmsg(a->chan, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		return -1;
 	close(p->h.fd); /* the worker has its own copy now */

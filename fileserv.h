@@ -9,6 +9,8 @@
  *           connections to workers
  * pool.c    the single, thread and process worker models and signals
  * stats.c   whole-server counters (shared memory) and latency histograms
+ * usage.c   the server's CPU seconds and memory, over all its processes
+ *           (usage.h)
  * client.c  the one client API used by the CLI, the stress engine and Lua
  * cli.c     the client subcommands and their progress display
  * log.c     log lines in the original's format
@@ -288,6 +290,8 @@ struct server {
 	int port;
 	struct storage storage;
 	struct stats_counters *stats;
+	struct usage *usage; /* CPU and memory of every server process */
+	int worker;	     /* process mode: this worker's number, else -1 */
 	double started;
 	int abandoned; /* a cut drain left worker threads running */
 };

@@ -15,6 +15,7 @@
  * exit. Whatever still runs at --drain-timeout is cut, and a second signal
  * cuts it at once. */
 #include "fileserv.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -41,6 +42,7 @@ static void pool_serve(struct server *srv, int chan, const char *worker)
 		__atomic_fetch_add(&srv->stats->dispatched, 1,
 				   __ATOMIC_RELAXED);
 		server_handle(srv, worker, h);
+		usage_publish(srv->usage, srv->worker);
 	}
 	free(h);
 	log_info(worker, "worker exiting");
@@ -212,6 +214,8 @@ static pid_t spawn_worker(struct supervisor *sup, int id)
 		_exit(3);
 	char name[32];
 	snprintf(name, sizeof(name), "worker-%d", id + 1);
+	sup->srv->worker = id;
+	usage_publish(sup->srv->usage, id);
 	pool_serve(sup->srv, sup->chan[1], name);
 	_exit(0);
 }
@@ -239,6 +243,7 @@ static int supervise(void *ctx)
 		if (id == sup->n)
 			continue;
 		log_death(id, pid, status);
+		usage_reaped(sup->srv->usage, id);
 		storage_sweep(&sup->srv->storage, pid);
 		if (units_now() - sup->window > RESPAWN_WINDOW) {
 			sup->window = units_now();
@@ -303,6 +308,7 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 		sup.born[i] = units_now();
 		sup.pids[i] = spawn_worker(&sup, i);
 	}
+	usage_publish(srv->usage, -1);
 	announce(srv);
 	int rc = acceptor_run(srv, chan[0], set, supervise, &sup);
 	close(chan[0]);

@@ -6,6 +6,7 @@
  * pool.c's business; server_handle() is the one place a connection enters. */
 #include "fileserv.h"
 #include "codec.h"
+#include "usage.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -117,7 +118,10 @@ int server_open(struct server *srv, const struct server_config *cfg,
 	if (storage_open(&srv->storage, cfg->storage, cfg->sync, st) < 0)
 		return -1;
 	srv->stats = stats_shared_create();
-	if (!srv->stats)
+	srv->usage =
+	    usage_create(strcmp(cfg->mode, "process") == 0 ? cfg->workers : 0);
+	srv->worker = -1;
+	if (!srv->stats || !srv->usage)
 		return fs_fail(st, FS_ERR_LOCAL, "shared counters: %s",
 			       strerror(errno));
 	srv->listen_fd = listen_on(cfg->host, cfg->port, cfg->idle_timeout, st);
@@ -452,11 +456,13 @@ static int handle_delete(struct request *r)
 static int handle_stats(struct request *r)
 {
 	struct server *srv = r->srv;
-	return reply(r,
-		     proto_reply_data(stats_to_json(
-			 srv->stats, srv->cfg.mode, srv->cfg.workers,
-			 units_now() - srv->started)),
-		     1);
+	struct usage_totals used;
+	usage_publish(srv->usage, srv->worker);
+	usage_measure(srv->usage, &used);
+	cJSON *data = stats_to_json(srv->stats, srv->cfg.mode, srv->cfg.workers,
+				    units_now() - srv->started);
+	usage_to_json(&used, data);
+	return reply(r, proto_reply_data(data), 1);
 }
 
 static int dispatch(struct request *r)

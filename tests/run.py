@@ -20,10 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import blackbox  # noqa: E402  (the list of tests and their time limits)
 import reliability  # noqa: E402  (RELIABILITY.md's catalogue, same format)
+import measure  # noqa: E402  (what fileserv measures, same format)
 
 # every black-box test: name -> (script that runs it, its time limit)
 SUITES = {}
-for _module in (blackbox, reliability):
+for _module in (blackbox, reliability, measure):
     for _name, (_, _, _limit) in _module.TESTS.items():
         SUITES[_name] = (_module.__file__, _limit)
 
