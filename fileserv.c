@@ -27,6 +27,7 @@ static const char main_usage[] =
     "  stress           run concurrent client workers against a server\n"
     "  run SCRIPT       run a Lua scenario script (e.g. "
     "scripts/stress_all.lua)\n"
+    "  compare A B      compare two matrix results.json files\n"
     "\n"
     "  fileserv COMMAND --help   options of one command\n"
     "  fileserv --version        version\n";
@@ -317,6 +318,8 @@ int main(int argc, char **argv)
 		return script_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)
 		return bench_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "compare") == 0)
+		return compare_main(argc - 1, argv + 1);
 	static const char *const client_cmds[] = {
 	    "get",  "download", "put",	  "upload", "ls",
 	    "list", "rm",	"delete", "stats",  NULL};

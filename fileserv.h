@@ -463,6 +463,7 @@ int stress_op_parse(const char *text, enum stress_op *op);
 int cli_main(const char *cmd, int argc, char **argv);
 int stress_main(int argc, char **argv);
 int script_main(int argc, char **argv);
+int compare_main(int argc, char **argv);
 int bench_main(int argc, char **argv);
 int serve_main(int argc, char **argv);
 

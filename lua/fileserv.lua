@@ -137,6 +137,16 @@ function fileserv.list(text)
   return out
 end
 
+-- Parses a duration: "0.5", "500ms", "2s", "1.5m", "1h" into seconds;
+-- raises an error naming the text when it is not one.
+function fileserv.seconds(text)
+  local n, unit = tostring(text):match("^%s*([%d%.]+)%s*(%a*)%s*$")
+  local scale = ({ [""] = 1, ms = 1e-3, s = 1, m = 60, h = 3600 })[unit or ""]
+  n = tonumber(n)
+  if not n or not scale then error("not a duration: " .. tostring(text), 2) end
+  return n * scale
+end
+
 function fileserv.format_bytes(n)
   local units, i = { "B", "kB", "MB", "GB", "TB" }, 1
   while n >= 1000 and i < #units do

@@ -1,84 +1,6 @@
--- lua/report.lua (require "fileserv.report"): turns stress results into
--- report rows, a terminal table and an SVG chart. The first nine columns
--- are the Python original's, in its order, with honest meanings: time per
--- client is the mean of each client's own duration, throughput per client
--- is bytes over that duration, and the server's successes and failures
--- come from its STATS counters, not from its configured worker count.
+-- lua/report.lua (require "fileserv.report"): the chart of a matrix's
+-- results (the results table of results.json, see lua/matrix.lua) as SVG.
 local report = {}
-
-report.columns = {
-  "No", "Operation", "Volume", "Client workers", "Server workers",
-  "Time per client (s)", "Throughput per client (B/s)",
-  "Client workers succeeded/failed", "Server workers succeeded/failed",
-  "mode", "aggregate_throughput_Bps", "wall_s", "latency_p50_ms",
-  "latency_p90_ms", "latency_p99_ms", "latency_max_ms", "bytes_verified",
-  "errors", "first_error",
-}
-
-local function error_list(errors)
-  local out = {}
-  for class, n in pairs(errors or {}) do
-    if n > 0 then out[#out + 1] = class .. "=" .. n end
-  end
-  table.sort(out)
-  return table.concat(out, ";")
-end
-
--- A report row from a stress summary (or its failure) and the row's axes.
-function report.make_row(result, err, row)
-  local r = result or { ok = 0, failed = row.client_workers, errors = {},
-                        latency_ms = {}, first_error = err }
-  local lat, srv = r.latency_ms, r.server
-  row.ok, row.failed = r.ok, r.failed
-  row.succeeded = err == nil and r.failed == 0 and r.ok >= row.client_workers
-  row.aggregate_Bps = r.throughput_Bps or 0
-  row["No"] = row.number
-  row["Operation"] = row.operation
-  row["Volume"] = row.volume
-  row["Client workers"] = row.client_workers
-  row["Server workers"] = row.server_workers
-  row["Time per client (s)"] = string.format("%.4f", r.client_time_s or 0)
-  row["Throughput per client (B/s)"] = string.format("%.0f", r.client_throughput_Bps or 0)
-  row["Client workers succeeded/failed"] = r.ok .. "/" .. r.failed
-  row["Server workers succeeded/failed"] = srv and (srv.succeeded .. "/" .. srv.failed) or "n/a"
-  row["aggregate_throughput_Bps"] = string.format("%.0f", row.aggregate_Bps)
-  row["wall_s"] = string.format("%.4f", r.wall_s or 0)
-  for _, q in ipairs { "p50", "p90", "p99", "max" } do
-    row["latency_" .. q .. "_ms"] = string.format("%.2f", lat[q] or 0)
-  end
-  row["bytes_verified"] = r.verified_bytes or 0
-  row["errors"] = error_list(r.errors)
-  row["first_error"] = r.first_error or err or ""
-  return row
-end
-
-function report.row_summary(row)
-  if not row.succeeded then
-    return string.format("FAILED %d/%d: %s", row.ok, row.failed,
-                         (row.first_error or ""):match("[^\n]*"))
-  end
-  return string.format("%d ok, %7.1f MB/s aggregate, %6.1f MB/s per client",
-                       row.ok, row.aggregate_Bps / 1e6,
-                       tonumber(row["Throughput per client (B/s)"]) / 1e6)
-end
-
--- Prints the rows as a table on stdout; returns the number that failed.
-function report.print_table(rows)
-  print(string.format("%4s %-7s %-8s %6s %4s %4s %10s %12s %12s %9s %9s",
-    "No", "mode", "op", "size", "cli", "srv", "t/client s", "MB/s/client",
-    "MB/s total", "cli ok/f", "srv ok/f"))
-  local failed = 0
-  for _, r in ipairs(rows) do
-    if not r.succeeded then failed = failed + 1 end
-    print(string.format("%4d %-7s %-8s %6s %4d %4d %10s %12.1f %12.1f %9s %9s%s",
-      r.number, r.mode, r.operation, r.volume, r.client_workers,
-      r.server_workers, r["Time per client (s)"],
-      tonumber(r["Throughput per client (B/s)"]) / 1e6, r.aggregate_Bps / 1e6,
-      r["Client workers succeeded/failed"], r["Server workers succeeded/failed"],
-      r.succeeded and "" or "  FAILED"))
-  end
-  return failed
-end
 
 -- ---- SVG chart: aggregate throughput against client workers ----
 
@@ -134,10 +56,27 @@ local function panel(out, x0, y0, title, rows, axes, ymax)
   end
 end
 
--- The chart as SVG text: a panel per operation and size (rows of the
--- grid), thread and process side by side (columns), one line per server
--- worker count, y = aggregate MB/s, x = client workers.
-function report.svg(rows, axes, meta)
+-- The chart as SVG text, from a results table (results.json): a panel
+-- per operation and size (rows of the grid), one column per server mode,
+-- one line per server worker count, y = median aggregate MB/s, x = client
+-- workers.
+function report.svg(results)
+  local rows, axes, seen = {}, { ops = {}, sizes = {}, clients = {}, servers = {}, modes = {} }, {}
+  local function add(list, v)
+    if not seen[list] then seen[list] = {} end
+    if not seen[list][v] then seen[list][v] = true; list[#list + 1] = v end
+  end
+  for _, c in ipairs(results.cells) do
+    add(axes.ops, c.operation); add(axes.sizes, c.volume)
+    add(axes.clients, tostring(c.client_workers)); add(axes.servers, tostring(c.server_workers))
+    add(axes.modes, c.server_mode)
+    rows[#rows + 1] = { operation = c.operation, volume = c.volume, mode = c.server_mode,
+      client_workers = c.client_workers, server_workers = c.server_workers,
+      aggregate_Bps = c.throughput_Bps and c.throughput_Bps.median or 0,
+      succeeded = c.samples > 0 and c.failed == 0 }
+  end
+  local meta = { fileserv = results.meta.fileserv, date = results.meta.date,
+                 sync = results.meta.sync, server = results.meta.target }
   local cols, grid = #axes.modes, {}
   for _, op in ipairs(axes.ops) do
     for _, size in ipairs(axes.sizes) do grid[#grid + 1] = { op, size } end

@@ -28,6 +28,22 @@
 
 extern const char script_prelude[], script_prelude_end[];
 extern const char script_report[], script_report_end[];
+extern const char script_stats[], script_stats_end[];
+extern const char script_matrix[], script_matrix_end[];
+extern const char script_compare[], script_compare_end[];
+
+/* The modules of lua/embed.S that scripts load with require. */
+static const struct embedded {
+	const char *module, *chunk, *start, *end;
+} embedded[] = {
+    {"fileserv.report", "=fileserv/report.lua", script_report,
+     script_report_end},
+    {"fileserv.stats", "=fileserv/stats.lua", script_stats, script_stats_end},
+    {"fileserv.matrix", "=fileserv/matrix.lua", script_matrix,
+     script_matrix_end},
+    {"fileserv.compare", "=fileserv/compare.lua", script_compare,
+     script_compare_end},
+};
 
 /* ---- server processes left running ---- */
 
@@ -238,11 +254,12 @@ static int msghandler(lua_State *L)
 	return 1;
 }
 
-static int load_report(lua_State *L)
+/* package.preload loader of an embedded module (its upvalue). */
+static int load_embedded(lua_State *L)
 {
-	if (luaL_loadbuffer(L, script_report,
-			    (size_t)(script_report_end - script_report),
-			    "=fileserv/report.lua") != LUA_OK)
+	const struct embedded *m = lua_touserdata(L, lua_upvalueindex(1));
+	if (luaL_loadbuffer(L, m->start, (size_t)(m->end - m->start),
+			    m->chunk) != LUA_OK)
 		return lua_error(L);
 	lua_call(L, 0, 1);
 	return 1;
@@ -265,8 +282,11 @@ static int setup_state(lua_State *L)
 {
 	luaL_openlibs(L);
 	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-	lua_pushcfunction(L, load_report);
-	lua_setfield(L, -2, "fileserv.report");
+	for (size_t i = 0; i < sizeof embedded / sizeof embedded[0]; i++) {
+		lua_pushlightuserdata(L, (void *)&embedded[i]);
+		lua_pushcclosure(L, load_embedded, 1);
+		lua_setfield(L, -2, embedded[i].module);
+	}
 	lua_pop(L, 1);
 	luaL_requiref(L, "fileserv", open_fileserv, 1);
 	return 0;
@@ -625,4 +645,41 @@ int script_main(int argc, char **argv)
 		fprintf(stderr, "fileserv: %s\n", lua_tostring(L, -1));
 	lua_close(L);
 	return status == LUA_OK ? 0 : 1;
+}
+
+/* ---- fileserv compare ---- */
+
+static int call_compare(lua_State *L)
+{
+	int argc = (int)lua_tointeger(L, 1);
+	char **argv = lua_touserdata(L, 2);
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "fileserv.compare");
+	lua_call(L, 1, 1);
+	lua_getfield(L, -1, "main");
+	lua_createtable(L, argc, 0);
+	for (int i = 1; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, i);
+	}
+	lua_call(L, 1, 1);
+	return 1;
+}
+
+int compare_main(int argc, char **argv)
+{
+	lua_State *L = script_new_state();
+	if (!L)
+		return 3;
+	lua_pushcfunction(L, msghandler);
+	lua_pushcfunction(L, call_compare);
+	lua_pushinteger(L, argc);
+	lua_pushlightuserdata(L, argv);
+	int status = lua_pcall(L, 2, 1, 1) == LUA_OK
+			 ? (int)lua_tointeger(L, -1)
+			 : (fprintf(stderr, "fileserv compare: %s\n",
+				    lua_tostring(L, -1)),
+			    3);
+	lua_close(L);
+	return status;
 }

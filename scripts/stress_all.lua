@@ -1,155 +1,416 @@
--- scripts/stress_all.lua: the Python original's whole stress matrix,
--- unattended: upload and download x 10/50/100 MB x 1/5/50 client workers
--- x 1/5/50 server workers, for the thread pool and the process pool (the
--- server mode and the client pool alike): 108 rows, numbered as the
--- original (1-54 thread, 55-108 process). It makes the test files, starts
--- a server on loopback for each mode and server worker count, uploads
--- what downloads need, verifies every download against the local file,
--- and writes results.csv, results.json and results.svg.
+-- scripts/stress_all.lua: the Python original's stress matrix, measured
+-- so that its verdict holds: upload and download x 10/50/100 MB x 1/5/50
+-- client workers x 1/5/50 server workers, for each server mode. Every
+-- cell runs for at least --min-time after a warm-up, and is repeated
+-- --repeat times in rounds that visit every cell once in a shuffled order,
+-- so that drift in the machine spreads over all cells. Cells that differ
+-- in the server mode are compared with a confidence interval and a
+-- verdict. Writes results.csv, results.json, results.svg and results.html
+-- to a new directory under --out and points OUT/latest at it.
 --
---   fileserv run scripts/stress_all.lua [--ops upload,download]
---     [--sizes 10MB,50MB,100MB] [--clients 1,5,50] [--servers 1,5,50]
---     [--modes thread,process] [--out results] [--server HOST:PORT]
---     [--sync] [--timeout 600]
+-- The default layout is the original's 108 rows, numbered as its table
+-- (thread: 1-27 download, 28-54 upload; process: 55-81 download, 82-108
+-- upload), where the server mode and the client worker pool change
+-- together. --client-pool thread holds the client pool fixed, so that the
+-- server mode is the only variable.
 local fileserv = require "fileserv"
+local matrix = require "fileserv.matrix"
 local report = require "fileserv.report"
 
 local usage = [[
 usage: fileserv run scripts/stress_all.lua [options]
-  --ops LIST       operations (default upload,download)
-  --sizes LIST     file sizes (default 10MB,50MB,100MB)
-  --clients LIST   client worker counts (default 1,5,50)
-  --servers LIST   server worker counts (default 1,5,50)
-  --modes LIST     thread and/or process (default thread,process)
-  --out DIR        where results.csv/.json/.svg go (default results)
-  --server H:P     use this running server; the server axis is only recorded
-  --sync           servers fsync every upload (default: --no-sync)
-  --timeout S      per-operation idle timeout in seconds (default 600)]]
+  --ops LIST          operations, numbered in this order (default download,upload)
+  --sizes LIST        file sizes (default 10MB,50MB,100MB)
+  --clients LIST      client worker counts (default 1,5,50)
+  --servers LIST      server worker counts (default 1,5,50)
+  --modes LIST        server modes: single, thread, process (default thread,process)
+  --client-pool P     hold the client's pool at thread or process; by default
+                      it follows the server mode (the original's layout)
+  --repeat N          rounds: samples per cell (default 3)
+  --min-time T        each cell runs at least T (default 0.5s)
+  --warmup T          discarded at the start of each cell (default 0.1s)
+  --noisy-cv X        flag cells whose CV is above X (default 0.05)
+  --confidence X      of the intervals and verdicts (default 0.95)
+  --seed N            of the round order (default: the time)
+  --server-cpus LIST  pin the servers to these CPUs (e.g. 1)
+  --client-cpus LIST  pin the client workers to these CPUs (e.g. 0)
+  --out DIR           results go to a new DIR/<date>/, DIR/latest points
+                      at it (default results)
+  --server H:P        measure this running server: its mode and workers come
+                      from its STATS; the files the run uploads are removed
+  --sync              servers fsync every upload (default: --no-sync)
+  --codec NAME        servers' base64 codec (default auto)
+  --timeout S         per-operation idle timeout in seconds (default 600)
+Exit status: 0 all cells measured, 1 some operations failed, 2 usage,
+130/143 interrupted (the rows finished so far are written, marked
+incomplete).]]
 
 local ok, opts = pcall(fileserv.options, arg, {
-  ops = "upload,download", sizes = "10MB,50MB,100MB", clients = "1,5,50",
-  servers = "1,5,50", modes = "thread,process", out = "results",
-  server = "", sync = false, timeout = "600", help = false,
+  ops = "download,upload", sizes = "10MB,50MB,100MB", clients = "1,5,50",
+  servers = "1,5,50", modes = "thread,process", client_pool = "",
+  ["repeat"] = "3", min_time = "0.5s", warmup = "0.1s", noisy_cv = "0.05",
+  confidence = "0.95", seed = "", server_cpus = "", client_cpus = "",
+  out = "results", server = "", sync = false, codec = "auto",
+  timeout = "600", help = false,
 })
 if not ok or opts.help then
   io.stderr:write(ok and "" or ("stress_all: " .. opts .. "\n"), usage, "\n")
   os.exit(ok and 0 or 2)
 end
 
-local axes = {
-  ops = fileserv.list(opts.ops), sizes = fileserv.list(opts.sizes),
-  clients = fileserv.list(opts.clients), servers = fileserv.list(opts.servers),
-  modes = fileserv.list(opts.modes),
-}
-for _, m in ipairs(axes.modes) do
-  assert(m == "thread" or m == "process", "--modes: thread or process, not " .. m)
-end
-for _, op in ipairs(axes.ops) do
-  assert(op == "upload" or op == "download", "--ops: upload or download, not " .. op)
+local function usage_error(fmt, ...)
+  io.stderr:write("stress_all: ", string.format(fmt, ...),
+                  "\nsee 'fileserv run scripts/stress_all.lua --help'\n")
+  os.exit(2)
 end
 
--- Row numbers follow the original: mode, then operation, size, client
--- workers and server workers, the last varying fastest.
-local per_mode = #axes.ops * #axes.sizes * #axes.clients * #axes.servers
-local function row_number(mi, oi, si, ci, vi)
-  return (mi - 1) * per_mode
-    + (((oi - 1) * #axes.sizes + (si - 1)) * #axes.clients + (ci - 1)) * #axes.servers
-    + vi
-end
-
-local work = os.tmpname()
-os.remove(work)
-assert(os.execute("mkdir -p '" .. work .. "/storage' '" .. opts.out .. "'"))
-
-local files = {}
-for i, size in ipairs(axes.sizes) do
-  local bytes = fileserv.size(size)
-  files[i] = { path = work .. "/stress-" .. size, name = "stress-" .. size,
-               bytes = bytes, mb = bytes / 1e6 }
-  assert(fileserv.mkfile(files[i].path, bytes, i))
-end
-
-local total, done, started = per_mode * #axes.modes, 0, fileserv.now()
-local rows = {}
-
-local function progress(row)
-  done = done + 1
-  local elapsed = fileserv.now() - started
-  local eta = elapsed / done * (total - done)
-  io.stderr:write(string.format(
-    "[%3d/%d] %s elapsed, ETA %s  #%-3d %-7s %-8s %6s  clients %-3d servers %-3d  %s\n",
-    done, total, fileserv.format_seconds(elapsed), fileserv.format_seconds(eta),
-    row.number, row.mode, row.operation, row.volume, row.client_workers,
-    row.server_workers, report.row_summary(row)))
-end
-
-local function run_row(target, mode, oi, si, ci, vi, mi)
-  local op, file = axes.ops[oi], files[si]
-  local clients = math.tointeger(tonumber(axes.clients[ci]))
-  local result, err = fileserv.stress {
-    server = target, op = op, file = file.path, name = file.name,
-    clients = clients, pool = mode, verify = true,
-    timeout = tonumber(opts.timeout),
-  }
-  local row = report.make_row(result, err, {
-    number = row_number(mi, oi, si, ci, vi), mode = mode, operation = op,
-    volume = axes.sizes[si], volume_MB = file.mb, client_workers = clients,
-    server_workers = math.tointeger(tonumber(axes.servers[vi])),
-  })
-  rows[#rows + 1] = row
-  progress(row)
-end
-
--- Downloads need the file on the server first.
-local function upload_sources(target)
-  local c = fileserv.client { host = target.host, port = target.port,
-                              timeout = tonumber(opts.timeout) }
-  for _, f in ipairs(files) do assert(c:put(f.path, f.name)) end
-end
-
-local function run_server(mode, mi, vi)
-  local target, srv = opts.server, nil
-  if target == "" then
-    srv = assert(fileserv.serve {
-      mode = mode, workers = axes.servers[vi], port = 0,
-      storage = work .. "/storage", sync = opts.sync,
-      idle_timeout = opts.timeout .. "s",
-    })
-    target = srv
-  else
-    target = fileserv.client(target)
+local function one_of(list, allowed, what)
+  for _, v in ipairs(list) do
+    if not allowed[v] then usage_error("%s: unknown value '%s'", what, v) end
   end
-  upload_sources(target)
-  for oi = 1, #axes.ops do
-    for si = 1, #axes.sizes do
-      for ci = 1, #axes.clients do
-        run_row(target, mode, oi, si, ci, vi, mi)
+  if #list == 0 then usage_error("%s: empty list", what) end
+  return list
+end
+
+local function number(text, what, min, max)
+  local v = tonumber(text)
+  if not v or v ~= v or v < min or v > max then
+    usage_error("%s: '%s' is not a number from %g to %g", what, text, min, max)
+  end
+  return v
+end
+
+local function counts(text, what)
+  local out = {}
+  for i, v in ipairs(fileserv.list(text)) do
+    out[i] = math.tointeger(number(v, what, 1, 10000)) or
+      usage_error("%s: '%s' is not a whole number", what, v)
+  end
+  if #out == 0 then usage_error("%s: empty list", what) end
+  return out
+end
+
+local function seconds(text, what)
+  local ok_s, v = pcall(fileserv.seconds, text)
+  if not ok_s or v < 0 then usage_error("%s: '%s' is not a duration", what, text) end
+  return v
+end
+
+local axes = {
+  ops = one_of(fileserv.list(opts.ops), { upload = true, download = true }, "--ops"),
+  sizes = fileserv.list(opts.sizes), clients = counts(opts.clients, "--clients"),
+  servers = counts(opts.servers, "--servers"),
+  modes = one_of(fileserv.list(opts.modes),
+                 { single = true, thread = true, process = true }, "--modes"),
+}
+for _, s in ipairs(axes.sizes) do
+  if not pcall(fileserv.size, s) then usage_error("--sizes: '%s' is not a size", s) end
+end
+if opts.client_pool ~= "" then
+  one_of({ opts.client_pool }, { thread = true, process = true }, "--client-pool")
+end
+
+local settings = {
+  repeat_count = math.tointeger(number(opts["repeat"], "--repeat", 1, 1000)),
+  min_time_s = seconds(opts.min_time, "--min-time"),
+  warmup_s = seconds(opts.warmup, "--warmup"),
+  noisy_cv = number(opts.noisy_cv, "--noisy-cv", 0, 10),
+  confidence = number(opts.confidence, "--confidence", 0.5, 0.999),
+  seed = opts.seed ~= "" and math.tointeger(number(opts.seed, "--seed", 0, 2 ^ 53))
+    or os.time(),
+  layout = opts.client_pool == "" and "original" or "client-pool",
+  client_pool = opts.client_pool ~= "" and opts.client_pool or nil,
+  server_cpus = opts.server_cpus ~= "" and opts.server_cpus or nil,
+  client_cpus = opts.client_cpus ~= "" and opts.client_cpus or nil,
+}
+settings.shared_cores = not (settings.server_cpus and settings.client_cpus)
+settings["repeat"] = settings.repeat_count
+local timeout = number(opts.timeout, "--timeout", 0.001, 86400)
+
+-- ---- where things go ----
+
+local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function run_dir()
+  assert(os.execute("mkdir -p " .. sh_quote(opts.out)))
+  local base = opts.out .. "/" .. os.date("%Y-%m-%dT%H-%M-%S")
+  local dir, n = base, 1
+  while os.rename(dir, dir) do n = n + 1; dir = base .. "-" .. n end
+  assert(os.execute("mkdir " .. sh_quote(dir)))
+  os.execute("ln -sfn " .. sh_quote(dir:match("[^/]+$")) .. " " ..
+             sh_quote(opts.out .. "/latest"))
+  return dir
+end
+
+local function read_first(path, pattern)
+  local f = io.open(path)
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text:match(pattern)
+end
+
+local function machine()
+  local cores = 0
+  local f = io.open("/proc/cpuinfo")
+  if f then
+    for line in f:lines() do if line:match("^processor%s*:") then cores = cores + 1 end end
+    f:close()
+  end
+  local mem_kb = read_first("/proc/meminfo", "MemTotal:%s*(%d+)")
+  return {
+    host = read_first("/proc/sys/kernel/hostname", "[^\n]+"),
+    kernel = read_first("/proc/sys/kernel/osrelease", "[^\n]+"),
+    cpu_model = read_first("/proc/cpuinfo", "model name%s*:%s*([^\n]+)"),
+    cores = cores > 0 and cores or nil,
+    memory_bytes = mem_kb and tonumber(mem_kb) * 1024 or nil,
+  }
+end
+
+local function command_line()
+  local words = { "fileserv run", arg[0] }
+  for _, a in ipairs(arg) do
+    words[#words + 1] = a:find("[^%w%-%._,:/=]") and sh_quote(a) or a
+  end
+  return table.concat(words, " ")
+end
+
+-- ---- the cells ----
+
+local function client_pool(mode)
+  return matrix.client_pool_for(mode, settings.client_pool)
+end
+
+-- Cells numbered as the original: mode, then operation, size, client
+-- workers and server workers, the last varying fastest.
+local function make_cells(modes, servers, files)
+  local cells = {}
+  for _, mode in ipairs(modes) do
+    for _, op in ipairs(axes.ops) do
+      for _, file in ipairs(files) do
+        for _, c in ipairs(axes.clients) do
+          for _, s in ipairs(servers) do
+            cells[#cells + 1] = {
+              number = #cells + 1, operation = op, volume = file.size,
+              volume_bytes = file.bytes, client_workers = c, server_workers = s,
+              server_mode = mode, client_pool = client_pool(mode), runs = {},
+              file = file,
+            }
+          end
+        end
       end
     end
   end
-  if srv then srv:stop() end
+  return cells
 end
 
-for mi, mode in ipairs(axes.modes) do
-  for vi = 1, #axes.servers do run_server(mode, mi, vi) end
+local function shuffled(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = v end
+  for i = #out, 2, -1 do
+    local j = math.random(i)
+    out[i], out[j] = out[j], out[i]
+  end
+  return out
 end
-table.sort(rows, function(a, b) return a.number < b.number end)
 
-local wall = fileserv.now() - started
-local meta = {
-  fileserv = fileserv.version, date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-  wall_s = wall, sync = opts.sync, server = opts.server ~= "" and opts.server or "loopback, started by the script",
-}
-assert(fileserv.csv.write(opts.out .. "/results.csv", report.columns, rows))
-local jf = assert(io.open(opts.out .. "/results.json", "w"))
-jf:write(fileserv.json.encode({ meta = meta, rows = rows }, true), "\n")
-jf:close()
-local sf = assert(io.open(opts.out .. "/results.svg", "w"))
-sf:write(report.svg(rows, axes, meta))
-sf:close()
-os.execute("rm -rf '" .. work .. "'")
+-- ---- the run ----
 
-local failed = report.print_table(rows)
-io.stderr:write(string.format("%d rows in %s; %d failed. Wrote %s/results.csv, .json, .svg\n",
-  #rows, fileserv.format_seconds(wall), failed, opts.out))
+local state = { servers = {}, remote_names = {} }
+
+local function interrupted()
+  return fileserv.interrupted and fileserv.interrupted() or nil
+end
+
+local function start_servers(work)
+  for _, mode in ipairs(axes.modes) do
+    for _, n in ipairs(axes.servers) do
+      local storage = string.format("%s/storage-%s-%d", work, mode, n)
+      assert(os.execute("mkdir -p " .. sh_quote(storage)))
+      local srv = assert(fileserv.serve {
+        mode = mode, workers = n, port = 0, storage = storage, sync = opts.sync,
+        idle_timeout = opts.timeout .. "s", codec = opts.codec,
+        cpus = settings.server_cpus,
+      })
+      state.servers[mode .. "|" .. n] = srv
+    end
+  end
+end
+
+-- The remote server's real mode and worker count, from its STATS.
+local function remote_axes()
+  local c = fileserv.client(opts.server)
+  local st, err = c:stats()
+  if not st then
+    io.stderr:write("stress_all: ", opts.server, ": ", tostring(err), "\n")
+    os.exit(3)
+  end
+  state.remote = c
+  return { st.mode }, { math.tointeger(st.workers) or st.workers }
+end
+
+local function target_of(cell)
+  return state.remote or state.servers[cell.server_mode .. "|" .. cell.server_workers]
+end
+
+local function client_of(target)
+  return fileserv.client { host = target.host, port = target.port, timeout = timeout }
+end
+
+-- Puts the download sources on every server (and names the uploads).
+local function upload_sources(files)
+  local targets = {}
+  if state.remote then targets = { state.remote } end
+  for _, srv in pairs(state.servers) do targets[#targets + 1] = srv end
+  for _, t in ipairs(targets) do
+    local c = client_of(t)
+    for _, f in ipairs(files) do assert(c:put(f.path, f.name)) end
+  end
+  if state.remote then
+    for _, f in ipairs(files) do
+      state.remote_names[#state.remote_names + 1] = f.name
+      state.remote_names[#state.remote_names + 1] = f.upload_name
+    end
+  end
+end
+
+local function run_cell(cell, round)
+  local file = cell.file
+  local result, err = fileserv.stress {
+    server = target_of(cell), op = cell.operation, file = file.path,
+    name = cell.operation == "upload" and file.upload_name or file.name,
+    clients = cell.client_workers, pool = cell.client_pool, verify = true,
+    timeout = timeout, duration = math.max(settings.min_time_s, 1e-3),
+    warmup = settings.warmup_s > 0 and settings.warmup_s or nil,
+    cpus = settings.client_cpus,
+  }
+  local run = matrix.run_record(result, err, round)
+  cell.runs[#cell.runs + 1] = run
+  return run
+end
+
+local function progress(done, total, started, round, cell, run)
+  local elapsed = fileserv.now() - started
+  local eta = elapsed / done * (total - done)
+  io.stderr:write(string.format(
+    "[%4d/%d] round %d/%d %s, ETA %s  #%-3d %-7s %-7s %-8s %6s c%-3d s%-3d %s\n",
+    done, total, round, settings.repeat_count, fileserv.format_seconds(elapsed),
+    fileserv.format_seconds(eta), cell.number, cell.server_mode, cell.client_pool,
+    cell.operation, cell.volume, cell.client_workers, cell.server_workers,
+    matrix.run_line(cell, run)))
+end
+
+-- Runs the rounds; returns the signal's name if interrupted.
+local function run_rounds(cells, started)
+  math.randomseed(settings.seed)
+  local total, done = #cells * settings.repeat_count, 0
+  for round = 1, settings.repeat_count do
+    for _, cell in ipairs(shuffled(cells)) do
+      local run = run_cell(cell, round)
+      done = done + 1
+      local sig = run.interrupted or interrupted()
+      if sig then
+        table.remove(cell.runs) -- a cut run is not a sample
+        return sig
+      end
+      progress(done, total, started, round, cell, run)
+    end
+  end
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  assert(f:close())
+end
+
+local function results_table(cells, meta)
+  local out_cells = {}
+  for i, c in ipairs(cells) do
+    matrix.summarize(c, settings)
+    local copy = {}
+    for k, v in pairs(c) do if k ~= "file" then copy[k] = v end end
+    out_cells[i] = copy
+  end
+  local comparisons = matrix.comparisons(cells, axes.modes, settings.confidence)
+  return {
+    schema = matrix.SCHEMA, meta = meta, cells = out_cells,
+    comparisons = comparisons, analysis = matrix.analysis(cells, comparisons, meta),
+  }
+end
+
+local function write_outputs(dir, results)
+  local rows = {}
+  for i, c in ipairs(results.cells) do rows[i] = matrix.csv_row(c) end
+  assert(fileserv.csv.write(dir .. "/results.csv", matrix.csv_columns, rows))
+  write_file(dir .. "/results.json", fileserv.json.encode(results, true) .. "\n")
+  write_file(dir .. "/results.svg", report.svg(results))
+  local has_html, html = pcall(require, "fileserv.html")
+  if has_html then write_file(dir .. "/results.html", html.render(results)) end
+end
+
+local function cleanup(work)
+  for _, srv in pairs(state.servers) do srv:stop() end
+  if state.remote then
+    for _, name in ipairs(state.remote_names) do state.remote:rm(name) end
+  end
+  if work then os.execute("rm -rf " .. sh_quote(work)) end
+end
+
+local function make_files(work)
+  local files = {}
+  for i, size in ipairs(axes.sizes) do
+    local bytes = fileserv.size(size)
+    local tag = string.format("fileserv-matrix-%d-%s", settings.seed, size)
+    files[i] = { path = work .. "/stress-" .. size, size = size, bytes = bytes,
+                 name = tag, upload_name = tag .. "-upload" }
+    assert(fileserv.mkfile(files[i].path, bytes, i))
+  end
+  return files
+end
+
+local function main(work)
+  local started = fileserv.now()
+  local modes, servers = axes.modes, axes.servers
+  if opts.server ~= "" then
+    modes, servers = remote_axes()
+    axes.modes = modes
+    if not settings.client_pool then settings.client_pool = "thread" end
+    settings.layout = "client-pool"
+  end
+  local files = make_files(work)
+  if opts.server == "" then start_servers(work) end
+  upload_sources(files)
+  local cells = make_cells(modes, servers, files)
+  local sig = run_rounds(cells, started)
+  local meta = machine()
+  meta.fileserv, meta.command = fileserv.version, command_line()
+  meta.date, meta.sync, meta.codec = os.date("!%Y-%m-%dT%H:%M:%SZ"), opts.sync, opts.codec
+  meta.target = opts.server ~= "" and opts.server or "loopback"
+  meta.complete, meta.interrupted = sig == nil, sig
+  meta.wall_s, meta.settings = fileserv.now() - started, settings
+  return cells, meta, sig
+end
+
+local dir = run_dir()
+local work = os.tmpname()
+os.remove(work)
+assert(os.execute("mkdir -p " .. sh_quote(work)))
+local ran, cells, meta, sig = xpcall(main, debug.traceback, work)
+if not ran then
+  cleanup(work)
+  error(cells, 0)
+end
+local results = results_table(cells, meta)
+write_outputs(dir, results)
+cleanup(work)
+
+local failed = matrix.print_table(results.cells, results.comparisons)
+print(results.analysis.headline)
+for _, p in ipairs(results.analysis.paragraphs) do print(p) end
+io.stderr:write(string.format("%d cells x %d rounds in %s; %d with failures%s. Wrote %s/results.{csv,json,svg%s}\n",
+  #cells, settings.repeat_count, fileserv.format_seconds(meta.wall_s), failed,
+  sig and (", INCOMPLETE: interrupted by " .. sig) or "", dir,
+  package.preload["fileserv.html"] and ",html" or ""))
+if sig then os.exit(sig == "SIGTERM" and 143 or 130) end
 os.exit(failed == 0 and 0 or 1)

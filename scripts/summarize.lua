@@ -4,25 +4,25 @@
 -- throughput per operation and server worker count, and the rows that
 -- failed (left out of the best, worst and mean). Needs no server.
 --
---   fileserv run scripts/summarize.lua [results/results.csv]
+--   fileserv run scripts/summarize.lua [results/latest/results.csv]
 local fileserv = require "fileserv"
-local path = arg[1] or "results/results.csv"
+local path = arg[1] or "results/latest/results.csv"
 local rows, err = fileserv.csv.read(path)
 if not rows then
   io.stderr:write("summarize: ", err, "\n")
   os.exit(2)
 end
 
-local function mbps(r) return r.aggregate_throughput_Bps / 1e6 end
+local function mbps(r) return r.throughput_median_Bps / 1e6 end
 local function describe(r)
   return string.format("%8.1f MB/s  #%d %s, %d clients, %d server workers",
-    mbps(r), r.No, r.mode, r["Client workers"], r["Server workers"])
+    mbps(r), r.No, r.server_mode, r["Client workers"], r["Server workers"])
 end
 
 local groups, order, by_server, failed = {}, {}, {}, {}
 for _, r in ipairs(rows) do
   local ok, bad = tostring(r["Client workers succeeded/failed"]):match("^(%d+)/(%d+)$")
-  if tonumber(bad) ~= 0 or tonumber(ok) ~= r["Client workers"] or r.first_error ~= "" then
+  if tonumber(bad) ~= 0 or tonumber(ok) == 0 or r.throughput_median_Bps == "" then
     failed[#failed + 1] = r
   else
     local key = r.Operation .. " " .. r.Volume
@@ -56,7 +56,7 @@ end
 
 print("\nFailed rows:" .. (#failed == 0 and " none" or ""))
 for _, r in ipairs(failed) do
-  print(string.format("  #%d %s %s %s, %d clients, %d server workers: %s", r.No, r.mode,
+  print(string.format("  #%d %s %s %s, %d clients, %d server workers: %s", r.No, r.server_mode,
     r.Operation, r.Volume, r["Client workers"], r["Server workers"],
     (r.first_error ~= "" and r.first_error or r.errors):match("[^\n]*")))
 end

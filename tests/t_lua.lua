@@ -159,7 +159,7 @@ for _, mode in ipairs { "thread", "process" } do
       scenario = function(client)
         n = n + 1 -- a copy per worker: counts that worker's iterations
         assert(plain.size == 3 and plain.tags[1] == "a", "plain upvalue copied")
-        assert(fileserv.version and report.columns, "modules found again")
+        assert(fileserv.version and report.svg, "modules found again")
         assert(fn == nil, "functions do not cross")
         assert(n <= 2, "upvalue copies are per worker")
         return client:ls()
@@ -187,21 +187,68 @@ end)
 
 test("small matrix end to end", function()
   local out = dir .. "/matrix"
-  local text, rc = sh(bin .. " run scripts/stress_all.lua --sizes 100kB --clients 1,3 --servers 1,2 --out " .. out)
+  local text, rc = sh(bin .. " run scripts/stress_all.lua --sizes 100kB --clients 1,3" ..
+    " --servers 1,2 --repeat 2 --min-time 0.05s --warmup 0 --out " .. out)
   check(rc == 0, "stress_all exit status: " .. text)
-  local rows = assert(fileserv.csv.read(out .. "/results.csv"))
+  local rows = assert(fileserv.csv.read(out .. "/latest/results.csv"))
   check(#rows == 16, "2 ops x 1 size x 2 clients x 2 servers x 2 modes")
   for _, r in ipairs(rows) do
-    check(r["Client workers succeeded/failed"] == r["Client workers"] .. "/0", "row " .. r.No .. " clients ok")
-    check(r["Server workers succeeded/failed"] == r["Client workers"] .. "/0", "row " .. r.No .. " server ok")
+    check(r["Client workers succeeded/failed"]:match("^%d+/0$"), "row " .. r.No .. " clients ok")
+    check(r["Server workers succeeded/failed"]:match("^%d+/0$"), "row " .. r.No .. " server ok")
+    check(r.samples == 2, "row " .. r.No .. " has both rounds")
   end
-  check(rows[1].No == 1 and rows[16].No == 16 and rows[9].mode == "process", "numbering")
-  local f = assert(io.open(out .. "/results.svg"))
+  check(rows[1].No == 1 and rows[16].No == 16, "numbering")
+  check(rows[1].Operation == "download" and rows[5].Operation == "upload", "downloads first")
+  check(rows[8].server_mode == "thread" and rows[9].server_mode == "process" and
+        rows[9].client_pool == "process", "thread rows, then process rows")
+  local f = assert(io.open(out .. "/latest/results.svg"))
   check(f:read("a"):find("<svg") ~= nil, "chart written")
   f:close()
-  f = assert(io.open(out .. "/results.json"))
-  check(#fileserv.json.decode(f:read("a")).rows == 16, "json rows")
+  f = assert(io.open(out .. "/latest/results.json"))
+  local results = fileserv.json.decode(f:read("a"))
   f:close()
+  check(results.schema == 1 and #results.cells == 16, "json cells")
+  check(#results.comparisons == 8 and results.comparisons[1].axis == "pools",
+        "thread vs process pairs, both pools changed")
+  check(math.type(results.cells[1].client_workers) == "integer" and
+        type(results.cells[1].throughput_Bps.median) == "number", "numbers are numbers")
+  check(results.meta.settings["repeat"] == 2 and results.meta.complete == true, "meta")
+  check(results.analysis.headline:find("thread vs process"), "analysis headline")
+  text, rc = sh(bin .. " run scripts/stress_all.lua --sizes 100kB --clients 1 --servers 1" ..
+    " --repeat 1 --min-time 0.01s --modes thread --out " .. out)
+  local listing = sh("ls " .. out)
+  local _, count = listing:gsub("%d%d%d%d%-%d%d%-%d%dT", "")
+  check(rc == 0 and count == 2 and listing:find("latest"),
+        "a second run writes a new directory: " .. listing)
+  text, rc = sh(bin .. " run scripts/stress_all.lua --repeat 0 --out " .. out)
+  check(rc == 2 and text:find("--repeat"), "bad option refused: " .. text)
+end)
+
+test("compare: exit status gates on regressions", function()
+  local function write(path, rates)
+    local runs = {}
+    for i, t in ipairs(rates) do runs[i] = { round = i, ok = 5, failed = 0, throughput_Bps = t } end
+    local f = assert(io.open(path, "w"))
+    f:write(fileserv.json.encode({ schema = 1, meta = { command = "test" }, cells = { {
+      number = 1, operation = "download", volume = "10MB", client_workers = 5,
+      server_workers = 5, server_mode = "thread", client_pool = "thread",
+      throughput_Bps = { median = rates[2] }, runs = runs } } }))
+    f:close()
+  end
+  write(dir .. "/base.json", { 100e6, 101e6, 99e6 })
+  write(dir .. "/slow.json", { 80e6, 81e6, 79e6 })
+  local text, rc = sh(bin .. " compare " .. dir .. "/base.json " .. dir .. "/slow.json")
+  check(rc == 1 and text:find("REGRESSION") and text:find("1 regressed"), "regression fails: " .. text)
+  text, rc = sh(bin .. " compare --fail-above 25% " .. dir .. "/base.json " .. dir .. "/slow.json")
+  check(rc == 0 and text:find("1 regressed %(0 beyond 25%%%)"), "within the limit: " .. text)
+  text, rc = sh(bin .. " compare --json " .. dir .. "/base.json " .. dir .. "/base.json")
+  check(rc == 0 and fileserv.json.decode(text:gsub("rc=%d+%s*$", "")).same == 1, "json output")
+  text, rc = sh(bin .. " compare " .. dir .. "/base.json")
+  check(rc == 2 and text:find("fileserv compare %-%-help"), "usage: " .. text)
+  text, rc = sh(bin .. " compare " .. dir .. "/base.json " .. dir .. "/missing.json")
+  check(rc == 3 and text:find("missing.json"), "unreadable file: " .. text)
+  text, rc = sh(bin .. " compare " .. dir .. "/base.json /etc/hostname")
+  check(rc == 3 and text:find("not a results.json"), "not a results file: " .. text)
 end)
 
 test("script errors and exit codes", function()

@@ -1,0 +1,396 @@
+-- lua/matrix.lua (require "fileserv.matrix"): what the stress matrix
+-- makes of its measurements. A cell is one configuration (operation,
+-- size, client workers, server workers, server mode, client pool)
+-- measured in several rounds; this module turns a cell's runs into its
+-- figures and spread, pairs cells that differ in one axis into verdicts,
+-- writes the analysis from those verdicts, and gives the CSV columns. The
+-- results table it builds is what results.json holds (docs/results.md);
+-- `fileserv compare` reads two of them back.
+local stats = require "fileserv.stats"
+
+local matrix = { SCHEMA = 1 }
+
+-- The fields that name a configuration, in the order that builds its key.
+local KEY_FIELDS = { "operation", "volume", "client_workers", "server_workers",
+                     "server_mode", "client_pool" }
+
+function matrix.key(cell)
+  local parts = {}
+  for i, f in ipairs(KEY_FIELDS) do parts[i] = tostring(cell[f]) end
+  return table.concat(parts, "|")
+end
+
+local function server_cpu(srv)
+  if not srv or srv.cpu_user_s == nil then return nil end
+  return srv.cpu_user_s + (srv.cpu_system_s or 0)
+end
+
+-- One round of a cell, from fileserv.stress's result (or its error).
+function matrix.run_record(result, err, round)
+  if not result then
+    return { round = round, ok = 0, failed = 1, error = tostring(err) }
+  end
+  local lat, srv = result.latency_ms or {}, result.server
+  local wall = result.wall_s or 0
+  return {
+    round = round, ok = result.ok, failed = result.failed, wall_s = wall,
+    throughput_Bps = result.throughput_Bps,
+    ops_per_s = result.ops_per_s or (wall > 0 and result.ok / wall or 0),
+    latency_p50_ms = lat.p50, latency_p99_ms = lat.p99,
+    time_per_client_s = result.client_time_s,
+    throughput_per_client_Bps = result.client_throughput_Bps,
+    bytes = result.bytes, verified_bytes = result.verified_bytes,
+    server_cpu_s = server_cpu(srv),
+    server_peak_rss_bytes = srv and srv.peak_rss_bytes,
+    server_succeeded = srv and srv.succeeded, server_failed = srv and srv.failed,
+    client_cpu_s = result.client_cpu_s,
+    errors = result.errors, first_error = result.first_error,
+    interrupted = result.interrupted,
+  }
+end
+
+-- A run counts as a sample when every operation in it succeeded.
+local function is_sample(run)
+  return run.error == nil and run.failed == 0 and run.ok > 0
+    and not run.interrupted
+end
+
+local function column(runs, field)
+  local out = {}
+  for _, r in ipairs(runs) do
+    if r[field] ~= nil then out[#out + 1] = r[field] end
+  end
+  return out
+end
+
+local function spread(values, confidence)
+  local s = stats.summary(values, confidence)
+  if s.n == 0 then return nil end
+  return { median = s.median, mean = s.mean, min = s.min, max = s.max,
+           ci_low = s.ci_low, ci_high = s.ci_high, cv = s.cv }
+end
+
+local function error_list(runs)
+  local counts, out = {}, {}
+  for _, r in ipairs(runs) do
+    for class, n in pairs(r.errors or {}) do
+      if n > 0 then counts[class] = (counts[class] or 0) + n end
+    end
+    if r.error then counts.start = (counts.start or 0) + 1 end
+  end
+  for class, n in pairs(counts) do out[#out + 1] = class .. "=" .. n end
+  table.sort(out)
+  return table.concat(out, ";")
+end
+
+local function sum(runs, field)
+  local total = 0
+  for _, r in ipairs(runs) do total = total + (r[field] or 0) end
+  return total
+end
+
+local function max_of(values)
+  local m
+  for _, v in ipairs(values) do if not m or v > m then m = v end end
+  return m
+end
+
+-- Fills a cell's figures from its runs (cell.runs), as results.json has
+-- them: medians and spreads over the samples, sums over every run.
+function matrix.summarize(cell, settings)
+  local conf = settings.confidence
+  local samples = {}
+  for _, r in ipairs(cell.runs) do
+    if is_sample(r) then samples[#samples + 1] = r end
+  end
+  cell.samples = #samples
+  cell.throughput_Bps = spread(column(samples, "throughput_Bps"), conf)
+  cell.ops_per_s = spread(column(samples, "ops_per_s"), conf)
+  for _, f in ipairs { "latency_p50_ms", "latency_p99_ms", "time_per_client_s",
+                       "throughput_per_client_Bps", "server_cpu_s", "client_cpu_s" } do
+    cell[f] = stats.median(column(samples, f))
+  end
+  cell.server_peak_rss_bytes = max_of(column(samples, "server_peak_rss_bytes"))
+  local moved = stats.median(column(samples, "bytes"))
+  cell.server_cpu_s_per_gb = cell.server_cpu_s and moved and moved > 0
+    and cell.server_cpu_s / (moved / 1e9) or nil
+  cell.ok, cell.failed = sum(cell.runs, "ok"), sum(cell.runs, "failed")
+  cell.verified_bytes = sum(cell.runs, "verified_bytes")
+  cell.server_succeeded = sum(cell.runs, "server_succeeded")
+  cell.server_failed = sum(cell.runs, "server_failed")
+  local cv = cell.throughput_Bps and cell.throughput_Bps.cv
+  cell.noisy = cv ~= nil and cv > settings.noisy_cv
+  cell.errors = error_list(cell.runs)
+  cell.first_error = ""
+  for _, r in ipairs(cell.runs) do
+    local e = r.error or r.first_error
+    if e and e ~= "" then cell.first_error = e break end
+  end
+  return cell
+end
+
+-- The values of field over a cell's samples (its runs that succeeded).
+function matrix.samples(cell, field)
+  local out = {}
+  for _, r in ipairs(cell.runs) do
+    if is_sample(r) and r[field] then out[#out + 1] = r[field] end
+  end
+  return out
+end
+
+-- The comparison of cell a with cell b on throughput (ratio a/b).
+function matrix.compare_pair(a, b, axis, a_label, b_label, confidence)
+  local c = stats.compare(matrix.samples(a, "throughput_Bps"),
+                          matrix.samples(b, "throughput_Bps"), confidence)
+  return {
+    axis = axis, metric = "throughput_Bps", a = a.number, b = b.number,
+    a_label = a_label, b_label = b_label, operation = a.operation,
+    volume = a.volume, client_workers = a.client_workers,
+    server_workers = a.server_workers, ratio = c.ratio, ci_low = c.ci_low,
+    ci_high = c.ci_high, verdict = c.verdict,
+    text = stats.describe(c, a_label, b_label, confidence),
+  }
+end
+
+-- Pairs the cells that differ in the server mode only (axis
+-- "server_mode"), or in the server mode and the client pool together
+-- (axis "pools", the original's layout): every pair of modes, in the
+-- order given, for each operation, size, client and server workers.
+function matrix.comparisons(cells, modes, confidence)
+  local function config(c, mode)
+    return table.concat({ c.operation, c.volume, c.client_workers,
+                          c.server_workers, mode }, "|")
+  end
+  local by_config = {}
+  for _, c in ipairs(cells) do by_config[config(c, c.server_mode)] = c end
+  local out = {}
+  for i = 1, #modes do
+    for j = i + 1, #modes do
+      for _, a in ipairs(cells) do
+        local b = a.server_mode == modes[i] and by_config[config(a, modes[j])]
+        if b then
+          local axis = a.client_pool == b.client_pool and "server_mode" or "pools"
+          out[#out + 1] = matrix.compare_pair(a, b, axis, modes[i], modes[j], confidence)
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- The client pool that goes with a server mode: the one held fixed, or
+-- in the original's layout the mode's own (single's is thread).
+function matrix.client_pool_for(mode, fixed)
+  if fixed then return fixed end
+  return mode == "process" and "process" or "thread"
+end
+
+local function pct(x) return string.format("%.0f%%", x * 100) end
+
+-- Tallies verdicts by side: wins[a_label], wins[b_label], wins.same.
+local function tally(comparisons)
+  local wins, effects = { same = 0 }, {}
+  for _, c in ipairs(comparisons) do
+    if c.verdict == "faster" or c.verdict == "slower" then
+      local winner = c.verdict == "faster" and c.a_label or c.b_label
+      wins[winner] = (wins[winner] or 0) + 1
+      effects[#effects + 1] = c.verdict == "faster" and c.ratio or 1 / c.ratio
+    else
+      wins.same = wins.same + 1
+    end
+  end
+  return wins, effects
+end
+
+local function noise_paragraph(cells, settings)
+  local cvs, noisy = {}, 0
+  for _, c in ipairs(cells) do
+    local cv = c.throughput_Bps and c.throughput_Bps.cv
+    if cv then cvs[#cvs + 1] = cv end
+    if c.noisy then noisy = noisy + 1 end
+  end
+  if #cvs == 0 then
+    return "No cell has two samples, so the noise of this machine is unknown " ..
+      "and no verdict can be given: run with --repeat 3 or more."
+  end
+  table.sort(cvs)
+  return string.format("Noise: the coefficient of variation of a cell's throughput " ..
+    "over its %d repetitions has median %.1f%% (worst %.1f%%); %d of %d cells " ..
+    "vary by more than %s and are flagged noisy: treat their verdicts with care.",
+    settings.repeat_count, stats.median(cvs) * 100, cvs[#cvs] * 100, noisy, #cells,
+    pct(settings.noisy_cv))
+end
+
+local function held_paragraph(comparisons, settings)
+  local pools = false
+  for _, c in ipairs(comparisons) do if c.axis == "pools" then pools = true end end
+  if pools then
+    return "What changed: in this layout (the original's) the server's mode and the " ..
+      "client's worker pool change together, so these verdicts compare two whole " ..
+      "set-ups; they do not say which server mode is faster. Run with " ..
+      "--client-pool thread to hold the client fixed and vary the server alone."
+  end
+  return string.format("What changed: only the server's mode; the client pool was " ..
+    "held at %s, and the operation, size, client workers and server workers are " ..
+    "the same within each pair.", tostring(settings.client_pool))
+end
+
+local function cores_paragraph(meta)
+  local s = meta.settings
+  if s.shared_cores then
+    return string.format("Client and server ran on the same %s cores: a client that " ..
+      "costs more CPU leaves less to its server, so part of any difference may be " ..
+      "the load generator's. Give them disjoint CPUs with --server-cpus and " ..
+      "--client-cpus to separate them.", tostring(meta.cores or "?"))
+  end
+  return string.format("Client and server ran on disjoint CPUs (server %s, client %s).",
+    tostring(s.server_cpus), tostring(s.client_cpus))
+end
+
+-- The analysis: a headline and paragraphs written from the verdicts.
+function matrix.analysis(cells, comparisons, meta)
+  local wins, effects = tally(comparisons)
+  local labels = {}
+  for _, c in ipairs(comparisons) do
+    if not labels[1] then labels = { c.a_label, c.b_label } end
+  end
+  local out = { wins = wins, paragraphs = {} }
+  local conf = pct(meta.settings.confidence)
+  if #comparisons == 0 then
+    out.headline = "No pair of cells differs in the server mode alone: no verdict."
+  else
+    out.headline = string.format("%s vs %s over %d paired cells (%s confidence): " ..
+      "%s faster in %d, %s faster in %d, no significant difference in %d.",
+      labels[1], labels[2], #comparisons, conf, labels[1], wins[labels[1]] or 0,
+      labels[2], wins[labels[2]] or 0, wins.same)
+  end
+  local p = out.paragraphs
+  if #effects > 0 then
+    table.sort(effects)
+    p[#p + 1] = string.format("Size of the effects: where a verdict was reached, " ..
+      "the faster side was ahead by %.0f%% at the median (from %.0f%% to %.0f%%).",
+      (stats.median(effects) - 1) * 100, (effects[1] - 1) * 100,
+      (effects[#effects] - 1) * 100)
+  end
+  p[#p + 1] = held_paragraph(comparisons, meta.settings)
+  p[#p + 1] = noise_paragraph(cells, meta.settings)
+  p[#p + 1] = cores_paragraph(meta)
+  p[#p + 1] = matrix.scaling_paragraph(cells)
+  return out
+end
+
+-- How throughput grows with client workers, per mode and operation: the
+-- median over sizes and server workers of throughput at the most clients
+-- over throughput at one client.
+function matrix.scaling_paragraph(cells)
+  local lo, hi, groups, order = {}, {}, {}, {}
+  for _, c in ipairs(cells) do
+    local g = c.server_mode .. " " .. c.operation
+    if not groups[g] then groups[g], order[#order + 1] = {}, g end
+    local t = c.throughput_Bps and c.throughput_Bps.median
+    if t then
+      local k = c.volume .. "|" .. c.server_workers
+      groups[g][k] = groups[g][k] or {}
+      groups[g][k][c.client_workers] = t
+      lo[g] = math.min(lo[g] or math.huge, c.client_workers)
+      hi[g] = math.max(hi[g] or 0, c.client_workers)
+    end
+  end
+  local parts = {}
+  for _, g in ipairs(order) do
+    local ratios = {}
+    for _, by_clients in pairs(groups[g]) do
+      local a, b = by_clients[lo[g]], by_clients[hi[g]]
+      if a and b and a > 0 and lo[g] ~= hi[g] then ratios[#ratios + 1] = b / a end
+    end
+    if #ratios > 0 then
+      parts[#parts + 1] = string.format("%s: %.2fx from %d to %d client workers",
+        g, stats.median(ratios), lo[g], hi[g])
+    end
+  end
+  if #parts == 0 then return "Scaling: one client-worker count only; nothing to compare." end
+  return "Scaling (median over sizes and server workers of aggregate throughput " ..
+    "with the most client workers over one): " .. table.concat(parts, "; ") .. "."
+end
+
+-- ---- CSV: the original's nine columns first, then ours with units ----
+
+matrix.csv_columns = {
+  "No", "Operation", "Volume", "Client workers", "Server workers",
+  "Time per client (s)", "Throughput per client (B/s)",
+  "Client workers succeeded/failed", "Server workers succeeded/failed",
+  "server_mode", "client_pool", "samples", "throughput_median_Bps",
+  "throughput_ci_low_Bps", "throughput_ci_high_Bps", "throughput_cv",
+  "ops_per_s_median", "latency_p50_ms", "latency_p99_ms", "noisy",
+  "server_cpu_s", "server_cpu_s_per_GB", "server_peak_rss_bytes",
+  "client_cpu_s", "bytes_verified", "errors", "first_error",
+}
+
+local function num(v, fmt)
+  if v == nil then return "" end
+  return string.format(fmt, v)
+end
+
+-- A CSV row (a table keyed by column name) for a summarized cell.
+function matrix.csv_row(c)
+  local t, o = c.throughput_Bps or {}, c.ops_per_s or {}
+  local srv = c.server_succeeded and (c.server_succeeded .. "/" .. c.server_failed) or "n/a"
+  return {
+    ["No"] = c.number, ["Operation"] = c.operation, ["Volume"] = c.volume,
+    ["Client workers"] = c.client_workers, ["Server workers"] = c.server_workers,
+    ["Time per client (s)"] = num(c.time_per_client_s, "%.4f"),
+    ["Throughput per client (B/s)"] = num(c.throughput_per_client_Bps, "%.0f"),
+    ["Client workers succeeded/failed"] = c.ok .. "/" .. c.failed,
+    ["Server workers succeeded/failed"] = srv,
+    server_mode = c.server_mode, client_pool = c.client_pool, samples = c.samples,
+    throughput_median_Bps = num(t.median, "%.0f"),
+    throughput_ci_low_Bps = num(t.ci_low, "%.0f"),
+    throughput_ci_high_Bps = num(t.ci_high, "%.0f"),
+    throughput_cv = num(t.cv, "%.4f"), ops_per_s_median = num(o.median, "%.2f"),
+    latency_p50_ms = num(c.latency_p50_ms, "%.2f"),
+    latency_p99_ms = num(c.latency_p99_ms, "%.2f"),
+    noisy = c.noisy and "yes" or "no", server_cpu_s = num(c.server_cpu_s, "%.3f"),
+    server_cpu_s_per_GB = num(c.server_cpu_s_per_gb, "%.3f"),
+    server_peak_rss_bytes = num(c.server_peak_rss_bytes, "%.0f"),
+    client_cpu_s = num(c.client_cpu_s, "%.3f"), bytes_verified = c.verified_bytes,
+    errors = c.errors, first_error = c.first_error,
+  }
+end
+
+-- ---- terminal ----
+
+-- One line for a finished run of a cell (progress output).
+function matrix.run_line(cell, run)
+  if not is_sample(run) then
+    return string.format("FAILED %d ok %d failed: %s", run.ok, run.failed,
+      ((run.error or run.first_error or ""):match("[^\n]*")))
+  end
+  return string.format("%8.1f MB/s %9.1f ops/s  p99 %8.2f ms", run.throughput_Bps / 1e6,
+    run.ops_per_s, run.latency_p99_ms or 0)
+end
+
+-- Prints the cells and verdicts; returns the number of cells with failures.
+function matrix.print_table(cells, comparisons)
+  print(string.format("%4s %-7s %-7s %-8s %6s %4s %4s %3s %10s %17s %6s %9s",
+    "No", "server", "client", "op", "size", "cli", "srv", "n", "MB/s med",
+    "95% CI MB/s", "CV", "ok/fail"))
+  local failed = 0
+  for _, c in ipairs(cells) do
+    local t = c.throughput_Bps or {}
+    if c.failed > 0 or c.samples == 0 then failed = failed + 1 end
+    print(string.format("%4d %-7s %-7s %-8s %6s %4d %4d %3d %10s %17s %6s %9s%s",
+      c.number, c.server_mode, c.client_pool, c.operation, c.volume,
+      c.client_workers, c.server_workers, c.samples,
+      num(t.median and t.median / 1e6, "%.1f"),
+      t.ci_low and string.format("%.1f-%.1f", t.ci_low / 1e6, t.ci_high / 1e6) or "",
+      num(t.cv and t.cv * 100, "%.1f%%"), c.ok .. "/" .. c.failed,
+      (c.noisy and "  noisy" or "") .. ((c.failed > 0 or c.samples == 0) and "  FAILED" or "")))
+  end
+  for _, cmp in ipairs(comparisons) do
+    print(string.format("#%d vs #%d %s %s c%d s%d: %s", cmp.a, cmp.b, cmp.operation,
+      cmp.volume, cmp.client_workers, cmp.server_workers, cmp.text))
+  end
+  return failed
+end
+
+return matrix

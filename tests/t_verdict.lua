@@ -1,0 +1,181 @@
+-- tests/t_verdict.lua: the statistics behind the matrix's figures and
+-- verdicts (fileserv.stats, fileserv.matrix), on known inputs, run by the
+-- embedded interpreter: fileserv run tests/t_verdict.lua BINARY
+-- Prints one line per failure and ends with "t_verdict: N passed, N failed".
+local stats = require "fileserv.stats"
+local matrix = require "fileserv.matrix"
+local passed, failed = 0, 0
+
+local function check(cond, what)
+  if cond then
+    passed = passed + 1
+  else
+    failed = failed + 1
+    print("FAIL " .. what .. " (" .. debug.traceback("", 2):match("t_verdict.lua:%d+") .. ")")
+  end
+end
+
+local function test(name, fn)
+  local ok, err = xpcall(fn, debug.traceback)
+  check(ok, name .. ": " .. tostring(err))
+end
+
+local function near(a, b, tol) return a and b and math.abs(a - b) <= tol end
+
+test("t quantiles match the tables", function()
+  -- two-sided 95% and 99% critical values, df 1 to infinity
+  local table95 = { [1] = 12.706205, [2] = 4.302653, [3] = 3.182446, [4] = 2.776445,
+                    [9] = 2.262157, [10] = 2.228139, [30] = 2.042272, [1000] = 1.962339 }
+  for df, t in pairs(table95) do
+    check(near(stats.t_quantile(0.975, df), t, 1e-5), "t(0.975, " .. df .. ")")
+  end
+  check(near(stats.t_quantile(0.995, 5), 4.032143, 1e-5), "t(0.995, 5)")
+  check(near(stats.t_quantile(0.5, 3.7), 0, 1e-9), "median of t is 0")
+  check(near(stats.t_cdf(-2.776445, 4), 0.025, 1e-6), "cdf at the lower quantile")
+end)
+
+test("summary of known samples", function()
+  local s = stats.summary { 10, 12, 14 }
+  check(s.n == 3 and s.mean == 12 and s.median == 12 and s.min == 10 and s.max == 14, "centre")
+  check(near(s.sd, 2, 1e-12) and near(s.cv, 2 / 12, 1e-12), "spread")
+  -- 12 +- 4.302653 * 2 / sqrt(3)
+  check(near(s.ci_low, 7.031725, 1e-5) and near(s.ci_high, 16.968275, 1e-5), "95% interval")
+  local one = stats.summary { 5 }
+  check(one.n == 1 and one.median == 5 and one.ci_low == nil and one.cv == nil,
+        "one sample: no interval, no cv")
+  check(stats.summary({}).n == 0, "empty")
+  check(stats.median { 4, 1, 3, 2 } == 2.5, "even median")
+end)
+
+test("verdicts on known samples", function()
+  local c = stats.compare({ 200, 202, 198 }, { 100, 101, 99 })
+  check(c.verdict == "faster" and near(c.ratio, 2, 1e-3), "2x faster")
+  check(c.ci_low > 1.9 and c.ci_high < 2.1 and c.ci_low < c.ratio and c.ratio < c.ci_high,
+        "interval around 2")
+  check(stats.describe(c, "thread", "process"):find("^thread faster than process by 100%.0%%"),
+        "described: " .. stats.describe(c, "thread", "process"))
+  c = stats.compare({ 80, 81, 79 }, { 100, 101, 99 })
+  check(c.verdict == "slower" and near(c.ratio, 0.8, 1e-3), "20% slower")
+  check(stats.describe(c, "a", "b"):find("slower than b by 20%.0%%"), "slower described")
+  c = stats.compare({ 100, 103, 98 }, { 101, 99, 100 })
+  check(c.verdict == "same" and c.ci_low < 1 and c.ci_high > 1, "overlapping: same")
+  check(stats.describe(c, "a", "b"):find("no significant difference"), "same described")
+  c = stats.compare({ 100 }, { 50, 51 })
+  check(c.verdict == "unknown" and near(c.ratio, 100 / math.sqrt(50 * 51), 1e-9),
+        "one sample: no verdict, ratio still given")
+  c = stats.compare({ 100, 100 }, { 50, 50 })
+  check(c.verdict == "faster" and near(c.ratio, 2, 1e-12) and near(c.ci_low, 2, 1e-12), "no spread: exact")
+  -- a wide spread on few samples must not give a verdict
+  c = stats.compare({ 100, 200, 150 }, { 120, 90, 160 })
+  check(c.verdict == "same", "noisy samples: no verdict")
+end)
+
+-- A deterministic normal deviate (Box-Muller on Lua's seeded generator).
+local function normal()
+  return math.sqrt(-2 * math.log(1 - math.random())) * math.cos(2 * math.pi * math.random())
+end
+
+test("false positives on identical configurations stay near 5%", function()
+  math.randomseed(20261130)
+  local trials, positives = 4000, 0
+  for _ = 1, trials do
+    local a, b = {}, {}
+    for i = 1, 3 do
+      a[i] = 1000 * math.exp(0.1 * normal())
+      b[i] = 1000 * math.exp(0.1 * normal())
+    end
+    if stats.compare(a, b).verdict ~= "same" then positives = positives + 1 end
+  end
+  local rate = positives / trials
+  check(rate > 0.03 and rate < 0.07, string.format("false-positive rate %.3f", rate))
+end)
+
+test("a real difference is found", function()
+  math.randomseed(7)
+  local found, trials = 0, 500
+  for _ = 1, trials do
+    local a, b = {}, {}
+    for i = 1, 3 do
+      a[i] = 3000 * math.exp(0.1 * normal())
+      b[i] = 1000 * math.exp(0.1 * normal())
+    end
+    if stats.compare(a, b).verdict == "faster" then found = found + 1 end
+  end
+  check(found / trials > 0.95, "3x with 10% noise found: " .. found .. "/" .. trials)
+end)
+
+local function cell(number, mode, pool, runs)
+  local c = { number = number, operation = "download", volume = "10MB",
+              client_workers = 5, server_workers = 5, server_mode = mode,
+              client_pool = pool, runs = {} }
+  for i, t in ipairs(runs) do
+    c.runs[i] = { round = i, ok = 10, failed = 0, throughput_Bps = t, ops_per_s = t / 1e7,
+                  bytes = 1e8, server_cpu_s = 0.5 }
+  end
+  return c
+end
+
+local settings = { confidence = 0.95, noisy_cv = 0.05, repeat_count = 3,
+                   shared_cores = true, client_pool = "thread" }
+
+test("a cell's figures", function()
+  local c = matrix.summarize(cell(1, "thread", "thread", { 100e6, 110e6, 90e6 }), settings)
+  check(c.samples == 3 and c.throughput_Bps.median == 100e6, "median")
+  check(near(c.throughput_Bps.cv, 0.1, 1e-12) and c.noisy, "cv 10% is noisy")
+  check(near(c.server_cpu_s_per_gb, 5, 1e-9), "cpu per GB")
+  local bad = cell(2, "thread", "thread", { 100e6, 101e6 })
+  bad.runs[3] = { round = 3, ok = 3, failed = 2, throughput_Bps = 5e6 }
+  matrix.summarize(bad, settings)
+  check(bad.samples == 2 and bad.failed == 2 and not bad.noisy, "a failed run is not a sample")
+  local row = matrix.csv_row(c)
+  check(row["No"] == 1 and row["Client workers succeeded/failed"] == "30/0" and
+        row.noisy == "yes" and row.throughput_median_Bps == "100000000", "CSV row")
+end)
+
+test("pairs differ in one axis, or say both changed", function()
+  local cells = {
+    cell(1, "thread", "thread", { 100e6, 101e6, 99e6 }),
+    cell(2, "process", "thread", { 50e6, 51e6, 49e6 }),
+  }
+  local cmp = matrix.comparisons(cells, { "thread", "process" }, 0.95)
+  check(#cmp == 1 and cmp[1].axis == "server_mode" and cmp[1].verdict == "faster" and
+        cmp[1].a == 1 and cmp[1].b == 2, "server mode alone")
+  local meta = { cores = 2, settings = settings }
+  local a = matrix.analysis(cells, cmp, meta)
+  check(a.headline:find("thread faster in 1") and a.wins.thread == 1, "headline counts wins")
+  check(table.concat(a.paragraphs, " "):find("only the server's mode"), "says what was held")
+  cells[2].client_pool = "process"
+  cmp = matrix.comparisons(cells, { "thread", "process" }, 0.95)
+  check(cmp[1].axis == "pools", "both pools changed")
+  a = matrix.analysis(cells, cmp, meta)
+  local text = table.concat(a.paragraphs, " ")
+  check(text:find("change together") and text:find("do not say which server mode"),
+        "never credits the server mode when the client changed too")
+  check(text:find("same 2 cores"), "warns about shared cores")
+end)
+
+local compare = require "fileserv.compare"
+
+local function results(cells) return { schema = 1, meta = {}, cells = cells } end
+
+test("compare against a baseline", function()
+  local base = results { cell(1, "thread", "thread", { 100e6, 101e6, 99e6 }),
+                         cell(2, "process", "process", { 100e6, 101e6, 99e6 }),
+                         cell(3, "single", "thread", { 100e6, 101e6, 99e6 }) }
+  local new = results { cell(1, "thread", "thread", { 80e6, 81e6, 79e6 }),
+                        cell(2, "process", "process", { 120e6, 121e6, 119e6 }),
+                        cell(4, "single", "process", { 100e6, 100e6, 100e6 }) }
+  local r = compare.results(base, new)
+  check(#r.cells == 2 and r.regressed == 1 and r.improved == 1 and r.failing == 1,
+        "one regression, one improvement")
+  check(r.cells[1].verdict == "regressed" and near(r.cells[1].ratio, 0.8, 1e-3) and
+        r.cells[1].regression, "the regression")
+  check(#r.only_base == 1 and #r.only_new == 1, "unmatched cells listed")
+  r = compare.results(base, new, { fail_above = 0.25 })
+  check(r.regressed == 1 and r.failing == 0, "a 20% loss is within a 25% limit")
+  r = compare.results(base, base)
+  check(r.same == 3 and r.failing == 0, "a result against itself: no difference")
+end)
+
+print(string.format("t_verdict: %d passed, %d failed", passed, failed))
+os.exit(failed == 0 and 0 or 1)
