@@ -185,6 +185,30 @@ test("stress argument errors", function()
   check(s.failed == 2 and s.errors.refused == 2, "refused counted by class")
 end)
 
+test("the verdict finds a real difference (libb64 vs the fast codec)", function()
+  local matrix = require "fileserv.matrix"
+  local file = dir .. "/codec-src"
+  assert(fileserv.mkfile(file, 4000000, 3))
+  local cells = {}
+  for i, codec in ipairs { "auto", "libb64" } do
+    local srv = assert(fileserv.serve { port = 0, workers = 1, codec = codec, sync = false,
+                                        storage = dir .. "/st-codec-" .. codec })
+    assert(srv:client():put(file, "src"))
+    cells[i] = { number = i, srv = srv, runs = {}, server_mode = codec, client_pool = "thread",
+                 operation = "download", volume = "4MB", client_workers = 1, server_workers = 1 }
+  end
+  for round = 1, 5 do -- interleaved, as the matrix does
+    for _, c in ipairs(cells) do
+      local r, err = fileserv.stress { server = c.srv, op = "download", file = file,
+                                       name = "src", clients = 1, duration = 0.15 }
+      c.runs[#c.runs + 1] = matrix.run_record(r, err, round)
+    end
+  end
+  for _, c in ipairs(cells) do c.srv:stop() end
+  local cmp = matrix.compare_pair(cells[1], cells[2], "codec", "auto", "libb64", 0.95)
+  check(cmp.verdict == "faster" and cmp.ratio > 1.3, "auto beats libb64: " .. cmp.text)
+end)
+
 test("small matrix end to end", function()
   local out = dir .. "/matrix"
   local text, rc = sh(bin .. " run scripts/stress_all.lua --sizes 100kB --clients 1,3" ..
