@@ -240,12 +240,13 @@ end
 -- The remote server's real mode and worker count, from its STATS.
 local function remote_axes()
   local c = fileserv.client(opts.server)
-  local st, err = c:stats()
-  if not st then
+  local reply, err = c:stats()
+  if not reply then
     io.stderr:write("stress_all: ", opts.server, ": ", tostring(err), "\n")
     os.exit(3)
   end
   state.remote = c
+  local st = reply.data
   return { st.mode }, { math.tointeger(st.workers) or st.workers }
 end
 

@@ -248,6 +248,27 @@ test("small matrix end to end", function()
   check(rc == 2 and text:find("--repeat"), "bad option refused: " .. text)
 end)
 
+test("matrix against a running server", function()
+  local srv <close> = assert(fileserv.serve { port = 0, mode = "process", workers = 3,
+                                              storage = dir .. "/st-remote", sync = false })
+  assert(srv:client():put(bin, "kept"))
+  local out = dir .. "/remote"
+  local text, rc = sh(bin .. " run scripts/stress_all.lua --sizes 100kB --clients 2" ..
+    " --repeat 2 --min-time 0.05s --out " .. out .. " --server 127.0.0.1:" .. srv.port)
+  check(rc == 0, "exit status: " .. text)
+  local f = assert(io.open(out .. "/latest/results.json"))
+  local results = fileserv.json.decode(f:read("a"))
+  f:close()
+  check(#results.cells == 2, "one cell per operation, no invented server axis")
+  for _, c in ipairs(results.cells) do
+    check(c.server_mode == "process" and c.server_workers == 3 and c.client_pool == "thread",
+          "mode and workers from STATS, client pool fixed")
+  end
+  check(results.meta.target == "127.0.0.1:" .. srv.port, "target recorded")
+  local names = assert(srv:client():ls()).names
+  check(#names == 1 and names[1] == "kept", "the run's files are removed: " .. table.concat(names, ","))
+end)
+
 test("compare: exit status gates on regressions", function()
   local function write(path, rates)
     local runs = {}
