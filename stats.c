@@ -5,9 +5,11 @@
  * relaxed atomic adds: STATS is a whole-server answer in every mode.
  *
  * Latency histograms are log-linear (HdrHistogram's idea): values below
- * 2^HIST_SUB_BITS ns get a bucket each, and every power of two above is
- * split into 2^HIST_SUB_BITS buckets, so any value is kept within about 3%
- * and two histograms merge by adding counts. Each stress worker fills its
+ * 2^HIST_SUB_BITS ns get a bucket each, and every power of two above, up
+ * to 2^HIST_MAX_BITS ns, is split into 2^HIST_SUB_BITS buckets, so any
+ * value in that range is kept within 1% and two histograms merge by
+ * adding counts; larger values share one last bucket, and a quantile that
+ * falls there is the exact maximum. Each stress worker fills its
  * own; the parent merges them, and percentiles come only from the merge. */
 #include "fileserv.h"
 
@@ -88,10 +90,14 @@ cJSON *stats_to_json(const struct stats_counters *s, const char *mode,
 
 #define SUB (1u << HIST_SUB_BITS)
 
+#define OVERFLOW (HIST_BUCKETS - 1)
+
 static unsigned hist_index(uint64_t v)
 {
 	if (v < SUB)
 		return (unsigned)v;
+	if (v >> HIST_MAX_BITS)
+		return OVERFLOW;
 	unsigned msb = 63u - (unsigned)__builtin_clzll(v);
 	unsigned shift = msb - HIST_SUB_BITS;
 	return (shift + 1) * SUB + (unsigned)((v >> shift) - SUB);
@@ -144,6 +150,8 @@ uint64_t hist_quantile(const struct histogram *h, double q)
 	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
 		seen += h->count[i];
 		if (seen >= rank) {
+			if (i == OVERFLOW)
+				return h->max_ns;
 			uint64_t v = hist_value(i);
 			return v < h->min_ns   ? h->min_ns
 			       : v > h->max_ns ? h->max_ns

@@ -3,9 +3,9 @@
  *
  * Histogram quantiles are compared with the exact order statistic of the
  * same samples (sorted array, the element at index floor(q * (n - 1))):
- * log-linear buckets with 32 sub-buckets per power of two must land
- * within ~3%. Ends with "t_stats: N passed, N failed"; exit status 1 if
- * anything failed. */
+ * log-linear buckets with 128 sub-buckets per power of two must land
+ * within 1% from 1 microsecond to over an hour. Ends with "t_stats: N passed, N
+ * failed"; exit status 1 if anything failed. */
 #include "fileserv.h"
 
 #include <math.h>
@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include "check.h"
 
-#define TOLERANCE 0.03
+#define TOLERANCE 0.01
 
 static double uniform01(void)
 {
@@ -105,9 +105,9 @@ static void test_distributions(void)
 	for (size_t i = 0; i < 1000; i++) /* small values are exact */
 		v[i] = rnd() % 40;
 	check_distribution("small", v, 1000);
-	for (size_t i = 0; i < 1000; i++) /* huge values */
-		v[i] = UINT64_MAX - rnd() % (UINT64_MAX / 4);
-	check_distribution("huge", v, 1000);
+	for (size_t i = 0; i < 1000; i++) /* 1 to 2 hours */
+		v[i] = 3600000000000ull + rnd() % 3600000000000ull;
+	check_distribution("hours", v, 1000);
 	v[0] = 123456789;
 	check_distribution("one sample", v, 1);
 	for (size_t i = 0; i < 100; i++)
@@ -116,7 +116,7 @@ static void test_distributions(void)
 	free(v);
 
 	/* every value round-trips within the bucket precision */
-	for (uint64_t x = 1; x < (1ull << 62); x = x * 3 / 2 + 1) {
+	for (uint64_t x = 1; x < (1ull << HIST_MAX_BITS); x = x * 3 / 2 + 1) {
 		struct histogram *h = hist_new();
 		hist_record(h, x);
 		hist_record(h, x + x / 100);
@@ -140,8 +140,8 @@ static void test_empty_and_edges(void)
 		  hist_quantile(h, 0.5) == 0,
 	      "a zero sample");
 	hist_record(h, UINT64_MAX);
-	CHECK(h->max_ns == UINT64_MAX && hist_quantile(h, 1) >= UINT64_MAX / 2,
-	      "UINT64_MAX sample: q1 = %llu",
+	CHECK(h->max_ns == UINT64_MAX && hist_quantile(h, 1) == UINT64_MAX,
+	      "beyond the range, the maximum: q1 = %llu",
 	      (unsigned long long)hist_quantile(h, 1));
 	CHECK(hist_quantile(h, 0) == 0, "q0 with a zero sample");
 	free(h);
