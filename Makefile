@@ -17,6 +17,8 @@ B64_LIB    ?= /usr/lib/$(MULTIARCH)/libb64.a
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -fstack-protector-strong \
             -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -I. $(PKG_CFLAGS)
+# Each object's header dependencies, written by the compiler beside it.
+DEPFLAGS  = -MMD -MP
 LDLIBS   += $(LUA_LIBDIR)/liblua5.4.a $(B64_LIB) \
             $(shell pkg-config --libs libcjson 2>/dev/null) \
             -lpthread -lm -ldl
@@ -46,8 +48,8 @@ deps:
 	  fi; \
 	fi
 
-$(BUILD)/%.o: %.c fileserv.h codec.h usage.h lua/script.h | $(BUILD) $(BUILD)/lua
-	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/%.o: %.c | $(BUILD) $(BUILD)/lua
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(BUILD)/lua/embed.o: lua/embed.S $(wildcard lua/*.lua) | $(BUILD)/lua
 	$(CC) -c -o $@ lua/embed.S
@@ -61,8 +63,8 @@ $(BUILD)/libfileserv.a: $(LIB_OBJS)
 fileserv: $(BUILD)/fileserv.o $(BUILD)/libfileserv.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a fileserv.h codec.h tests/check.h | $(BUILD)/tests
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
 
 test: deps fileserv $(UNIT_BINS)
 	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua tests/t_verdict.lua"
@@ -90,6 +92,8 @@ clean:
 .PHONY: bench
 bench: deps fileserv
 	./fileserv bench
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/lua/*.d $(BUILD)/tests/*.d)
 
 # ---- sanitizer builds and fuzzing: see mk/check.mk ----
 -include mk/check.mk

@@ -22,6 +22,11 @@
  * loop. Workers count what they receive in shared memory, which tells the
  * acceptor how many handed-over connections are still waiting. */
 #include "fileserv.h"
+#include "log.h"
+#include "proto.h"
+#include "server.h"
+#include "stats.h"
+#include "units.h"
 #include "usage.h"
 
 #include <errno.h>

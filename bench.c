@@ -12,7 +12,14 @@
  * client API and the stress engine, run in a forked child when their peak
  * memory is reported, so that the benchmark's own buffers do not count. */
 #include "fileserv.h"
+#include "client.h"
 #include "codec.h"
+#include "commands.h"
+#include "conn.h"
+#include "spawn.h"
+#include "stats.h"
+#include "stress.h"
+#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -4,6 +4,9 @@
  * client.c's. Exit status: 0 ok, 1 the server answered ERROR, 2 usage,
  * 3 network or local I/O failure. */
 #include "fileserv.h"
+#include "client.h"
+#include "commands.h"
+#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -5,7 +5,11 @@
  * into a caller's sink, so memory never depends on file size. Every
  * failure comes back as an error class and a message naming the server. */
 #include "fileserv.h"
+#include "client.h"
 #include "codec.h"
+#include "conn.h"
+#include "proto.h"
+#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

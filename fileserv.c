@@ -2,6 +2,10 @@
  * Everything else lives in the modules listed in fileserv.h. */
 #include "fileserv.h"
 #include "codec.h"
+#include "commands.h"
+#include "log.h"
+#include "server.h"
+#include "units.h"
 
 #include <getopt.h>
 #include <malloc.h>

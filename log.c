@@ -3,9 +3,10 @@
  * to stderr and, when asked, appended to a log file. Each line is written
  * with a single write() so that threads and processes never interleave
  * within a line. */
-#include "fileserv.h"
+#include "log.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/time.h>
 #include <time.h>

@@ -15,6 +15,11 @@
  * exit. Whatever still runs at --drain-timeout is cut, and a second signal
  * cuts it at once. */
 #include "fileserv.h"
+#include "log.h"
+#include "server.h"
+#include "stats.h"
+#include "storage.h"
+#include "units.h"
 #include "usage.h"
 
 #include <errno.h>

@@ -11,6 +11,8 @@
  * single string value of unbounded length. */
 #include "fileserv.h"
 #include "codec.h"
+#include "conn.h"
+#include "proto.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

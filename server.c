@@ -5,7 +5,16 @@
  * chunks straight into a temporary file. Which worker runs a connection is
  * pool.c's business; server_handle() is the one place a connection enters. */
 #include "fileserv.h"
+#include "client.h"
 #include "codec.h"
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+#include "server.h"
+#include "spawn.h"
+#include "stats.h"
+#include "storage.h"
+#include "units.h"
 #include "usage.h"
 
 #include <arpa/inet.h>

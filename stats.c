@@ -11,7 +11,8 @@
  * adding counts; larger values share one last bucket, and a quantile that
  * falls there is the exact maximum. Each stress worker fills its
  * own; the parent merges them, and percentiles come only from the merge. */
-#include "fileserv.h"
+#include "proto.h"
+#include "stats.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>

@@ -14,6 +14,10 @@
  * one stays intact until then, and concurrent uploads of one name leave
  * exactly one of them. */
 #include "fileserv.h"
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+#include "storage.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>

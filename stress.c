@@ -9,6 +9,12 @@
  * start and end, and the wall time runs from the first start to the last
  * end, so that it never depends on when the parent got the CPU. */
 #include "fileserv.h"
+#include "client.h"
+#include "commands.h"
+#include "conn.h"
+#include "stats.h"
+#include "stress.h"
+#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* units.c: numbers as users type them ("10MB", "1.5GiB", "30s", "500ms"),
  * parsed with bounds and a message that names the bad value, and the
  * monotonic clock. */
-#include "fileserv.h"
+#include "units.h"
 
 #include <errno.h>
 #include <math.h>

@@ -7,7 +7,12 @@
  * created closed before the process starts. Misuse raises (luaL_check*);
  * an expected failure returns nil, message, class. */
 #include "fileserv.h"
+#include "client.h"
+#include "conn.h"
 #include "lua/script.h"
+#include "spawn.h"
+#include "stress.h"
+#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -12,7 +12,10 @@
  * threads and forked processes behave the same. The Lua modules in lua/
  * are compiled into the binary (lua/embed.S). */
 #include "fileserv.h"
+#include "client.h"
+#include "commands.h"
 #include "lua/script.h"
+#include "stress.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>

@@ -45,8 +45,8 @@ $(BUILD)/fileserv: $(BUILD)/fileserv.o $(BUILD)/libfileserv.a
 
 # libFuzzer targets: library objects built with fuzzer-no-link, linked
 # with the fuzzer runtime (which brings main).
-$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libfileserv.a fileserv.h codec.h
-	$(CC) $(CFLAGS) $(FUZZ_LINK) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libfileserv.a
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(FUZZ_LINK) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
 
 asan:
 	+@$(call san_make,build-asan,$(ASAN_FLAGS),$(ASAN_FLAGS)) \

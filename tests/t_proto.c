@@ -7,6 +7,8 @@
  * Prints each failure with file:line and ends with
  * "t_proto: N passed, N failed"; exit status 1 if anything failed. */
 #include "fileserv.h"
+#include "conn.h"
+#include "proto.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -7,6 +7,8 @@
  * within 1% from 1 microsecond to over an hour. Ends with "t_stats: N passed, N
  * failed"; exit status 1 if anything failed. */
 #include "fileserv.h"
+#include "stats.h"
+#include "units.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -24,6 +24,11 @@
  *   - storage/ holds no dot-file (no temporary left behind);
  *   - no file descriptor leaked. */
 #include "fileserv.h"
+#include "client.h"
+#include "log.h"
+#include "proto.h"
+#include "server.h"
+#include "storage.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>

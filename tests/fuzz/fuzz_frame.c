@@ -21,6 +21,7 @@
  *   - rc 1 has consumed <= len, a NUL-terminated name of name_len bytes;
  *   - every err is a NUL-terminated string within errlen. */
 #include "fileserv.h"
+#include "proto.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -13,6 +13,7 @@
  *     same command and name, consuming all of it; it returns -1 rather
  *     than a truncated head when the buffer is one byte too small. */
 #include "fileserv.h"
+#include "proto.h"
 
 #include <stdint.h>
 #include <stdio.h>

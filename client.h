@@ -1,0 +1,57 @@
+/* client.h: the one client API, used by the CLI, the stress engine and the
+ * Lua bindings alike (client.c). */
+#ifndef FILESERV_CLIENT_H
+#define FILESERV_CLIENT_H
+
+#include "fileserv.h"
+#include "conn.h"
+#include "proto.h"
+
+#include <stdint.h>
+
+struct cJSON;
+
+struct fs_client {
+	char host[256];
+	char port[16];
+	double timeout; /* seconds without progress before giving up */
+};
+
+typedef void (*fs_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+struct fs_result {
+	uint64_t bytes; /* file bytes moved */
+	double seconds;
+	struct cJSON *reply; /* the reply's members, minus data_file */
+};
+
+/* Fills c from "host", "host:port" or NULL (then FILESERV_SERVER or the
+ * defaults). Returns 0 or -1 with st set. */
+int client_init(struct fs_client *c, const char *server, const char *port,
+		struct fs_status *st);
+/* Each returns 0, or -1 with st set (FS_ERR_SERVER carries the server's
+ * message). res->reply must be freed with client_result_free. */
+int client_request(const struct fs_client *c, enum proto_command cmd,
+		   const char *name, struct fs_result *res,
+		   struct fs_status *st);
+int client_get(const struct fs_client *c, const char *name,
+	       const struct fs_sink *sink, struct fs_result *res,
+	       struct fs_status *st);
+/* Uploads size bytes from fd as name. progress may be NULL. */
+int client_put(const struct fs_client *c, const char *name, int fd,
+	       uint64_t size, fs_progress_fn progress, void *progress_ctx,
+	       struct fs_result *res, struct fs_status *st);
+void client_result_free(struct fs_result *res);
+/* Sets SO_RCVTIMEO and SO_SNDTIMEO: the idle timeout of a socket. */
+void client_set_timeouts(int fd, double seconds);
+/* A sink that drops the bytes (a download counted, not kept). */
+int client_discard(void *ctx, const void *buf, size_t len);
+
+/* Downloads name into path through a temporary file beside it that is
+ * renamed over path only once the download is complete. */
+int client_get_file(const struct fs_client *c, const char *name,
+		    const char *path, int overwrite, fs_progress_fn progress,
+		    void *progress_ctx, struct fs_result *res,
+		    struct fs_status *st);
+
+#endif

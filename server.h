@@ -1,0 +1,90 @@
+/* server.h: the server: its configuration and listener (server.c), one
+ * connection served (server.c), the acceptor's event loop and its handoff
+ * to workers (acceptor.c), and the single, thread and process worker
+ * models with their signals (pool.c). */
+#ifndef FILESERV_SERVER_H
+#define FILESERV_SERVER_H
+
+#include "fileserv.h"
+#include "storage.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct stats_counters;
+struct usage;
+
+struct server_config {
+	const char *mode; /* "single", "thread", "process" */
+	int workers;
+	const char *host;
+	int port;
+	const char *storage;
+	const char *log_file;
+	int quiet;
+	int sync;
+	double idle_timeout; /* seconds between reads or writes */
+	double head_timeout; /* seconds for a complete request head */
+	double min_rate;     /* bytes/s over each idle_timeout window; 0 off */
+	int max_conns;	     /* open connections; 0 = no limit */
+	double drain_timeout;
+	uint64_t max_upload; /* decoded bytes; 0 = unlimited */
+	int ready_fd;	     /* write "PORT\n" here once listening, or -1 */
+	const char *user;    /* run as this user once listening, or NULL */
+};
+
+struct server {
+	struct server_config cfg;
+	int listen_fd;
+	int port;
+	struct storage storage;
+	struct stats_counters *stats;
+	struct usage *usage; /* CPU and memory of every server process */
+	int worker;	     /* process mode: this worker's number, else -1 */
+	double started;
+	int abandoned; /* a cut drain left worker threads running */
+};
+
+/* Listens, opens the storage and the shared counters, and then, with
+ * cfg->user, becomes that user (root only; the storage must be writable
+ * by it). */
+int server_open(struct server *srv, const struct server_config *cfg,
+		struct fs_status *st);
+void server_close(struct server *srv);
+
+/* A connection as the acceptor hands it to a worker: the descriptor, the
+ * peer's address as accept() gave it, and the head bytes read so far. */
+struct handoff {
+	int fd;
+	socklen_t peer_len;
+	struct sockaddr_storage peer;
+	size_t len;
+	char head[FS_HEAD_MAX];
+};
+
+/* Serves h's connection and closes it; worker names the worker in log
+ * lines. The socket's timeouts are the caller's business (accepted ones
+ * inherit the listener's). */
+void server_handle(struct server *srv, const char *worker,
+		   const struct handoff *h);
+
+/* ---- acceptor.c ---- */
+
+/* Runs the acceptor on srv's listener until SIGTERM or SIGINT (taken from
+ * signals through a signalfd; they must be blocked), handing connections
+ * over chan. SIGCHLD, if in signals, calls on_child, whose -1 is fatal.
+ * Closes the listener before returning 0, or -1 on a fatal error. */
+int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
+		 int (*on_child)(void *ctx), void *ctx);
+/* A worker's next connection, into h: 0, or -1 once the acceptor has
+ * closed, -2 if interrupted. */
+int acceptor_receive(int chan, struct handoff *h);
+
+/* ---- pool.c ---- */
+
+/* Runs the server in its configured mode until SIGTERM/SIGINT; returns
+ * the process exit status. */
+int pool_run(struct server *srv);
+
+#endif

@@ -1,0 +1,53 @@
+/* stats.h: whole-server counters in shared memory, and the log-linear
+ * latency histograms workers keep and the parent merges (stats.c). */
+#ifndef FILESERV_STATS_H
+#define FILESERV_STATS_H
+
+#include "proto.h"
+
+#include <stdint.h>
+
+struct cJSON;
+
+struct stats_counters {
+	uint64_t requests[CMD_COUNT];
+	uint64_t succeeded[CMD_COUNT];
+	uint64_t failed[CMD_COUNT];
+	uint64_t bytes_in, bytes_out, connections;
+	uint64_t dispatched; /* connections workers took from the acceptor */
+};
+
+/* Counters in memory shared with forked children; NULL on failure. */
+struct stats_counters *stats_shared_create(void);
+/* Counts a request as succeeded or failed. A request is counted just
+ * before its reply's last write, so that a client that has the reply also
+ * sees it in STATS; stats_recount() moves it if that write then fails. */
+void stats_count_request(struct stats_counters *s, enum proto_command cmd,
+			 int ok);
+void stats_recount(struct stats_counters *s, enum proto_command cmd, int ok);
+void stats_count_bytes(struct stats_counters *s, uint64_t in, uint64_t out);
+/* STATS reply data: counters plus mode, workers and uptime. */
+struct cJSON *stats_to_json(const struct stats_counters *s, const char *mode,
+			    int workers, double uptime);
+
+/* Log-linear latency histogram: mergeable, percentiles from buckets.
+ * Values below 2^HIST_SUB_BITS ns are exact; each power of two above, up
+ * to 2^HIST_MAX_BITS ns (about 2.4 hours), is split into 2^HIST_SUB_BITS
+ * buckets (a value is kept within 0.4%, every quantile within 0.8%); the
+ * last bucket holds larger values, reported as the maximum. 37 KB. */
+#define HIST_SUB_BITS 7
+#define HIST_MAX_BITS 43
+#define HIST_BUCKETS                                                           \
+	(((HIST_MAX_BITS - HIST_SUB_BITS + 1) << HIST_SUB_BITS) + 1)
+struct histogram {
+	uint64_t count[HIST_BUCKETS];
+	uint64_t n, min_ns, max_ns;
+	double sum_ns;
+};
+void hist_init(struct histogram *h);
+void hist_record(struct histogram *h, uint64_t ns);
+void hist_merge(struct histogram *into, const struct histogram *from);
+/* Value (ns) at quantile q in [0,1]; 0 for an empty histogram. */
+uint64_t hist_quantile(const struct histogram *h, double q);
+
+#endif

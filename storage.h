@@ -1,0 +1,59 @@
+/* storage.h: the confined storage directory: open, list, delete, atomic
+ * uploads (temporary file, fsync, rename, directory fsync) (storage.c). */
+#ifndef FILESERV_STORAGE_H
+#define FILESERV_STORAGE_H
+
+#include "fileserv.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FS_TMP_PREFIX ".fileserv-tmp-"
+
+struct cJSON;
+
+struct storage {
+	int dirfd;
+	int sync; /* fsync uploads and the directory */
+};
+
+/* Opens (creating if missing) the storage directory and removes stale
+ * temporary files. Returns 0 or -1 with st set. */
+int storage_open(struct storage *s, const char *path, int sync,
+		 struct fs_status *st);
+void storage_close(struct storage *s);
+/* Removes named temporary files: all of them (pid 0), or those a dead
+ * process left. */
+void storage_sweep(struct storage *s, pid_t pid);
+/* Opens a regular file for reading and sets *size; -1 with a message in
+ * err. */
+int storage_open_file(struct storage *s, const char *name, uint64_t *size,
+		      char *err, size_t errlen);
+/* Sorted names of the regular files; NULL with a message in err. */
+struct cJSON *storage_list(struct storage *s, char *err, size_t errlen);
+int storage_delete(struct storage *s, const char *name, char *err,
+		   size_t errlen);
+
+/* An upload in progress: invisible until committed. */
+struct upload {
+	struct storage *storage;
+	int fd;
+	char tmpname[64]; /* named temporary, when O_TMPFILE is unsupported */
+	uint64_t bytes;
+	int replaced_fd; /* the version a commit replaced, until released */
+};
+int storage_upload_begin(struct storage *s, struct upload *u, char *err,
+			 size_t errlen);
+int storage_upload_write(struct upload *u, const void *buf, size_t len,
+			 char *err, size_t errlen);
+/* Makes the upload visible as name, durably when sync is on. The version
+ * it replaces stays open, so that freeing its pages waits for
+ * storage_upload_release(), after the reply. */
+int storage_upload_commit(struct upload *u, const char *name, char *err,
+			  size_t errlen);
+void storage_upload_release(struct upload *u);
+/* Discards an upload that was not committed. Safe to call twice. */
+void storage_upload_abort(struct upload *u);
+
+#endif

@@ -1,0 +1,76 @@
+/* stress.h: the stress engine: concurrent client workers in threads or
+ * processes, their tallies and the merged summary (stress.c). */
+#ifndef FILESERV_STRESS_H
+#define FILESERV_STRESS_H
+
+#include "fileserv.h"
+#include "client.h"
+#include "stats.h"
+
+#include <stdint.h>
+
+struct cJSON;
+
+enum stress_op { STRESS_UPLOAD, STRESS_DOWNLOAD, STRESS_LIST, STRESS_SCRIPT };
+
+/* What one client worker did; merged by the parent after join/waitpid. */
+struct stress_tally {
+	uint64_t ok, failed, bytes, verified;
+	uint64_t errors[FS_ERR_COUNT];
+	double busy; /* seconds spent in operations: the client's duration */
+	double start, end; /* monotonic clock at release and at the end */
+	struct histogram latency;
+	char first_error[200];
+};
+
+/* A scripted scenario: the engine calls these in each worker, in the
+ * worker's own thread or process. */
+struct stress_hooks {
+	void *(*start)(void *ctx, int worker, struct fs_status *st);
+	/* One iteration; 0 ok, -1 failed with st set. */
+	int (*step)(void *state, int worker, long iteration,
+		    struct fs_status *st);
+	void (*stop)(void *state);
+	void *ctx;
+};
+
+struct stress_config {
+	struct fs_client server;
+	enum stress_op op;
+	const char *file; /* local file: upload source, download reference */
+	const char *name; /* remote name */
+	int clients;
+	int processes;	 /* fork workers instead of starting threads */
+	long iterations; /* per client; ignored when duration > 0 */
+	double duration;
+	int verify;
+	const struct stress_hooks *hooks; /* for STRESS_SCRIPT */
+};
+
+struct stress_result {
+	struct stress_tally total;
+	double wall;	    /* seconds from release to last worker done */
+	double client_time; /* mean of each client's own duration */
+	double client_rate; /* mean of each client's bytes / duration */
+	int server_stats;   /* server deltas below are valid */
+	uint64_t server_succeeded, server_failed;
+};
+
+/* The counters of the worker running on this thread, or NULL: operations
+ * made by a scenario add their bytes here. */
+extern __thread struct stress_tally *stress_current;
+
+/* Runs the workload; 0, or -1 with st set if it could not start. */
+int stress_run(const struct stress_config *cfg, struct stress_result *res,
+	       struct fs_status *st);
+const char *stress_op_name(enum stress_op op);
+/* Writes size deterministic pseudo-random bytes (a function of seed) to
+ * path; 0 or -1 with errno set. */
+int stress_make_file(const char *path, uint64_t size, uint64_t seed);
+/* The summary as JSON: the one representation the CLI prints and the Lua
+ * binding converts. */
+struct cJSON *stress_to_json(const struct stress_config *cfg,
+			     const struct stress_result *res);
+int stress_op_parse(const char *text, enum stress_op *op);
+
+#endif
