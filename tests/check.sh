@@ -57,13 +57,14 @@ sanitizer_logs() {
 	[ "$n" = 0 ] && PASSED=$((PASSED + 1)) && say "ok   $2: no sanitizer reports"
 }
 
-# Runs a unit program directly: its "NAME: N passed, N failed" line counts,
-# a crash or a missing line is one more failure.
+# Runs a unit program directly: its "NAME: N passed, N failed (N checks)"
+# line counts its test functions; a crash or a missing line is one more
+# failure.
 run_unit() {
 	local bin=${*: -1} out=$T/unit.out st line
 	timeout 600 "$@" >"$out" 2>&1
 	st=$?
-	line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+	line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed \([0-9]+ checks\)$' "$out" | tail -1)
 	if [ -n "$line" ]; then
 		set -- ${line#*: }
 		PASSED=$((PASSED + $1))

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Independent peer for the fileserv wire protocol, for interop tests.
 
-Written only from /work/shared/PROTOCOL.md (not from the C sources), it
-behaves like the "Python original" the document describes: one request per
-connection, "<COMMAND> <args>\\r\\n\\r\\n" in, one json.dumps object plus
-"\\r\\n\\r\\n" out, whole files held in memory, uploads written in place.
-It adds the name checks that PROTOCOL.md's "Names" requires.
+Written from the protocol's description (docs/protocol.md), not from the
+C sources, it behaves like the Python original fileserv descends from: one
+request per connection, "<COMMAND> <args>\\r\\n\\r\\n" in, one json.dumps
+object plus "\\r\\n\\r\\n" out, whole files held in memory, uploads
+written in place. It adds the name checks of docs/protocol.md's "Names".
 
 Server:  peer.py serve [--host 127.0.0.1] --port N --storage DIR [--timeout S]
          (--port 0 picks a free port; prints "listening on HOST:PORT")

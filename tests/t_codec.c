@@ -574,14 +574,14 @@ static void test_big_blanks(void)
 
 int main(void)
 {
-	test_selection();
-	test_vectors();
-	test_roundtrip();
-	test_splits();
-	test_invalid();
-	test_bytes_everywhere();
-	test_fuzz();
-	test_sticky_failure();
-	test_big_blanks();
+	RUN_TEST(test_selection);
+	RUN_TEST(test_vectors);
+	RUN_TEST(test_roundtrip);
+	RUN_TEST(test_splits);
+	RUN_TEST(test_invalid);
+	RUN_TEST(test_bytes_everywhere);
+	RUN_TEST(test_fuzz);
+	RUN_TEST(test_sticky_failure);
+	RUN_TEST(test_big_blanks);
 	return check_done("t_codec");
 }

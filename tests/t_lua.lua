@@ -1,10 +1,13 @@
 -- tests/t_lua.lua: tests of the Lua bindings, run by the real embedded
 -- interpreter: fileserv run tests/t_lua.lua BINARY
--- Prints one line per failure and ends with "t_lua: N passed, N failed".
+-- Prints one line per failed check, "TEST PASSED FAILED NAME" after each
+-- test (its checks) and ends with "t_lua: N passed, N failed (N checks)"
+-- counting tests, as the C unit programs do (tests/check.h).
 local fileserv = require "fileserv"
 local report = require "fileserv.report"
 local bin = arg[1] or "./fileserv"
-local passed, failed = 0, 0
+local passed, failed = 0, 0 -- checks of the current test
+local tests_passed, tests_failed, checks = 0, 0, 0
 
 local function check(cond, what)
   if cond then
@@ -16,8 +19,16 @@ local function check(cond, what)
 end
 
 local function test(name, fn)
+  passed, failed = 0, 0
   local ok, err = xpcall(fn, debug.traceback)
   check(ok, name .. ": " .. tostring(err))
+  print(string.format("TEST %d %d %s", passed, failed, name))
+  checks = checks + passed + failed
+  if failed == 0 then
+    tests_passed = tests_passed + 1
+  else
+    tests_failed = tests_failed + 1
+  end
 end
 
 local dir = os.tmpname()
@@ -320,5 +331,5 @@ test("script errors and exit codes", function()
 end)
 
 os.execute("rm -rf " .. dir)
-print(string.format("t_lua: %d passed, %d failed", passed, failed))
-os.exit(failed == 0 and 0 or 1)
+print(string.format("t_lua: %d passed, %d failed (%d checks)", tests_passed, tests_failed, checks))
+os.exit(tests_failed == 0 and 0 or 1)

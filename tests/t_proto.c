@@ -4,8 +4,9 @@
  *
  * Every parse runs on an exact-length heap copy of its input, so reading
  * past the end is caught by ASan and never hidden by a NUL terminator.
- * Prints each failure with file:line and ends with
- * "t_proto: N passed, N failed"; exit status 1 if anything failed. */
+ * Prints each failure with file:line, one TEST line per test function and
+ * ends with "t_proto: N passed, N failed (N checks)" (tests/check.h); exit
+ * status 1 if anything failed. */
 #include "fileserv.h"
 #include "conn.h"
 #include "proto.h"
@@ -1046,18 +1047,18 @@ int main(int argc, char **argv)
 	    (argc > 1 && strcmp(argv[1], "--long") == 0) || (env && *env);
 	alarm(long_run ? 600 : 120); /* never hang the suite */
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	test_parse_commands();
-	test_parse_quoted();
-	test_parse_bad();
-	test_parse_names_255();
-	test_parse_head_cap();
-	test_parse_prefixes();
-	test_check_name();
-	test_format_head();
-	test_find_terminator();
-	test_envelopes();
-	test_read_reply_sizes(long_run);
-	test_read_reply_errors();
-	test_read_reply_sink_failure();
+	RUN_TEST(test_parse_commands);
+	RUN_TEST(test_parse_quoted);
+	RUN_TEST(test_parse_bad);
+	RUN_TEST(test_parse_names_255);
+	RUN_TEST(test_parse_head_cap);
+	RUN_TEST(test_parse_prefixes);
+	RUN_TEST(test_check_name);
+	RUN_TEST(test_format_head);
+	RUN_TEST(test_find_terminator);
+	RUN_TEST(test_envelopes);
+	RUN_TEST(test_read_reply_sizes, long_run);
+	RUN_TEST(test_read_reply_errors);
+	RUN_TEST(test_read_reply_sink_failure);
 	return check_done("t_proto");
 }

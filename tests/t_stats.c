@@ -4,8 +4,9 @@
  * Histogram quantiles are compared with the exact order statistic of the
  * same samples (sorted array, the element at index floor(q * (n - 1))):
  * log-linear buckets with 128 sub-buckets per power of two must land
- * within 1% from 1 microsecond to over an hour. Ends with "t_stats: N passed, N
- * failed"; exit status 1 if anything failed. */
+ * within 1% from 1 microsecond to over an hour. Ends with "t_stats: N
+ * passed, N failed (N checks)" (tests/check.h); exit status 1 if anything
+ * failed. */
 #include "fileserv.h"
 #include "stats.h"
 #include "units.h"
@@ -368,9 +369,9 @@ int main(void)
 	alarm(120); /* never hang the suite */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	check_rng = 0x2545f4914f6cdd1dull; /* the seed its tolerances met */
-	test_distributions();
-	test_empty_and_edges();
-	test_merge();
-	test_units();
+	RUN_TEST(test_distributions);
+	RUN_TEST(test_empty_and_edges);
+	RUN_TEST(test_merge);
+	RUN_TEST(test_units);
 	return check_done("t_stats");
 }
