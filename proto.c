@@ -1,4 +1,4 @@
-/* proto.c: the wire format of ../shared/PROTOCOL.md.
+/* proto.c: the wire format of docs/protocol.md.
  *
  * Requests are parsed incrementally from a connection buffer: the head
  * (command word and name) is capped at FS_HEAD_MAX bytes, and an UPLOAD's

@@ -1,5 +1,5 @@
 # mk/check.mk: sanitizer builds, libFuzzer targets and the sanitizer check
-# (../shared/RELIABILITY.md, "Sanitizers, fuzzing and the CI budget").
+# (docs/reliability.md, "Sanitizers and fuzzing").
 # Included by the Makefile; uses its LIB_SRCS, LUA_SRCS, lua/embed.S,
 # PKG_CFLAGS and LDLIBS.
 #
