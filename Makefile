@@ -31,7 +31,7 @@ LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LUA_SRCS:%.c=$(BUILD)/%.o) \
 UNIT_SRCS = $(wildcard tests/t_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check-long run install clean format
+.PHONY: all deps test check-long run install clean format check-format
 
 all: deps fileserv
 
@@ -78,12 +78,29 @@ check-long: deps fileserv $(UNIT_BINS)
 run: deps fileserv
 	./fileserv run scripts/stress_all.lua
 
+# The binary, its man page, the Lua scripts (share/fileserv/scripts) and
+# the documentation (share/doc/fileserv), under $(DESTDIR)$(PREFIX).
+INSTALL_DOCS    = README.md $(wildcard docs/*.md)
+INSTALL_SCRIPTS = $(wildcard scripts/*.lua)
+
 install: fileserv
 	install -D -m 755 fileserv $(DESTDIR)$(PREFIX)/bin/fileserv
 	install -D -m 644 fileserv.1 $(DESTDIR)$(PREFIX)/share/man/man1/fileserv.1
+	install -d $(DESTDIR)$(PREFIX)/share/fileserv/scripts \
+	  $(DESTDIR)$(PREFIX)/share/doc/fileserv
+	install -m 644 $(INSTALL_SCRIPTS) $(DESTDIR)$(PREFIX)/share/fileserv/scripts
+	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(PREFIX)/share/doc/fileserv
+
+# Every C source and header of the tree, for clang-format (.clang-format).
+FORMAT_SRCS = $(shell find . -path ./build -prune -o -path './build-*' -prune \
+	        -o -path ./.git -prune -o \( -name '*.c' -o -name '*.h' \) -print)
 
 format:
-	clang-format -i *.c *.h lua/*.c lua/*.h tests/*.c
+	clang-format -i $(FORMAT_SRCS)
+
+# Fails, naming file and line, where the sources differ from the style.
+check-format:
+	clang-format --dry-run -Werror $(FORMAT_SRCS)
 
 clean:
 	rm -rf $(BUILD) fileserv
