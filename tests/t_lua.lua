@@ -1,35 +1,12 @@
 -- tests/t_lua.lua: tests of the Lua bindings, run by the real embedded
 -- interpreter: fileserv run tests/t_lua.lua BINARY
--- Prints one line per failed check, "TEST PASSED FAILED NAME" after each
--- test (its checks) and ends with "t_lua: N passed, N failed (N checks)"
--- counting tests, as the C unit programs do (tests/check.h).
+-- Reports each test and ends with "t_lua: N passed, N failed (N checks)"
+-- (tests/check.lua).
 local fileserv = require "fileserv"
 local report = require "fileserv.report"
 local bin = arg[1] or "./fileserv"
-local passed, failed = 0, 0 -- checks of the current test
-local tests_passed, tests_failed, checks = 0, 0, 0
-
-local function check(cond, what)
-  if cond then
-    passed = passed + 1
-  else
-    failed = failed + 1
-    print("FAIL " .. what .. " (" .. debug.traceback("", 2):match("t_lua.lua:%d+") .. ")")
-  end
-end
-
-local function test(name, fn)
-  passed, failed = 0, 0
-  local ok, err = xpcall(fn, debug.traceback)
-  check(ok, name .. ": " .. tostring(err))
-  print(string.format("TEST %d %d %s", passed, failed, name))
-  checks = checks + passed + failed
-  if failed == 0 then
-    tests_passed = tests_passed + 1
-  else
-    tests_failed = tests_failed + 1
-  end
-end
+local unit = dofile((arg[0]:match("^(.*/)") or "") .. "check.lua")
+local check, test = unit.check, unit.test
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -331,5 +308,4 @@ test("script errors and exit codes", function()
 end)
 
 os.execute("rm -rf " .. dir)
-print(string.format("t_lua: %d passed, %d failed (%d checks)", tests_passed, tests_failed, checks))
-os.exit(tests_failed == 0 and 0 or 1)
+os.exit(unit.done("t_lua"))

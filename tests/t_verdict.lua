@@ -1,24 +1,12 @@
 -- tests/t_verdict.lua: the statistics behind the matrix's figures and
 -- verdicts (fileserv.stats, fileserv.matrix), on known inputs, run by the
 -- embedded interpreter: fileserv run tests/t_verdict.lua BINARY
--- Prints one line per failure and ends with "t_verdict: N passed, N failed".
+-- Reports each test and ends with "t_verdict: N passed, N failed (N
+-- checks)" (tests/check.lua).
 local stats = require "fileserv.stats"
 local matrix = require "fileserv.matrix"
-local passed, failed = 0, 0
-
-local function check(cond, what)
-  if cond then
-    passed = passed + 1
-  else
-    failed = failed + 1
-    print("FAIL " .. what .. " (" .. debug.traceback("", 2):match("t_verdict.lua:%d+") .. ")")
-  end
-end
-
-local function test(name, fn)
-  local ok, err = xpcall(fn, debug.traceback)
-  check(ok, name .. ": " .. tostring(err))
-end
+local unit = dofile((arg[0]:match("^(.*/)") or "") .. "check.lua")
+local check, test = unit.check, unit.test
 
 local function near(a, b, tol) return a and b and math.abs(a - b) <= tol end
 
@@ -177,5 +165,4 @@ test("compare against a baseline", function()
   check(r.same == 3 and r.failing == 0, "a result against itself: no difference")
 end)
 
-print(string.format("t_verdict: %d passed, %d failed", passed, failed))
-os.exit(failed == 0 and 0 or 1)
+os.exit(unit.done("t_verdict"))
