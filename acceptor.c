@@ -59,7 +59,8 @@ struct acceptor {
 	uint64_t sent;
 	double paused_until; /* accept() hit the descriptor limit */
 	int spare; /* a descriptor kept free for refusing under EMFILE */
-	int (*on_child)(void *ctx);
+	int (*on_child)(void *ctx, struct fs_status *st);
+	struct fs_status *st; /* why run_loop() failed */
 	void *ctx;
 	double stop_at; /* stopping: the drain deadline */
 };
@@ -343,7 +344,7 @@ static int take_signal(struct acceptor *a)
 	if (read(a->sigfd, &si, sizeof(si)) != sizeof(si))
 		return 0;
 	if (si.ssi_signo == SIGCHLD)
-		return a->on_child && a->on_child(a->ctx) < 0 ? -1 : 0;
+		return a->on_child && a->on_child(a->ctx, a->st) < 0 ? -1 : 0;
 	if (a->stop_at > 0)
 		return 1; /* a second signal */
 	log_info("main", "%s: stopping", strsignal((int)si.ssi_signo));
@@ -360,7 +361,8 @@ static int run_loop(struct acceptor *a)
 	       ((a->nreading || a->nready) && units_now() < a->stop_at)) {
 		int n = epoll_wait(a->epfd, ev, 64, wait_ms(a, units_now()));
 		if (n < 0 && errno != EINTR)
-			return -1;
+			return fs_fail(a->st, FS_ERR_LOCAL, "epoll_wait: %s",
+				       strerror(errno));
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = ev[i].data.u64;
 			int rc = 0;
@@ -408,17 +410,30 @@ static void shut(struct acceptor *a)
 }
 
 int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
-		 int (*on_child)(void *ctx), void *ctx)
+		 int (*on_child)(void *ctx, struct fs_status *st), void *ctx,
+		 struct fs_status *st)
 {
-	struct acceptor a = {
-	    .srv = srv, .chan = chan, .on_child = on_child, .ctx = ctx};
+	struct acceptor a = {.srv = srv,
+			     .chan = chan,
+			     .on_child = on_child,
+			     .ctx = ctx,
+			     .st = st};
 	list_init(&a.reading);
 	list_init(&a.ready);
 	a.epfd = epoll_create1(EPOLL_CLOEXEC);
 	a.sigfd = signalfd(-1, signals, SFD_CLOEXEC | SFD_NONBLOCK);
 	a.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (a.epfd < 0 || a.sigfd < 0)
+	if (a.epfd < 0 || a.sigfd < 0) {
+		fs_fail(st, FS_ERR_LOCAL, "cannot start the acceptor: %s",
+			strerror(errno));
+		if (a.epfd >= 0)
+			close(a.epfd);
+		if (a.sigfd >= 0)
+			close(a.sigfd);
+		if (a.spare >= 0)
+			close(a.spare);
 		return -1;
+	}
 	fcntl(srv->listen_fd, F_SETFL,
 	      fcntl(srv->listen_fd, F_GETFL) | O_NONBLOCK);
 	watch(a.epfd, srv->listen_fd, EPOLLIN, TAG_LISTENER);

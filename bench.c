@@ -326,6 +326,7 @@ static int stress_child(const struct stress_config *cfg, struct stress_out *out)
 					  ? self.ru_maxrss
 					  : kids.ru_maxrss;
 		}
+		/* the measuring child of fork() ends here */
 		_exit(write(p[1], &o, sizeof(o)) == sizeof(o) ? 0 : 1);
 	}
 	close(p[1]);

@@ -287,7 +287,11 @@ int serve_main(int argc, char **argv)
 		fprintf(stderr, "fileserv serve: %s\n", st.message);
 		return fs_exit_code(st.code);
 	}
-	rc = pool_run(&srv);
+	rc = 0;
+	if (pool_run(&srv, &st) < 0) {
+		log_error("main", "%s", st.message);
+		rc = fs_exit_code(st.code);
+	}
 	server_close(&srv);
 	return rc;
 }

@@ -9,7 +9,9 @@
  * lua/script.h.
  *
  * Library code returns -1 or NULL and describes the failure in a struct
- * fs_status; only main() exits. */
+ * fs_status; only main() exits. A child of fork() that must not return
+ * into its parent's code ends with _exit(), which runs none of the
+ * parent's atexit handlers and flushes none of its stdio buffers. */
 #ifndef FILESERV_H
 #define FILESERV_H
 

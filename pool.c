@@ -6,7 +6,7 @@
  *   single:  one worker thread.
  *   thread:  N worker threads.
  *   process: N pre-forked worker processes. The parent also supervises:
- *            it replaces a worker that dies (and gives up, exit 2, if
+ *            it replaces a worker that dies (and gives up, exit 3, if
  *            workers keep dying), and workers die with it
  *            (PR_SET_PDEATHSIG).
  * SIGTERM/SIGINT: the acceptor closes the listener (new connections are
@@ -131,23 +131,51 @@ static int join_until(struct thread_worker *w, int n, double deadline,
 	return 1;
 }
 
-static int run_threads(struct server *srv, int chan[2], const sigset_t *set)
+/* Starts n worker threads. If one cannot start, closes the acceptor's end
+ * of the channel so that those already running exit, joins them and
+ * returns -1 with st set. */
+static int start_threads(struct thread_worker *w, int n, int chan[2],
+			 struct fs_status *st)
+{
+	for (int i = 0; i < n; i++) {
+		int err = pthread_create(&w[i].tid, NULL, thread_main, &w[i]);
+		if (err == 0)
+			continue;
+		close(chan[0]);
+		for (int j = 0; j < i; j++)
+			pthread_join(w[j].tid, NULL);
+		return fs_fail(
+		    st, FS_ERR_LOCAL,
+		    "cannot start worker thread %d of %d: %s (the %d "
+		    "started were stopped)",
+		    i + 1, n, strerror(err), i);
+	}
+	return 0;
+}
+
+static int run_threads(struct server *srv, int chan[2], const sigset_t *set,
+		       struct fs_status *st)
 {
 	int n = srv->cfg.workers;
 	struct thread_worker *w = calloc((size_t)n, sizeof(*w));
-	for (int i = 0; w && i < n; i++) {
+	if (!w) {
+		close(chan[0]);
+		close(chan[1]);
+		return fs_fail(st, FS_ERR_LOCAL, "out of memory for %d workers",
+			       n);
+	}
+	for (int i = 0; i < n; i++) {
 		w[i].srv = srv;
 		w[i].chan = chan[1];
 		snprintf(w[i].name, sizeof(w[i].name), "worker-%d", i + 1);
-		if (pthread_create(&w[i].tid, NULL, thread_main, &w[i])) {
-			log_error("main", "cannot start worker threads");
-			_exit(1);
-		}
 	}
-	if (!w)
-		return 1;
+	if (start_threads(w, n, chan, st) < 0) {
+		close(chan[1]);
+		free(w);
+		return -1;
+	}
 	announce(srv);
-	int rc = acceptor_run(srv, chan[0], set, NULL, NULL);
+	int rc = acceptor_run(srv, chan[0], set, NULL, NULL, st);
 	close(chan[0]);
 	/* Workers still running at the deadline keep their memory and the
 	 * channel: the process exits under them. */
@@ -157,7 +185,7 @@ static int run_threads(struct server *srv, int chan[2], const sigset_t *set)
 	} else {
 		srv->abandoned = 1;
 	}
-	return rc < 0 ? 1 : 0;
+	return rc;
 }
 
 /* ---- process mode ---- */
@@ -202,6 +230,10 @@ static void close_inherited(const struct supervisor *sup)
 	}
 }
 
+/* Forks worker id; returns its pid, or -1 (errno set). The child never
+ * returns: it serves until the channel closes and then leaves with
+ * _exit(), which skips the parent's atexit handlers and stdio buffers
+ * that the fork copied. */
 static pid_t spawn_worker(struct supervisor *sup, int id)
 {
 	pid_t pid = fork();
@@ -235,8 +267,9 @@ static void log_death(int id, pid_t pid, int status)
 			  id + 1, (int)pid, WEXITSTATUS(status));
 }
 
-/* SIGCHLD: reaps and replaces workers; -1 if they keep dying. */
-static int supervise(void *ctx)
+/* SIGCHLD: reaps and replaces workers; -1 with st set if they keep dying
+ * or one cannot be replaced. */
+static int supervise(void *ctx, struct fs_status *st)
 {
 	struct supervisor *sup = ctx;
 	int status;
@@ -258,14 +291,17 @@ static int supervise(void *ctx)
 		/* Only a worker that dies young suggests a crash loop; healthy
 		 * workers killed one by one are simply replaced. */
 		if (units_now() - sup->born[id] < EARLY_DEATH &&
-		    ++sup->deaths > RESPAWN_MAX) {
-			log_error("main", "workers keep dying: giving up");
-			return -1;
-		}
+		    ++sup->deaths > RESPAWN_MAX)
+			return fs_fail(st, FS_ERR_LOCAL,
+				       "workers keep dying: giving up");
 		if (sup->deaths > sup->n) /* slow a crash loop down */
 			nanosleep(&(struct timespec){0, 100000000}, NULL);
 		sup->born[id] = units_now();
 		sup->pids[id] = spawn_worker(sup, id);
+		if (sup->pids[id] < 0)
+			return fs_fail(st, FS_ERR_LOCAL,
+				       "cannot replace worker-%d: fork: %s",
+				       id + 1, strerror(errno));
 	}
 	return 0;
 }
@@ -294,8 +330,30 @@ static void stop_workers(struct supervisor *sup, double deadline,
 		;
 }
 
+/* Forks the workers; if one cannot start, stops those already running
+ * and returns -1 with st set. */
+static int start_processes(struct supervisor *sup, const sigset_t *set,
+			   struct fs_status *st)
+{
+	for (int i = 0; i < sup->n; i++) {
+		sup->born[i] = units_now();
+		sup->pids[i] = spawn_worker(sup, i);
+		if (sup->pids[i] >= 0)
+			continue;
+		int err = errno;
+		close(sup->chan[0]);
+		stop_workers(sup, units_now() + sup->srv->cfg.drain_timeout,
+			     set);
+		return fs_fail(st, FS_ERR_LOCAL,
+			       "cannot start worker process %d of %d: fork: %s "
+			       "(the %d started were stopped)",
+			       i + 1, sup->n, strerror(err), i);
+	}
+	return 0;
+}
+
 static int run_processes(struct server *srv, int chan[2], sigset_t *set,
-			 const sigset_t *oldmask)
+			 const sigset_t *oldmask, struct fs_status *st)
 {
 	struct supervisor sup = {.srv = srv,
 				 .self = getpid(),
@@ -305,27 +363,31 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 				 .oldmask = *oldmask};
 	sup.pids = calloc((size_t)sup.n, sizeof(*sup.pids));
 	sup.born = calloc((size_t)sup.n, sizeof(*sup.born));
-	if (!sup.pids || !sup.born)
-		return 1;
+	int rc = -1;
+	if (!sup.pids || !sup.born) {
+		fs_fail(st, FS_ERR_LOCAL, "out of memory for %d workers",
+			sup.n);
+		close(chan[0]);
+		goto out;
+	}
 	sigaddset(set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, set, NULL);
-	for (int i = 0; i < sup.n; i++) {
-		sup.born[i] = units_now();
-		sup.pids[i] = spawn_worker(&sup, i);
-	}
+	if (start_processes(&sup, set, st) < 0)
+		goto out;
 	usage_publish(srv->usage, -1);
 	announce(srv);
-	int rc = acceptor_run(srv, chan[0], set, supervise, &sup);
+	rc = acceptor_run(srv, chan[0], set, supervise, &sup, st);
 	close(chan[0]);
 	stop_workers(&sup, units_now() + (rc ? 0 : srv->cfg.drain_timeout),
 		     set);
+out:
 	close(chan[1]);
 	free(sup.pids);
 	free(sup.born);
-	return rc ? 2 : 0;
+	return rc;
 }
 
-int pool_run(struct server *srv)
+int pool_run(struct server *srv, struct fs_status *st)
 {
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t set, oldmask;
@@ -334,14 +396,14 @@ int pool_run(struct server *srv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, &oldmask);
 	int chan[2], rc;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0) {
-		log_error("main", "socketpair: %s", strerror(errno));
-		return 1;
-	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "socketpair: %s",
+			       strerror(errno));
 	if (strcmp(srv->cfg.mode, "process") == 0)
-		rc = run_processes(srv, chan, &set, &oldmask);
+		rc = run_processes(srv, chan, &set, &oldmask, st);
 	else
-		rc = run_threads(srv, chan, &set);
-	log_info("main", "server stopped");
+		rc = run_threads(srv, chan, &set, st);
+	if (rc == 0)
+		log_info("main", "server stopped");
 	return rc;
 }

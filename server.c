@@ -601,7 +601,7 @@ pid_t server_spawn(const char *const *args, int *port, struct fs_status *st)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		fcntl(pipefd[1], F_SETFD, 0);
 		execv("/proc/self/exe", (char **)argv);
-		_exit(127);
+		_exit(127); /* the child of fork(): exec failed */
 	}
 	close(pipefd[1]);
 	*port = pid > 0 ? wait_ready(pipefd[0]) : -1;

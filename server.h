@@ -73,18 +73,21 @@ void server_handle(struct server *srv, const char *worker,
 
 /* Runs the acceptor on srv's listener until SIGTERM or SIGINT (taken from
  * signals through a signalfd; they must be blocked), handing connections
- * over chan. SIGCHLD, if in signals, calls on_child, whose -1 is fatal.
- * Closes the listener before returning 0, or -1 on a fatal error. */
+ * over chan. SIGCHLD, if in signals, calls on_child, whose -1 (with st
+ * set) is fatal. Closes the listener before returning 0, or -1 with st
+ * set on a fatal error. */
 int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
-		 int (*on_child)(void *ctx), void *ctx);
+		 int (*on_child)(void *ctx, struct fs_status *st), void *ctx,
+		 struct fs_status *st);
 /* A worker's next connection, into h: 0, or -1 once the acceptor has
  * closed, -2 if interrupted. */
 int acceptor_receive(int chan, struct handoff *h);
 
 /* ---- pool.c ---- */
 
-/* Runs the server in its configured mode until SIGTERM/SIGINT; returns
- * the process exit status. */
-int pool_run(struct server *srv);
+/* Runs the server in its configured mode until SIGTERM/SIGINT. Returns 0,
+ * or -1 with st set when the workers cannot be started or kept alive
+ * (those already started are stopped first). */
+int pool_run(struct server *srv, struct fs_status *st);
 
 #endif

@@ -2,7 +2,7 @@
 the master killed and restarted, SIGTERM drains, second signals, the
 log, and dropping privileges.
 """
-import base64, hashlib, os, pwd, random, re, signal, socket, subprocess, threading, time
+import base64, hashlib, os, pwd, random, re, resource, signal, socket, subprocess, threading, time
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 
@@ -186,6 +186,39 @@ def crash_loop(ctx, mode):
               for l in lines), "no fatal log line: %s", lines[-3:])
     check(wait_for(lambda: not children(srv.pid), 1), "workers left")
     ctx.check_logs(srv)
+
+
+@case(15, modes=("thread",))
+def workers_cannot_start(ctx, mode):
+    """A worker thread that cannot be created (the address space is capped
+    below 1000 thread stacks) is an error serve reports and exits with, 3,
+    after stopping and counting the workers that did start."""
+    if SANITIZED or "asan" in ctx.bin or "tsan" in ctx.bin:
+        raise Skip("release build only (sanitizers reserve more address "
+                   "space than the cap)")
+    log = ctx.path("w-server.log")
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (300 * MiB, 300 * MiB))
+    r = subprocess.run([ctx.bin, "serve", "--mode", mode, "--workers", "1000",
+                        "--port", "0", "--storage", ctx.storage,
+                        "--log-file", log, "-q"], preexec_fn=cap,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=30)
+    with open(log, errors="replace") as f:
+        text = f.read()
+    check(r.returncode == 3, "exit status %d, want 3: %s", r.returncode,
+          text[-300:])
+    m = re.search(r"ERROR - main - cannot start worker thread (\d+) of "
+                  r"1000: .+ \(the (\d+) started were stopped\)", text)
+    check(m, "no error naming the worker that did not start: %s",
+          text[-300:])
+    started = text.count("worker started")
+    exiting = text.count("worker exiting")
+    info("%s workers started before thread %s failed", m.group(2),
+         m.group(1))
+    check(started == exiting == int(m.group(2)) == int(m.group(1)) - 1,
+          "%d started, %d exited, message %r", started, exiting, m.group(0))
 
 
 @case(16)
