@@ -1,5 +1,7 @@
 """Packaging: `make install` puts the binary, the man page, the scripts
-and the documentation under DESTDIR and PREFIX, and nothing elsewhere.
+and the documentation under DESTDIR and PREFIX, and nothing elsewhere;
+and the repository stands alone: its documents link only to files it
+holds, and nothing refers to files outside it.
 """
 import glob, os, re, subprocess
 
@@ -70,3 +72,46 @@ def make_install(ctx, _):
         check(os.path.exists(os.path.join(prefix, "share", "doc", "fileserv",
                                           name)),
               "fileserv(1) cites %s, which is not installed", name)
+
+
+def tracked_text_files():
+    """The repository's text files (what git tracks, or every file when
+    this is not a git checkout), relative to REPO."""
+    r = subprocess.run(["git", "-C", REPO, "ls-files"], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, timeout=30)
+    names = r.stdout.decode().splitlines() if r.returncode == 0 else [
+        os.path.relpath(os.path.join(d, n), REPO)
+        for d, dirs, files in os.walk(REPO) for n in files
+        if not d.startswith(os.path.join(REPO, "build"))]
+    for name in names:
+        path = os.path.join(REPO, name)
+        try:
+            with open(path, "rb") as f:
+                data = f.read(1 << 20)
+        except OSError:
+            continue  # deleted in the working tree
+        if b"\0" not in data:
+            yield name, data.decode("utf-8", "replace")
+
+
+@test()
+def stands_alone(ctx, _):
+    """No file points outside the repository (as to a sibling folder of
+    shared notes), and every relative link in the Markdown documents
+    reaches a file of the repository."""
+    outside = re.compile(r"\.\./" + "shared|/work/" + r"\w|" + "shared" +
+                         r" folder|\b(PROTOCOL|RELIABILITY)\.md")
+    found, broken = [], []
+    for name, text in tracked_text_files():
+        for m in outside.finditer(text):
+            found.append("%s:%d: %s" % (name, text.count("\n", 0, m.start())
+                                        + 1, m.group(0)))
+        if name.endswith(".md"):
+            for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+                if re.match(r"[a-z]+:", target):
+                    continue  # a URL
+                path = os.path.join(REPO, os.path.dirname(name), target)
+                if not os.path.exists(path):
+                    broken.append("%s: %s" % (name, target))
+    check(not found, "references outside the repository: %s", found[:10])
+    check(not broken, "links to missing files: %s", broken[:10])
