@@ -23,36 +23,46 @@ struct cli {
 	const char *cmd;
 	struct fs_client client;
 	const char *output;
-	int force, quiet;
+	int force, quiet, json;
 	struct fs_status st;
 };
 
-static const char cli_usage[] =
-    "usage: fileserv get NAME [-o OUT] [-f]     download NAME (alias: "
-    "download)\n"
-    "       fileserv put FILE [NAME]            upload FILE as NAME "
-    "(alias: upload)\n"
-    "       fileserv ls                         list the server's files "
-    "(alias: list)\n"
-    "       fileserv rm NAME                    delete NAME (alias: "
-    "delete)\n"
-    "       fileserv stats                      the server's counters\n"
+static const char get_usage[] =
+    "usage: fileserv get NAME [-o OUT] [-f]   (alias: download)\n"
     "\n"
-    "options:\n"
-    "  -s, --server HOST[:PORT]  server (default 127.0.0.1, or "
-    "$FILESERV_SERVER)\n"
-    "  -p, --port N              port (default 5666)\n"
-    "  -t, --timeout SECONDS     give up after this long without progress "
-    "(default 300s)\n"
-    "  -o, --output OUT          get: write to OUT ('-' for stdout) "
-    "instead of ./NAME\n"
-    "  -f, --force               get: overwrite an existing file\n"
-    "  -q, --quiet               no progress bar\n"
-    "  -h, --help                this help\n"
+    "Downloads NAME into ./NAME, or OUT. The bytes go to a temporary file\n"
+    "beside it that is renamed at the end, so a failed download leaves\n"
+    "nothing behind.\n"
     "\n"
-    "A download goes to a temporary file that is renamed at the end, so a "
-    "failed\ndownload leaves nothing behind. Exit status: 0 ok, 1 the "
-    "server answered\nERROR, 2 usage, 3 network or local I/O failure.\n";
+    "  -o, --output OUT    write to OUT: a file, a directory (OUT/NAME, as\n"
+    "                      cp does), or '-' for stdout\n"
+    "  -f, --force         overwrite an existing file\n";
+
+static const char put_usage[] =
+    "usage: fileserv put FILE [NAME]   (alias: upload)\n"
+    "\n"
+    "Uploads FILE as NAME (default: FILE's name without its directory).\n"
+    "The server replaces an existing NAME atomically.\n";
+
+static const char ls_usage[] = "usage: fileserv ls   (alias: list)\n"
+			       "\n"
+			       "Lists the server's files, one name a line.\n";
+
+static const char rm_usage[] = "usage: fileserv rm NAME   (alias: delete)\n"
+			       "\n"
+			       "Deletes NAME on the server.\n";
+
+static const char stats_usage[] =
+    "usage: fileserv stats [--json]\n"
+    "\n"
+    "Shows the server's counters: uptime, connections, requests by "
+    "command,\nfile bytes and wire (base64) bytes in each direction.\n"
+    "\n"
+    "  -j, --json          the raw STATS object, as the server sent it\n";
+
+static const char cli_exit_note[] =
+    "\nExit status: 0 ok, 1 the server answered ERROR, 2 usage, 3 network "
+    "or\nlocal I/O failure.\n";
 
 static int cli_fail(struct cli *cli, const char *what)
 {
@@ -126,8 +136,8 @@ static void report_transfer(const char *verb, const char *name,
 
 static int cmd_get(struct cli *cli, int argc, char **argv)
 {
-	if (argc != 1)
-		return fs_fail(&cli->st, FS_ERR_USAGE, "expected one NAME");
+	if (cmdline_operands(argc, 1, 1, "one NAME", &cli->st) < 0)
+		return -1;
 	const char *name = argv[0];
 	const char *out = cli->output ? cli->output : name;
 	struct fs_result res;
@@ -146,9 +156,9 @@ static int cmd_get(struct cli *cli, int argc, char **argv)
 
 static int cmd_put(struct cli *cli, int argc, char **argv)
 {
-	if (argc < 1 || argc > 2)
-		return fs_fail(&cli->st, FS_ERR_USAGE,
-			       "expected FILE and an optional NAME");
+	if (cmdline_operands(argc, 1, 2, "FILE and an optional NAME",
+			     &cli->st) < 0)
+		return -1;
 	int fd = open(argv[0], O_RDONLY | O_CLOEXEC);
 	struct stat sb;
 	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
@@ -179,10 +189,9 @@ static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 		      char **argv)
 {
 	int want = cmd == CMD_DELETE ? 1 : 0;
-	if (argc != want)
-		return fs_fail(&cli->st, FS_ERR_USAGE,
-			       want ? "expected one NAME"
-				    : "expected no arguments");
+	if (cmdline_operands(argc, want, want,
+			     want ? "one NAME" : "no arguments", &cli->st) < 0)
+		return -1;
 	struct fs_result res;
 	int rc = client_request(&cli->client, cmd, want ? argv[0] : NULL, &res,
 				&cli->st);
@@ -204,6 +213,57 @@ static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 
 /* ---- dispatch ---- */
 
+static int cli_option(void *ctx, int ch, const char *arg, struct fs_status *st)
+{
+	struct cli *cli = ctx;
+	(void)st;
+	if (ch == 'o')
+		cli->output = arg;
+	else if (ch == 'f')
+		cli->force = 1;
+	else
+		cli->json = 1;
+	return 0;
+}
+
+static const struct option get_options[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"force", no_argument, NULL, 'f'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option stats_options[] = {
+    {"json", no_argument, NULL, 'j'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The command's options, by the protocol command it sends. */
+static void cli_spec(enum proto_command pc, struct cmdline_spec *spec)
+{
+	*spec = (struct cmdline_spec){.globals = CMDLINE_CLIENT,
+				      .option = cli_option};
+	switch (pc) {
+	case CMD_GET:
+		spec->usage = get_usage;
+		spec->shortopts = "o:f";
+		spec->longopts = get_options;
+		break;
+	case CMD_UPLOAD:
+		spec->usage = put_usage;
+		break;
+	case CMD_LIST:
+		spec->usage = ls_usage;
+		break;
+	case CMD_DELETE:
+		spec->usage = rm_usage;
+		break;
+	default:
+		spec->usage = stats_usage;
+		spec->shortopts = "j";
+		spec->longopts = stats_options;
+	}
+}
+
 static enum proto_command cli_command(const char *cmd)
 {
 	static const struct {
@@ -222,85 +282,43 @@ static enum proto_command cli_command(const char *cmd)
 	return CMD_INVALID;
 }
 
-static int cli_options(struct cli *cli, int argc, char **argv)
+static int cli_run(struct cli *cli, enum proto_command pc, int argc,
+		   char **argv)
 {
-	static const struct option opts[] = {
-	    {"server", required_argument, NULL, 's'},
-	    {"port", required_argument, NULL, 'p'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"output", required_argument, NULL, 'o'},
-	    {"force", no_argument, NULL, 'f'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *server = NULL, *port = NULL, *timeout = NULL;
-	int ch;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:p:t:o:fqh", opts, NULL)) !=
-	       -1) {
-		switch (ch) {
-		case 's':
-			server = optarg;
-			break;
-		case 'p':
-			port = optarg;
-			break;
-		case 't':
-			timeout = optarg;
-			break;
-		case 'o':
-			cli->output = optarg;
-			break;
-		case 'f':
-			cli->force = 1;
-			break;
-		case 'q':
-			cli->quiet = 1;
-			break;
-		case 'h':
-			fputs(cli_usage, stdout);
-			return 1;
-		case ':':
-			return fs_fail(&cli->st, FS_ERR_USAGE,
-				       "option %s needs a value",
-				       argv[optind - 1]);
-		default:
-			return fs_fail(&cli->st, FS_ERR_USAGE,
-				       "unknown option %s", argv[optind - 1]);
-		}
+	switch (pc) {
+	case CMD_GET:
+		return cmd_get(cli, argc, argv);
+	case CMD_UPLOAD:
+		return cmd_put(cli, argc, argv);
+	default:
+		return cmd_simple(cli, pc, argc, argv);
 	}
-	if (client_init(&cli->client, server, port, &cli->st) < 0)
-		return -1;
-	if (timeout &&
-	    units_parse_seconds(timeout, &cli->client.timeout, &cli->st) < 0)
-		return -1;
-	return 0;
 }
 
-int cli_main(const char *cmd, int argc, char **argv)
+int cli_main(struct cmdline *cl, int argc, char **argv)
 {
-	struct cli cli = {.cmd = cmd};
-	enum proto_command pc = cli_command(cmd);
-	int rc = cli_options(&cli, argc, argv);
-	if (rc > 0)
+	struct cli cli = {.cmd = cl->cmd};
+	enum proto_command pc = cli_command(cl->cmd);
+	struct cmdline_spec spec;
+	cli_spec(pc, &spec);
+	int at = cmdline_parse(cl, &spec, &cli, argc, argv, &cli.st);
+	if (at == 0) {
+		fputs(cli_exit_note, stdout);
 		return 0;
+	}
+	cli.quiet = cl->quiet;
+	int rc = at < 0 ? -1 : cmdline_client(cl, &cli.client, &cli.st);
 	if (rc == 0) {
-		argc -= optind;
-		argv += optind;
-		rc = pc == CMD_GET	? cmd_get(&cli, argc, argv)
-		     : pc == CMD_UPLOAD ? cmd_put(&cli, argc, argv)
-					: cmd_simple(&cli, pc, argc, argv);
+		argc -= at;
+		argv += at;
+		rc = cli_run(&cli, pc, argc, argv);
 	}
 	if (rc == 0)
 		return 0;
+	if (cli.st.code == FS_ERR_USAGE)
+		return cmdline_usage_error(cl, &cli.st);
 	/* the server's own messages already name the file */
 	const char *what =
 	    argc > 0 && cli.st.code != FS_ERR_SERVER ? argv[0] : NULL;
-	if (cli.st.code == FS_ERR_USAGE)
-		fprintf(stderr, "fileserv %s: %s\n(see fileserv %s --help)\n",
-			cmd, cli.st.message, cmd);
-	else
-		return cli_fail(&cli, what);
-	return 2;
+	return cli_fail(&cli, what);
 }

@@ -1,19 +1,22 @@
-/* commands.h: the subcommands main() dispatches to; each returns the
- * process exit status. */
+/* commands.h: the subcommands the front-end (cmdline.c) dispatches to;
+ * each returns the process exit status. cl holds the global options given
+ * before the command; argv[0] is the command as typed. */
 #ifndef FILESERV_COMMANDS_H
 #define FILESERV_COMMANDS_H
 
+#include "cmdline.h"
+
 /* get, put, ls, rm, stats: cli.c */
-int cli_main(const char *cmd, int argc, char **argv);
+int cli_main(struct cmdline *cl, int argc, char **argv);
 /* stress: stress.c */
-int stress_main(int argc, char **argv);
+int stress_main(struct cmdline *cl, int argc, char **argv);
 /* run SCRIPT: lua/script.c */
-int script_main(int argc, char **argv);
+int script_main(struct cmdline *cl, int argc, char **argv);
 /* compare BASE NEW: lua/script.c */
-int compare_main(int argc, char **argv);
+int compare_main(struct cmdline *cl, int argc, char **argv);
 /* bench: bench.c */
-int bench_main(int argc, char **argv);
+int bench_main(struct cmdline *cl, int argc, char **argv);
 /* serve: fileserv.c */
-int serve_main(int argc, char **argv);
+int serve_main(struct cmdline *cl, int argc, char **argv);
 
 #endif

@@ -1,4 +1,4 @@
-/* fileserv.c: main, the subcommand dispatch and the server's options.
+/* fileserv.c: main and the server's options (`fileserv serve`).
  * Everything else lives in the modules listed in fileserv.h. */
 #include "fileserv.h"
 #include "codec.h"
@@ -15,27 +15,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-static const char main_usage[] =
-    "usage: fileserv COMMAND [OPTIONS] [ARGS]\n"
-    "\n"
-    "A file server speaking the LIST/GET/UPLOAD/DELETE text protocol, its\n"
-    "client, and a Lua-scripted stress tester, in one executable.\n"
-    "\n"
-    "commands:\n"
-    "  serve            run the server (thread, process or single mode)\n"
-    "  get NAME         download a file (alias: download)\n"
-    "  put FILE [NAME]  upload a file (alias: upload)\n"
-    "  ls               list the server's files (alias: list)\n"
-    "  rm NAME          delete a file (alias: delete)\n"
-    "  stats            show the server's counters\n"
-    "  stress           run concurrent client workers against a server\n"
-    "  run SCRIPT       run a Lua scenario script (e.g. "
-    "scripts/stress_all.lua)\n"
-    "  compare A B      compare two matrix results.json files\n"
-    "\n"
-    "  fileserv COMMAND --help   options of one command\n"
-    "  fileserv --version        version\n";
-
 static const char serve_usage[] =
     "usage: fileserv serve [OPTIONS]\n"
     "\n"
@@ -46,10 +25,10 @@ static const char serve_usage[] =
     "                          loopback only; --host 0.0.0.0 exposes the\n"
     "                          server to the network)\n"
     "  -p, --port N            port, 0 for any free one (default 5666)\n"
+    "  -q, --quiet             no log on stderr\n"
     "  -d, --storage DIR       directory of the files (default ./storage,\n"
     "                          created if missing)\n"
     "  -l, --log-file FILE     also append the log to FILE\n"
-    "  -q, --quiet             no log on stderr\n"
     "      --no-sync           skip fsync of uploads (benchmarks only: an\n"
     "                          acknowledged upload may not survive a "
     "crash)\n"
@@ -108,9 +87,10 @@ static int serve_rate(struct server_config *cfg, const char *arg,
 	return 0;
 }
 
-static int serve_option(struct server_config *cfg, int ch, const char *arg,
+static int serve_option(void *ctx, int ch, const char *arg,
 			struct fs_status *st)
 {
+	struct server_config *cfg = ctx;
 	long n;
 	switch (ch) {
 	case 'm':
@@ -127,11 +107,6 @@ static int serve_option(struct server_config *cfg, int ch, const char *arg,
 			return -1;
 		cfg->workers = (int)n;
 		return 0;
-	case 'p':
-		if (units_parse_long(arg, 0, 65535, "port", &n, st) < 0)
-			return -1;
-		cfg->port = (int)n;
-		return 0;
 	case 'H':
 		cfg->host = arg;
 		return 0;
@@ -140,9 +115,6 @@ static int serve_option(struct server_config *cfg, int ch, const char *arg,
 		return 0;
 	case 'l':
 		cfg->log_file = arg;
-		return 0;
-	case 'q':
-		cfg->quiet = 1;
 		return 0;
 	case OPT_NO_SYNC:
 		cfg->sync = 0;
@@ -196,49 +168,44 @@ static void fit_descriptor_limit(struct server_config *cfg)
 		cfg->max_conns = (int)room;
 }
 
-static int serve_options(struct server_config *cfg, int argc, char **argv,
-			 struct fs_status *st)
+static const struct option serve_long[] = {
+    {"mode", required_argument, NULL, 'm'},
+    {"workers", required_argument, NULL, 'w'},
+    {"host", required_argument, NULL, 'H'},
+    {"storage", required_argument, NULL, 'd'},
+    {"log-file", required_argument, NULL, 'l'},
+    {"no-sync", no_argument, NULL, OPT_NO_SYNC},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"drain-timeout", required_argument, NULL, OPT_DRAIN},
+    {"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
+    {"codec", required_argument, NULL, OPT_CODEC},
+    {"ready-fd", required_argument, NULL, OPT_READY_FD},
+    {"head-timeout", required_argument, NULL, OPT_HEAD},
+    {"min-rate", required_argument, NULL, OPT_MIN_RATE},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"user", required_argument, NULL, OPT_USER},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cmdline_spec serve_spec = {
+    .usage = serve_usage,
+    .shortopts = "m:w:H:d:l:",
+    .longopts = serve_long,
+    .globals = CMDLINE_PORT | CMDLINE_QUIET,
+    .no_operands = 1,
+    .option = serve_option,
+};
+
+/* Parses the options; the index of the first operand, 0 after --help. */
+static int serve_options(struct cmdline *cl, struct server_config *cfg,
+			 int argc, char **argv, struct fs_status *st)
 {
-	static const struct option opts[] = {
-	    {"mode", required_argument, NULL, 'm'},
-	    {"workers", required_argument, NULL, 'w'},
-	    {"host", required_argument, NULL, 'H'},
-	    {"port", required_argument, NULL, 'p'},
-	    {"storage", required_argument, NULL, 'd'},
-	    {"log-file", required_argument, NULL, 'l'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"no-sync", no_argument, NULL, OPT_NO_SYNC},
-	    {"idle-timeout", required_argument, NULL, OPT_IDLE},
-	    {"drain-timeout", required_argument, NULL, OPT_DRAIN},
-	    {"max-upload", required_argument, NULL, OPT_MAX_UPLOAD},
-	    {"codec", required_argument, NULL, OPT_CODEC},
-	    {"ready-fd", required_argument, NULL, OPT_READY_FD},
-	    {"head-timeout", required_argument, NULL, OPT_HEAD},
-	    {"min-rate", required_argument, NULL, OPT_MIN_RATE},
-	    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
-	    {"user", required_argument, NULL, OPT_USER},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int ch;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":m:w:H:p:d:l:qh", opts, NULL)) !=
-	       -1) {
-		if (ch == 'h') {
-			fputs(serve_usage, stdout);
-			return 1;
-		}
-		if (ch == '?' || ch == ':')
-			return fs_fail(st, FS_ERR_USAGE, "%s option %s",
-				       ch == ':' ? "missing value for"
-						 : "unknown",
-				       argv[optind - 1]);
-		if (serve_option(cfg, ch, optarg, st) < 0)
-			return -1;
-	}
-	if (optind < argc)
-		return fs_fail(st, FS_ERR_USAGE, "unexpected argument '%s'",
-			       argv[optind]);
+	int at = cmdline_parse(cl, &serve_spec, cfg, argc, argv, st);
+	if (at <= 0)
+		return at;
+	if (cl->port)
+		cfg->port = atoi(cl->port); /* range-checked by cmdline_parse */
+	cfg->quiet = cl->quiet;
 	if (strcmp(cfg->mode, "single") == 0)
 		cfg->workers = 1;
 	if (cfg->idle_timeout <= 0)
@@ -246,10 +213,10 @@ static int serve_options(struct server_config *cfg, int argc, char **argv,
 	if (cfg->head_timeout <= 0)
 		return fs_fail(st, FS_ERR_USAGE, "--head-timeout must be > 0");
 	fit_descriptor_limit(cfg);
-	return 0;
+	return at;
 }
 
-int serve_main(int argc, char **argv)
+int serve_main(struct cmdline *cl, int argc, char **argv)
 {
 	struct server_config cfg = {
 	    .mode = "thread",
@@ -266,16 +233,11 @@ int serve_main(int argc, char **argv)
 	    .max_conns = 4096,
 	};
 	struct fs_status st = {0};
-	int rc = serve_options(&cfg, argc, argv, &st);
-	if (rc > 0)
+	int rc = serve_options(cl, &cfg, argc, argv, &st);
+	if (rc == 0)
 		return 0;
-	if (rc < 0) {
-		fprintf(stderr,
-			"fileserv serve: %s\n(see fileserv serve "
-			"--help)\n",
-			st.message);
-		return 2;
-	}
+	if (rc < 0)
+		return cmdline_usage_error(cl, &st);
 	if (log_open(cfg.log_file, cfg.quiet) < 0) {
 		perror(cfg.log_file);
 		return 3;
@@ -307,34 +269,5 @@ int main(int argc, char **argv)
 	 * shootdown on every core). */
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0) {
-		fputs(main_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("fileserv %s (base64 codec: %s)\n", FILESERV_VERSION,
-		       codec_name());
-		return 0;
-	}
-	const char *cmd = argv[1];
-	if (strcmp(cmd, "serve") == 0)
-		return serve_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "stress") == 0)
-		return stress_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "run") == 0)
-		return script_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "bench") == 0)
-		return bench_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "compare") == 0)
-		return compare_main(argc - 1, argv + 1);
-	static const char *const client_cmds[] = {
-	    "get",  "download", "put",	  "upload", "ls",
-	    "list", "rm",	"delete", "stats",  NULL};
-	for (const char *const *c = client_cmds; *c; c++)
-		if (strcmp(cmd, *c) == 0)
-			return cli_main(cmd, argc - 1, argv + 1);
-	fprintf(stderr,
-		"fileserv: unknown command '%s' (see fileserv --help)\n", cmd);
-	return 2;
+	return cmdline_main(argc, argv);
 }

@@ -450,42 +450,44 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 /* ---- fileserv stress ---- */
 
 static const char stress_usage[] =
-    "usage: fileserv stress --op OP [--file PATH] [--name NAME] [OPTIONS]\n"
+    "usage: fileserv stress --op OP [--file PATH] [--name NAME] "
+    "[OPTIONS]\n"
     "\n"
     "Runs concurrent client workers against a server and prints a summary\n"
     "(the Python original's --mode stress).\n"
     "\n"
-    "  -o, --op OP           upload, download or list\n"
-    "  -f, --file PATH       local file: what upload sends, and what\n"
+    "      --op OP           upload, download or list\n"
+    "      --file PATH       local file: what upload sends, and what\n"
     "                        download is verified against\n"
     "  -n, --name NAME       name on the server (default: the file's name)\n"
     "  -c, --clients N       concurrent client workers, 1-10000 (default 1)\n"
     "  -P, --pool KIND       thread or process (default thread)\n"
     "  -i, --iterations N    operations per client (default 1)\n"
-    "  -d, --duration T      run for T (e.g. 30s) instead of iterations\n"
+    "      --duration T      run for T (e.g. 30s) instead of iterations\n"
     "      --no-verify       do not compare downloads with --file\n"
-    "  -s, --server HOST[:PORT], -p, --port N   (default 127.0.0.1:5666)\n"
-    "  -t, --timeout T       per-operation idle timeout (default 300s)\n"
     "  -j, --json            print the summary as JSON (valid on failure "
     "too)\n";
 
+enum { OPT_OP = 256, OPT_FILE, OPT_DURATION, OPT_NO_VERIFY };
+
 struct stress_cli {
 	struct stress_config cfg;
-	const char *server, *port, *timeout;
-	int json;
+	int json, have_op;
 };
 
-static int stress_option(struct stress_cli *sc, int ch, const char *arg,
+static int stress_option(void *ctx, int ch, const char *arg,
 			 struct fs_status *st)
 {
+	struct stress_cli *sc = ctx;
 	struct stress_config *cfg = &sc->cfg;
 	long n;
 	switch (ch) {
-	case 'o':
+	case OPT_OP:
+		sc->have_op = 1;
 		return stress_op_parse(arg, &cfg->op) < 0
 			   ? fs_fail(st, FS_ERR_USAGE, "invalid op '%s'", arg)
 			   : 0;
-	case 'f':
+	case OPT_FILE:
 		cfg->file = arg;
 		return 0;
 	case 'n':
@@ -506,19 +508,10 @@ static int stress_option(struct stress_cli *sc, int ch, const char *arg,
 	case 'i':
 		return units_parse_long(arg, 1, 1L << 40, "iteration count",
 					&cfg->iterations, st);
-	case 'd':
+	case OPT_DURATION:
 		return units_parse_seconds(arg, &cfg->duration, st);
-	case 'V':
+	case OPT_NO_VERIFY:
 		cfg->verify = 0;
-		return 0;
-	case 's':
-		sc->server = arg;
-		return 0;
-	case 'p':
-		sc->port = arg;
-		return 0;
-	case 't':
-		sc->timeout = arg;
 		return 0;
 	case 'j':
 		sc->json = 1;
@@ -527,58 +520,46 @@ static int stress_option(struct stress_cli *sc, int ch, const char *arg,
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
 
-static int stress_options(struct stress_cli *sc, int argc, char **argv,
-			  struct fs_status *st)
+static const struct option stress_long[] = {
+    {"op", required_argument, NULL, OPT_OP},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"name", required_argument, NULL, 'n'},
+    {"clients", required_argument, NULL, 'c'},
+    {"pool", required_argument, NULL, 'P'},
+    {"iterations", required_argument, NULL, 'i'},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+    {"json", no_argument, NULL, 'j'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cmdline_spec stress_spec = {
+    .usage = stress_usage,
+    .shortopts = "n:c:P:i:j",
+    .longopts = stress_long,
+    .globals = CMDLINE_SERVER | CMDLINE_PORT | CMDLINE_TIMEOUT,
+    .no_operands = 1,
+    .option = stress_option,
+};
+
+/* Parses the options; 1 to run, 0 after --help, -1 with st set. */
+static int stress_options(struct cmdline *cl, struct stress_cli *sc, int argc,
+			  char **argv, struct fs_status *st)
 {
-	static const struct option opts[] = {
-	    {"op", required_argument, NULL, 'o'},
-	    {"file", required_argument, NULL, 'f'},
-	    {"name", required_argument, NULL, 'n'},
-	    {"clients", required_argument, NULL, 'c'},
-	    {"pool", required_argument, NULL, 'P'},
-	    {"iterations", required_argument, NULL, 'i'},
-	    {"duration", required_argument, NULL, 'd'},
-	    {"no-verify", no_argument, NULL, 'V'},
-	    {"server", required_argument, NULL, 's'},
-	    {"port", required_argument, NULL, 'p'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int ch, have_op = 0;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":o:f:n:c:P:i:d:s:p:t:jh", opts,
-				 NULL)) != -1) {
-		if (ch == 'h') {
-			fputs(stress_usage, stdout);
-			return 1;
-		}
-		if (ch == '?' || ch == ':')
-			return fs_fail(st, FS_ERR_USAGE, "%s option %s",
-				       ch == ':' ? "missing value for"
-						 : "unknown",
-				       argv[optind - 1]);
-		have_op |= ch == 'o';
-		if (stress_option(sc, ch, optarg, st) < 0)
-			return -1;
-	}
-	if (optind < argc)
-		return fs_fail(st, FS_ERR_USAGE, "unexpected argument '%s'",
-			       argv[optind]);
-	if (!have_op)
+	int at = cmdline_parse(cl, &stress_spec, sc, argc, argv, st);
+	if (at <= 0)
+		return at;
+	if (!sc->have_op)
 		return fs_fail(st, FS_ERR_USAGE, "--op is required");
-	return 0;
+	return 1;
 }
 
 /* Fills the defaults that depend on other options; -1 on bad combos. */
-static int stress_settle(struct stress_cli *sc, struct fs_status *st)
+static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
+			 struct fs_status *st)
 {
 	struct stress_config *cfg = &sc->cfg;
-	if (client_init(&cfg->server, sc->server, sc->port, st) < 0)
-		return -1;
-	if (sc->timeout &&
-	    units_parse_seconds(sc->timeout, &cfg->server.timeout, st) < 0)
+	if (cmdline_client(cl, &cfg->server, st) < 0)
 		return -1;
 	if (!cfg->name && cfg->file) {
 		const char *slash = strrchr(cfg->file, '/');
@@ -634,16 +615,16 @@ static void stress_print(const cJSON *j)
 		printf("  first error: %s\n", err);
 }
 
-int stress_main(int argc, char **argv)
+int stress_main(struct cmdline *cl, int argc, char **argv)
 {
 	struct stress_cli sc = {
 	    .cfg = {.clients = 1, .iterations = 1, .verify = 1}};
 	struct fs_status st = {0};
-	int rc = stress_options(&sc, argc, argv, &st);
-	if (rc > 0)
-		return 0;
+	int rc = stress_options(cl, &sc, argc, argv, &st);
 	if (rc == 0)
-		rc = stress_settle(&sc, &st);
+		return 0;
+	if (rc > 0)
+		rc = stress_settle(cl, &sc, &st);
 	struct stress_result res;
 	if (rc == 0)
 		rc = stress_run(&sc.cfg, &res, &st);
@@ -653,7 +634,10 @@ int stress_main(int argc, char **argv)
 		cJSON_AddStringToObject(j, "error", st.message);
 		cJSON_AddStringToObject(j, "error_class",
 					fs_error_name(st.code));
-		fprintf(stderr, "fileserv stress: %s\n", st.message);
+		if (st.code == FS_ERR_USAGE)
+			cmdline_usage_error(cl, &st);
+		else
+			fprintf(stderr, "fileserv stress: %s\n", st.message);
 	}
 	if (sc.json) {
 		char *text = cJSON_Print(j);

@@ -105,7 +105,7 @@ function compare.main(args)
   if not ok or #files ~= 2 or not limit or limit < 0 or not conf or conf <= 0.5 or conf >= 1 then
     io.stderr:write("fileserv compare: ",
       not ok and opts or #files ~= 2 and "needs two results files" or "bad --fail-above or --confidence",
-      "\nsee 'fileserv compare --help'\n")
+      " (see 'fileserv compare --help')\n")
     return 2
   end
   local base, err = read_results(files[1])

@@ -605,12 +605,14 @@ int script_stress(lua_State *L)
 /* ---- fileserv run ---- */
 
 static const char run_usage[] =
-    "usage: fileserv run SCRIPT [ARGS...]\n"
+    "usage: fileserv run [-s HOST[:PORT]] SCRIPT [ARGS...]\n"
     "\n"
     "Runs a Lua 5.4 script, as `lua SCRIPT ARGS` would (the `arg` table,\n"
     "`...`, os.exit), with the standard libraries and the `fileserv`\n"
     "library (also require \"fileserv\"). See docs/lua.md. Servers the\n"
     "script starts are stopped when it ends, however it ends.\n"
+    "Options after SCRIPT are the script's. With -s, the script's client\n"
+    "calls default to that server (as $FILESERV_SERVER does).\n"
     "Example: fileserv run scripts/stress_all.lua --sizes 10MB\n";
 
 static void push_args(lua_State *L, int argc, char **argv)
@@ -625,13 +627,34 @@ static void push_args(lua_State *L, int argc, char **argv)
 	lua_setglobal(L, "arg");
 }
 
-int script_main(int argc, char **argv)
+static int run_option(void *ctx, int ch, const char *arg, struct fs_status *st)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0) {
-		fputs(run_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
+	(void)ctx, (void)ch, (void)arg;
+	return fs_fail(st, FS_ERR_USAGE, "run has no options of its own");
+}
+
+static const struct cmdline_spec run_spec = {
+    .usage = run_usage,
+    .globals = CMDLINE_SERVER,
+    .in_order = 1,
+    .option = run_option,
+};
+
+int script_main(struct cmdline *cl, int argc, char **argv)
+{
+	struct fs_status st;
+	int at = cmdline_parse(cl, &run_spec, NULL, argc, argv, &st);
+	if (at == 0)
+		return 0;
+	if (at > 0 && at >= argc)
+		at = fs_fail(&st, FS_ERR_USAGE, "expected SCRIPT");
+	if (at < 0)
+		return cmdline_usage_error(cl, &st);
+	/* the default server of the script's client calls */
+	if (cl->server)
+		setenv("FILESERV_SERVER", cl->server, 1);
+	argc -= at - 1;
+	argv += at - 1;
 	atexit(stop_children);
 	lua_State *L = script_new_state();
 	if (!L)
@@ -669,8 +692,11 @@ static int call_compare(lua_State *L)
 	return 1;
 }
 
-int compare_main(int argc, char **argv)
+int compare_main(struct cmdline *cl, int argc, char **argv)
 {
+	struct fs_status st;
+	if (cmdline_check_globals(cl, 0, &st) < 0)
+		return cmdline_usage_error(cl, &st);
 	lua_State *L = script_new_state();
 	if (!L)
 		return 3;

@@ -178,3 +178,136 @@ def client_bad_server(ctx, _):
         if want:
             check(open(os.path.join(cwd, "f"), "rb").read() == b"keep",
                   "-f, reply %r: the old file changed", reply[:60])
+
+
+# ---------------------------------------------------------------- the front-end
+
+# every command, as `fileserv --help` must list it
+COMMANDS = ("get", "put", "ls", "rm", "stats", "serve", "stress", "run",
+            "compare", "bench", "help")
+HINT = "(see 'fileserv %s --help')"
+
+
+def text(b):
+    return b.decode("utf-8", "replace")
+
+
+def usage_error(ctx, args, cmd, message):
+    """fileserv ARGS exits 2 with exactly 'fileserv CMD: MESSAGE (hint)'."""
+    r = ctx.cli(None, *args, timeout=10)
+    want = "fileserv %s: %s %s\n" % (cmd, message, HINT % cmd)
+    check(r.returncode == 2, "%s: exit %d, want 2 (%r)", args, r.returncode,
+          text(r.stderr))
+    check(text(r.stderr) == want, "%s: stderr %r, want %r", args,
+          text(r.stderr), want)
+
+
+@test()
+def usage_errors(ctx, _):
+    """One wording for each kind of mistake, in every command, exit 2."""
+    for cmd in ("get", "put", "ls", "rm", "stats", "serve", "stress",
+                "bench"):
+        usage_error(ctx, [cmd, "-x"], cmd, "unknown option '-x'")
+        usage_error(ctx, [cmd, "--bogus"], cmd, "unknown option '--bogus'")
+        usage_error(ctx, [cmd, "--bogus=1"], cmd, "unknown option '--bogus'")
+    for cmd in ("get", "ls", "stress"):
+        usage_error(ctx, [cmd, "-t"], cmd, "option '-t' needs a value")
+        usage_error(ctx, [cmd, "--timeout"], cmd,
+                    "option '--timeout' needs a value")
+        usage_error(ctx, [cmd, "-t", "soon"], cmd,
+                    "invalid duration 'soon' (examples: 30s, 500ms, 2m)")
+        usage_error(ctx, [cmd, "-p", "99999"], cmd,
+                    "invalid port '99999' (expected 0 to 65535)")
+    usage_error(ctx, ["get", "-o"], "get", "option '-o' needs a value")
+    usage_error(ctx, ["get", "f", "-qz"], "get", "unknown option '-z'")
+    usage_error(ctx, ["get"], "get", "expected one NAME")
+    usage_error(ctx, ["ls", "extra"], "ls",
+                "unexpected argument (expected no arguments)")
+    usage_error(ctx, ["serve", "-w", "0"], "serve",
+                "invalid worker count '0' (expected 1 to 1024)")
+    usage_error(ctx, ["stress", "--clients", "many", "--op", "list"],
+                "stress", "invalid client count 'many' (expected 1 to 10000)")
+    usage_error(ctx, ["stress", "-p", "1"], "stress", "--op is required")
+    usage_error(ctx, ["bench", "--runs", "10"], "bench",
+                "invalid run count '10' (expected 1 to 9)")
+    usage_error(ctx, ["run"], "run", "expected SCRIPT")
+    for cmd in ("serve", "stress", "bench"):
+        usage_error(ctx, [cmd, "extra"], cmd, "unexpected argument 'extra'")
+    # a global option where it means nothing is refused, not ignored
+    usage_error(ctx, ["bench", "-s", "127.0.0.1:1"], "bench",
+                "option -s (--server) does not apply to bench")
+    usage_error(ctx, ["-t", "5s", "serve"], "serve",
+                "option -t (--timeout) does not apply to serve")
+    # the front-end's own mistakes point at the main help
+    for args, message in ((["frobnicate"], "unknown command 'frobnicate'"),
+                          (["-x", "ls"], "unknown option '-x'"),
+                          (["-s"], "option '-s' needs a value"),
+                          ([], "no command given"),
+                          (["help", "nope"], "unknown command 'nope'")):
+        r = ctx.cli(None, *args, timeout=10)
+        want = "fileserv: %s (see 'fileserv --help')\n" % message
+        check(r.returncode == 2 and text(r.stderr) == want,
+              "%s: exit %d, %r, want %r", args, r.returncode, text(r.stderr),
+              want)
+
+
+@test()
+def global_options(ctx, _):
+    """-s, -p, -t and -q work before or after the command."""
+    srv = ctx.server("thread")
+    expect_ok(srv.port, upload_req(b"f", b"hello"))
+    addr = "127.0.0.1:%d" % srv.port
+    for args in (["-s", addr, "ls"], ["ls", "-s", addr],
+                 ["--server=" + addr, "list"], ["-p", str(srv.port), "ls"],
+                 ["-t", "5s", "-p", str(srv.port), "ls"],
+                 ["-q", "ls", "--port", str(srv.port)]):
+        r = ctx.cli(None, *args, timeout=10)
+        check(r.returncode == 0 and r.stdout == b"f\n", "%s: exit %d %r %r",
+              args, r.returncode, r.stdout, r.stderr)
+    out = ctx.path("out")
+    r = ctx.cli(None, "-q", "-s", addr, "get", "f", "-o", out, timeout=10)
+    check(r.returncode == 0 and r.stderr == b"", "-q get: %d %r",
+          r.returncode, r.stderr)
+    check(open(out, "rb").read() == b"hello", "-q get wrote the wrong bytes")
+    # after the command, a later value wins over one before it
+    r = ctx.cli(None, "-p", "1", "ls", "-p", str(srv.port), timeout=10)
+    check(r.returncode == 0, "later -p did not win: %r", r.stderr)
+    # -s reaches a script's client calls as its default server
+    script = ctx.path("ls.lua")
+    with open(script, "w") as f:
+        f.write('local r = assert(fileserv.client():ls())\n'
+                'print(table.concat(r.names, ","))\n')
+    r = ctx.cli(None, "-s", addr, "run", script, timeout=20)
+    check(r.returncode == 0 and r.stdout == b"f\n", "run -s: %d %r %r",
+          r.returncode, r.stdout, r.stderr)
+
+
+@test()
+def help_everywhere(ctx, _):
+    """`fileserv --help` lists every command; `help CMD` is CMD --help."""
+    r = ctx.cli(None, "--help")
+    check(r.returncode == 0, "--help: exit %d", r.returncode)
+    listed = re.findall(r"^  ([a-z]+) ", text(r.stdout), re.M)
+    for cmd in COMMANDS:
+        check(cmd in listed, "--help does not list %s: %s", cmd, listed)
+    r2 = ctx.cli(None, "help")
+    check(r2.returncode == 0 and r2.stdout == r.stdout, "help != --help")
+    for cmd in COMMANDS[:-1] + ("download", "upload", "list", "delete"):
+        a = ctx.cli(None, cmd, "--help", timeout=10)
+        b = ctx.cli(None, "help", cmd, timeout=10)
+        check(a.returncode == 0 and a.stdout.startswith(b"usage: fileserv "),
+              "%s --help: exit %d %r", cmd, a.returncode, a.stdout[:80])
+        check(b.returncode == 0 and b.stdout == a.stdout,
+              "help %s differs from %s --help", cmd, cmd)
+    # each command's help names the global options it takes
+    for cmd, opts in (("get", ("--server", "--port", "--timeout", "--quiet",
+                               "--output", "--force")),
+                      ("stats", ("--json", "--server")),
+                      ("serve", ("--port", "--quiet", "--storage",
+                                 "--head-timeout")),
+                      ("stress", ("--op", "--file", "--duration",
+                                  "--server")),
+                      ("bench", ("--quick", "--runs", "--quiet"))):
+        out = text(ctx.cli(None, cmd, "--help").stdout)
+        for opt in opts:
+            check(opt in out, "%s --help lacks %s", cmd, opt)
