@@ -32,7 +32,7 @@ socket of a test running in parallel can hold the port a restart needs.
 """
 import argparse, base64, collections, hashlib, importlib.util, json, os
 import random, re, select, shutil, signal, socket, struct, subprocess, sys
-import tempfile, time, traceback
+import tempfile, threading, time, traceback
 
 # run as a script, this module is also `harness` for the test modules
 sys.modules.setdefault("harness", sys.modules[__name__])
@@ -189,6 +189,18 @@ def tree(d):
             else:
                 out[rel] = "other"
     return out
+
+
+def path_state(path):
+    """What is at path: a regular file's sha256, 'link:target', the
+    listing of a directory, 'other', or None when nothing is there."""
+    if os.path.islink(path):
+        return "link:" + os.readlink(path)
+    if os.path.isfile(path):
+        return sha256(path)
+    if os.path.isdir(path):
+        return sorted(os.listdir(path))
+    return "other" if os.path.lexists(path) else None
 
 
 def put_file(path, content):
@@ -351,6 +363,16 @@ def restart_port():
             except OSError:
                 pass
     raise Failure("no free port below %d" % low)
+
+
+def start_threads(target, n):
+    """Runs target(0) .. target(n - 1), each in a daemon thread; returns
+    the threads, started."""
+    threads = [threading.Thread(target=target, args=(k,), daemon=True)
+               for k in range(n)]
+    for t in threads:
+        t.start()
+    return threads
 
 
 def percentile(values, p):

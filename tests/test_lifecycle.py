@@ -2,7 +2,8 @@
 the master killed and restarted, SIGTERM drains, second signals, the
 log, and dropping privileges.
 """
-import base64, hashlib, os, pwd, random, re, resource, signal, socket, subprocess, threading, time
+import hashlib, os, pwd, random, re, resource, signal, socket, subprocess
+import threading, time
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 
@@ -92,10 +93,7 @@ def worker_sigkill(ctx, mode):
                 listing(srv.port)
             except (Failure, OSError):
                 pass  # a killed worker resets its client
-    threads = [threading.Thread(target=load, args=(k,), daemon=True)
-               for k in range(3)]
-    for t in threads:
-        t.start()
+    threads = start_threads(load, 3)
     killed, planted = [], []
     for i in range(20):
         kids = [p for p, st in srv.workers().items() if st != "Z"]

@@ -107,10 +107,7 @@ def same_name_uploads(ctx, mode):
                                  timeout=60)
         except Exception as e:
             results[i] = e
-    threads = [threading.Thread(target=up, args=(i,), daemon=True)
-               for i in range(50)]
-    for t in threads:
-        t.start()
+    threads = start_threads(up, 50)
     for t in threads:
         t.join(60)
     for i, r in enumerate(results):
@@ -373,10 +370,7 @@ def libfiu(ctx, mode):
                 if got != content:
                     wrong.append("%r: OK but %d bytes differ from %d" %
                                  (name, len(got), len(content)))
-    threads = [threading.Thread(target=client, args=(k,), daemon=True)
-               for k in range(4)]
-    for t in threads:
-        t.start()
+    threads = start_threads(client, 4)
     for t in threads:
         t.join(60)
     info("5%% write faults: %s", dict(results))
@@ -413,7 +407,7 @@ def traversal_upload(ctx, mode):
     srv = ctx.server(mode)
     fds = warm(srv)
     tag = "fileserv-rel33-%d" % os.getpid()
-    tmp_x_before = os.path.exists("/tmp/x") and sha256("/tmp/x")
+    tmp_x_before = path_state("/tmp/x")
     tmp_before = set(os.listdir("/tmp"))
     for name in (b"../canary/x", b"/tmp/x", b"a/../../x", b"../x",
                  b"../canary/new", b"/tmp/" + tag.encode(), b"..",
@@ -422,8 +416,7 @@ def traversal_upload(ctx, mode):
         r = expect_error(srv.port, upload_req(name, b"escaped!"))
         check("invalid name" in r["data"], "UPLOAD %r: %r", name, r)
     check(not os.path.exists("/tmp/" + tag), "UPLOAD wrote /tmp/%s", tag)
-    check((os.path.exists("/tmp/x") and sha256("/tmp/x")) == tmp_x_before,
-          "/tmp/x changed")
+    check(path_state("/tmp/x") == tmp_x_before, "/tmp/x changed")
     new_tmp = [e for e in set(os.listdir("/tmp")) - tmp_before
                if tag in e or e == "x"]
     check(not new_tmp, "new entries in /tmp: %s", new_tmp)

@@ -106,11 +106,8 @@ def many_clients(ctx, mode):
             results[i] = ("ok",) if got == content else ("mismatch",)
         except Exception as e:
             results[i] = ("exception", str(e)[:200])
-    threads = [threading.Thread(target=client, args=(i,), daemon=True)
-               for i in range(n)]
     t0 = time.monotonic()
-    for t in threads:
-        t.start()
+    threads = start_threads(client, n)
     for t in threads:
         t.join(max(90 - (time.monotonic() - t0), 1))
     kinds = collections.Counter(r[0] if r else "hung" for r in results)
@@ -199,10 +196,7 @@ def ledger(ctx, mode):
                     counts["ok"] += 1
                 elif not stop.is_set():
                     counts["error"] += 1
-    threads = [threading.Thread(target=client, args=(k,), daemon=True)
-               for k in range(6)]
-    for t in threads:
-        t.start()
+    threads = start_threads(client, 6)
     time.sleep(3)
     kids = list(srv.workers())
     srv.proc.kill()          # kill -9 mid-run
@@ -281,11 +275,8 @@ def soak(ctx, mode):
                 counts["ops"] += 1
             except Exception as e:
                 errors.append(("exception", str(e)[:200]))
-    threads = [threading.Thread(target=client, args=(k,), daemon=True)
-               for k in range(4)]
     t0 = time.monotonic()
-    for t in threads:
-        t.start()
+    threads = start_threads(client, 4)
     samples = []
     while time.monotonic() - t0 < duration and not errors:
         time.sleep(1)
