@@ -185,6 +185,83 @@ static int cmd_put(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
+/* ---- stats ---- */
+
+static double member(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* A byte count from the reply, or "-" when the server lacks it. */
+static const char *member_bytes(const cJSON *o, const char *name, char *buf,
+				size_t len)
+{
+	double v = member(o, name);
+	if (v < 0)
+		return "-";
+	return units_format_bytes(v, buf, len);
+}
+
+static void stats_print_commands(const cJSON *data)
+{
+	const cJSON *by = cJSON_GetObjectItemCaseSensitive(data, "commands");
+	const cJSON *c;
+	printf("%-9s %10s %10s %10s\n", "command", "requests", "ok", "failed");
+	cJSON_ArrayForEach(c, by)
+	{
+		printf("%-9s %10.0f %10.0f %10.0f\n", c->string,
+		       member(c, "requests"), member(c, "succeeded"),
+		       member(c, "failed"));
+	}
+}
+
+static void stats_print_resources(const cJSON *data)
+{
+	char a[32], b[32];
+	if (member(data, "cpu_user_s") < 0)
+		return;
+	printf("\ncpu        %.2f s user, %.2f s system\n",
+	       member(data, "cpu_user_s"), member(data, "cpu_system_s"));
+	printf("memory     peak %s (largest process), now %s over %.0f "
+	       "process(es)\n",
+	       member_bytes(data, "peak_rss_bytes", a, sizeof(a)),
+	       member_bytes(data, "rss_sum_bytes", b, sizeof(b)),
+	       member(data, "processes"));
+}
+
+/* The STATS object as a table; --json prints it as the server sent it. */
+static void stats_print(const struct cli *cli, const cJSON *data)
+{
+	if (cli->json) {
+		char *text = cJSON_Print(data);
+		printf("%s\n", text ? text : "");
+		free(text);
+		return;
+	}
+	char up[32], fi[32], fo[32], wi[32], wo[32];
+	const char *mode = cJSON_GetStringValue(
+	    cJSON_GetObjectItemCaseSensitive(data, "mode"));
+	printf("server     %s:%s, %s mode, %.0f workers, up %s\n",
+	       cli->client.host, cli->client.port, mode ? mode : "?",
+	       member(data, "workers"),
+	       units_format_seconds(member(data, "uptime_s"), up, sizeof(up)));
+	printf("requests   %.0f: %.0f ok, %.0f failed (STATS not counted), "
+	       "over %.0f connections\n\n",
+	       member(data, "requests"), member(data, "succeeded"),
+	       member(data, "failed"), member(data, "connections"));
+	stats_print_commands(data);
+	printf("\n%-9s %16s %16s\n", "bytes", "in (uploads)",
+	       "out (downloads)");
+	printf("%-9s %16s %16s\n", "file",
+	       member_bytes(data, "file_bytes_in", fi, sizeof(fi)),
+	       member_bytes(data, "file_bytes_out", fo, sizeof(fo)));
+	printf("%-9s %16s %16s   (base64 and JSON on the socket)\n", "wire",
+	       member_bytes(data, "wire_bytes_in", wi, sizeof(wi)),
+	       member_bytes(data, "wire_bytes_out", wo, sizeof(wo)));
+	stats_print_resources(data);
+}
+
 static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 		      char **argv)
 {
@@ -201,9 +278,7 @@ static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 		cJSON_ArrayForEach(item, data) if (cJSON_IsString(item))
 		    printf("%s\n", item->valuestring);
 	} else if (cmd == CMD_STATS && data) {
-		char *text = cJSON_Print(data);
-		printf("%s\n", text ? text : "");
-		free(text);
+		stats_print(cli, data);
 	} else if (cJSON_IsString(data) && !cli->quiet) {
 		printf("%s\n", data->valuestring);
 	}

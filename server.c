@@ -555,7 +555,9 @@ void server_handle(struct server *srv, const char *worker,
 			log_info(worker, "%s: %s", peer, r.message);
 		}
 	}
-	stats_count_bytes(srv->stats, r.conn.bytes_in, r.conn.bytes_out);
+	int up = r.req.cmd == CMD_UPLOAD;
+	stats_count_bytes(srv->stats, r.conn.bytes_in, r.conn.bytes_out,
+			  up ? r.file_bytes : 0, up ? 0 : r.file_bytes);
 	conn_free(&r.conn);
 	close(fd);
 	log_info(worker, "connection from %s closed", peer);

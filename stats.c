@@ -49,10 +49,13 @@ void stats_recount(struct stats_counters *s, enum proto_command cmd, int ok)
 	add(ok ? &s->failed[cmd] : &s->succeeded[cmd], (uint64_t)-1);
 }
 
-void stats_count_bytes(struct stats_counters *s, uint64_t in, uint64_t out)
+void stats_count_bytes(struct stats_counters *s, uint64_t wire_in,
+		       uint64_t wire_out, uint64_t file_in, uint64_t file_out)
 {
-	add(&s->bytes_in, in);
-	add(&s->bytes_out, out);
+	add(&s->wire_in, wire_in);
+	add(&s->wire_out, wire_out);
+	add(&s->file_in, file_in);
+	add(&s->file_out, file_out);
 }
 
 /* Totals leave STATS itself out, so that polling the server does not
@@ -81,8 +84,10 @@ cJSON *stats_to_json(const struct stats_counters *s, const char *mode,
 	cJSON_AddNumberToObject(data, "requests", req);
 	cJSON_AddNumberToObject(data, "succeeded", ok);
 	cJSON_AddNumberToObject(data, "failed", bad);
-	cJSON_AddNumberToObject(data, "bytes_in", get(&s->bytes_in));
-	cJSON_AddNumberToObject(data, "bytes_out", get(&s->bytes_out));
+	cJSON_AddNumberToObject(data, "file_bytes_in", get(&s->file_in));
+	cJSON_AddNumberToObject(data, "file_bytes_out", get(&s->file_out));
+	cJSON_AddNumberToObject(data, "wire_bytes_in", get(&s->wire_in));
+	cJSON_AddNumberToObject(data, "wire_bytes_out", get(&s->wire_out));
 	cJSON_AddItemToObject(data, "commands", by);
 	return data;
 }

@@ -13,7 +13,10 @@ struct stats_counters {
 	uint64_t requests[CMD_COUNT];
 	uint64_t succeeded[CMD_COUNT];
 	uint64_t failed[CMD_COUNT];
-	uint64_t bytes_in, bytes_out, connections;
+	uint64_t wire_in,
+	    wire_out; /* bytes on the socket: heads, JSON, base64 */
+	uint64_t file_in, file_out; /* file bytes uploaded and downloaded */
+	uint64_t connections;
 	uint64_t dispatched; /* connections workers took from the acceptor */
 };
 
@@ -25,7 +28,9 @@ struct stats_counters *stats_shared_create(void);
 void stats_count_request(struct stats_counters *s, enum proto_command cmd,
 			 int ok);
 void stats_recount(struct stats_counters *s, enum proto_command cmd, int ok);
-void stats_count_bytes(struct stats_counters *s, uint64_t in, uint64_t out);
+/* Adds one connection's bytes: on the wire, and of files (decoded). */
+void stats_count_bytes(struct stats_counters *s, uint64_t wire_in,
+		       uint64_t wire_out, uint64_t file_in, uint64_t file_out);
 /* STATS reply data: counters plus mode, workers and uptime. */
 struct cJSON *stats_to_json(const struct stats_counters *s, const char *mode,
 			    int workers, double uptime);

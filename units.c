@@ -105,6 +105,21 @@ const char *units_format_bytes(double bytes, char *buf, size_t len)
 	return buf;
 }
 
+const char *units_format_seconds(double seconds, char *buf, size_t len)
+{
+	long s = (long)seconds;
+	if (seconds < 60)
+		snprintf(buf, len, "%.1f s", seconds);
+	else if (s < 3600)
+		snprintf(buf, len, "%ld min %02ld s", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%ld h %02ld min", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, len, "%ld d %02ld h", s / 86400,
+			 s % 86400 / 3600);
+	return buf;
+}
+
 double units_now(void)
 {
 	struct timespec ts;

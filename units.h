@@ -18,6 +18,9 @@ int units_parse_long(const char *text, long min, long max, const char *what,
 		     long *out, struct fs_status *st);
 /* Formats bytes as "12.3 MB" into buf. */
 const char *units_format_bytes(double bytes, char *buf, size_t len);
+/* Formats seconds as "42.5 s", "3 min 02 s", "5 h 07 min" or
+ * "2 d 05 h" into buf. */
+const char *units_format_seconds(double seconds, char *buf, size_t len);
 /* Monotonic clock in seconds. */
 double units_now(void);
 

@@ -1,7 +1,7 @@
 """The fileserv client: the command line, its exit statuses and
 messages, and its behaviour against a broken server.
 """
-import base64, os, re, socket, threading
+import base64, json, os, re, socket, threading
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 
@@ -311,3 +311,33 @@ def help_everywhere(ctx, _):
         out = text(ctx.cli(None, cmd, "--help").stdout)
         for opt in opts:
             check(opt in out, "%s --help lacks %s", cmd, opt)
+
+
+@test()
+def stats_table(ctx, _):
+    """`fileserv stats` is a table with units; --json the raw object."""
+    srv = ctx.server("thread")
+    expect_ok(srv.port, upload_req(b"f", b"x" * 3000))
+    check(get_content(srv.port, b"f") == b"x" * 3000, "GET f")
+    expect_error(srv.port, b"GET missing" + TERM)
+    r = ctx.cli_ok(srv.port, "stats", "--json")
+    data = json.loads(r.stdout)
+    check(data["file_bytes_in"] == 3000 and data["file_bytes_out"] == 3000,
+          "file bytes: %s", data)
+    check(data["wire_bytes_in"] >= 4000 and data["wire_bytes_out"] >= 4000,
+          "wire bytes: %s", data)
+    check("bytes_in" not in data, "the old ambiguous key is still there")
+    r = ctx.cli_ok(srv.port, "stats")
+    out = text(r.stdout)
+    check(re.search(r"^server +127\.0\.0\.1:%d, thread mode, 4 workers, "
+                    r"up \d+\.\d s$" % srv.port, out, re.M), "header: %r", out)
+    check(re.search(r"^requests +2: 1 ok, 1 failed", out, re.M) or
+          re.search(r"^requests +3: 2 ok, 1 failed", out, re.M),
+          "totals: %r", out)
+    check(re.search(r"^GET +2 +1 +1$", out, re.M), "GET row: %r", out)
+    check(re.search(r"^UPLOAD +1 +1 +0$", out, re.M), "UPLOAD row: %r", out)
+    check(re.search(r"^file +3\.0 kB +3\.0 kB$", out, re.M),
+          "file bytes row: %r", out)
+    check(re.search(r"^wire +4\.\d kB +4\.\d kB ", out, re.M),
+          "wire bytes row: %r", out)
+    check("{" not in out and "uptime_s" not in out, "raw JSON: %r", out)

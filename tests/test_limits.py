@@ -50,7 +50,7 @@ def endless_head(ctx, mode):
     # hold every worker with a stalled head, flood, then free them. (A
     # server that reads heads in an event loop reads the flood at once.)
     n = ctx.nworkers(mode)
-    s0 = expect_ok(srv.port, b"STATS" + TERM)["data"]["bytes_in"]
+    s0 = expect_ok(srv.port, b"STATS" + TERM)["data"]["wire_bytes_in"]
     holders = [connect(srv.port) for _ in range(n)]
     for hs in holders:
         hs.sendall(b"LI")
@@ -73,8 +73,8 @@ def endless_head(ctx, mode):
     check(got and parse_reply(got)["status"] == "ERROR",
           "queued flood answered %r", got[:100])
     time.sleep(0.2)
-    s1 = expect_ok(srv.port, b"STATS" + TERM)["data"]["bytes_in"]
-    # bytes_in also holds the first STATS and perhaps the holders' bytes
+    s1 = expect_ok(srv.port, b"STATS" + TERM)["data"]["wire_bytes_in"]
+    # wire_bytes_in also holds the first STATS and perhaps the holders' bytes
     read = s1 - s0 - len(b"STATS" + TERM)
     info("queued flood: %d bytes queued, server read %d", queued, read)
     check(read <= 64 * 1024 + 2 * n, "the server read %d bytes of a head "

@@ -252,7 +252,8 @@ def stats_counters(ctx, mode):
     check(s0["mode"] == mode and s0["workers"] == (1 if mode == "single"
                                                   else 4),
           "mode/workers: %s %s", s0["mode"], s0["workers"])
-    for key in ("requests", "succeeded", "failed", "bytes_in", "bytes_out",
+    for key in ("requests", "succeeded", "failed", "file_bytes_in",
+                "file_bytes_out", "wire_bytes_in", "wire_bytes_out",
                 "connections", "uptime_s", "commands"):
         check(key in s0, "STATS lacks %s: %s", key, sorted(s0))
     ok_reqs = [b"LIST", b"UPLOAD f QUJD", b"GET f", b"LIST", b"DELETE f"]
@@ -274,14 +275,22 @@ def stats_counters(ctx, mode):
         check(c1[cmd]["succeeded"] - c0[cmd]["succeeded"] == ok and
               c1[cmd]["failed"] - c0[cmd]["failed"] == bad,
               "%s counters: %s -> %s", cmd, c0[cmd], c1[cmd])
-    check(s1["bytes_in"] > s0["bytes_in"] and
-          s1["bytes_out"] > s0["bytes_out"], "byte counters did not grow")
+    # file bytes are the decoded contents: 3 uploads and 3 GETs of "ABC";
+    # wire bytes are everything on the sockets, base64 and JSON included
+    delta = lambda k: s1[k] - s0[k]
+    check(delta("file_bytes_in") == 9 and delta("file_bytes_out") == 9,
+          "file bytes in %d, out %d, want 9 and 9", delta("file_bytes_in"),
+          delta("file_bytes_out"))
+    check(delta("wire_bytes_in") > 9 * 4 // 3 and
+          delta("wire_bytes_out") > 9 * 4 // 3,
+          "wire bytes in %d, out %d", delta("wire_bytes_in"),
+          delta("wire_bytes_out"))
     check(s1["connections"] >= s0["connections"] + 27, "connections")
     # STATS does not count itself in the totals
     for _ in range(5):
         stats_data(srv.port)
     check(got(stats_data(srv.port)) == want, "STATS changed the totals")
-    r = ctx.cli_ok(srv.port, "stats")
+    r = ctx.cli_ok(srv.port, "stats", "--json")
     check(json.loads(r.stdout)["succeeded"] == want[0], "fileserv stats: %s",
           r.stdout[:200])
 
