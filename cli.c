@@ -134,12 +134,29 @@ static void report_transfer(const char *verb, const char *name,
 
 /* ---- get ---- */
 
+/* OUT, or OUT/NAME when OUT is a directory or ends in '/', as cp does. */
+static const char *get_target(const char *out, const char *name, char *buf,
+			      size_t len)
+{
+	struct stat sb;
+	size_t n = strlen(out);
+	int slash = n > 0 && out[n - 1] == '/';
+	if (strcmp(out, "-") == 0 ||
+	    (!slash && (stat(out, &sb) < 0 || !S_ISDIR(sb.st_mode))))
+		return out;
+	snprintf(buf, len, "%s%s%s", out, slash ? "" : "/", name);
+	return buf;
+}
+
 static int cmd_get(struct cli *cli, int argc, char **argv)
 {
 	if (cmdline_operands(argc, 1, 1, "one NAME", &cli->st) < 0)
 		return -1;
 	const char *name = argv[0];
-	const char *out = cli->output ? cli->output : name;
+	char joined[4096];
+	const char *out =
+	    cli->output ? get_target(cli->output, name, joined, sizeof(joined))
+			: name;
 	struct fs_result res;
 	struct progress p;
 	progress_init(&p, cli);

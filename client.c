@@ -312,8 +312,8 @@ int client_get_file(const struct fs_client *c, const char *name,
 	char tmp[4096];
 	snprintf(tmp, sizeof(tmp), "%s.fileserv-XXXXXX", path);
 	int fd = mkstemp(tmp);
-	if (fd < 0)
-		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", tmp,
+	if (fd < 0) /* the user's path: the temporary name means nothing */
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", path,
 			       strerror(errno));
 	int rc = get_to_fd(c, name, fd, progress, progress_ctx, res, st);
 	fchmod(fd, 0644);

@@ -341,3 +341,31 @@ def stats_table(ctx, _):
     check(re.search(r"^wire +4\.\d kB +4\.\d kB ", out, re.M),
           "wire bytes row: %r", out)
     check("{" not in out and "uptime_s" not in out, "raw JSON: %r", out)
+
+
+@test()
+def get_into_directory(ctx, _):
+    """get -o DIR and -o DIR/ write DIR/NAME as cp would; a bad -o path
+    is named as given, never as the temporary file beside it."""
+    srv = ctx.server("thread")
+    expect_ok(srv.port, upload_req(b"f", b"contents"))
+    d = ctx.path("dir")
+    os.mkdir(d)
+    for out in (d, d + "/"):
+        ctx.cli_ok(srv.port, "get", "f", "-o", out, "-q", "-f")
+        check(open(os.path.join(d, "f"), "rb").read() == b"contents",
+              "get -o %s", out)
+        check(sorted(os.listdir(d)) == ["f"], "-o %s left %s", out,
+              os.listdir(d))
+    r = ctx.cli(srv.port, "get", "f", "-o", d + "/")
+    check(r.returncode == 3 and (d + "/f exists").encode() in r.stderr,
+          "second get into DIR/: exit %d %r", r.returncode, r.stderr)
+    for out, named in ((ctx.path("missing") + "/", ctx.path("missing", "f")),
+                       (ctx.path("no", "such", "x"), ctx.path("no", "such",
+                                                              "x"))):
+        r = ctx.cli(srv.port, "get", "f", "-o", out)
+        err = text(r.stderr)
+        check(r.returncode == 3 and named + ": No such file or directory"
+              in err, "get -o %s: exit %d %r", out, r.returncode, err)
+        check(".fileserv-" not in err, "message names the temporary: %r",
+              err)
