@@ -56,6 +56,19 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* A file size for a row's label: "100 MB", "2 MB", "200 kB". */
+static const char *size_label(uint64_t n, char *buf, size_t len)
+{
+	if (n % 1000000 == 0)
+		snprintf(buf, len, "%llu MB",
+			 (unsigned long long)(n / 1000000));
+	else if (n % 1000 == 0)
+		snprintf(buf, len, "%llu kB", (unsigned long long)(n / 1000));
+	else
+		units_format_bytes((double)n, buf, len);
+	return buf;
+}
+
 static cJSON *row(struct bench *b, const char *what, double value,
 		  const char *unit)
 {
@@ -142,16 +155,17 @@ static void bench_codecs(struct bench *b)
 			double mbs =
 			    codec_rate(b, dir, raw, text, back, chunk, reps);
 			double big = codec_rate(b, dir, raw, text, back, n, 1);
-			char what[64];
+			char what[64], size[32];
 			snprintf(what, sizeof(what), "codec %s %s",
 				 dir ? "decode" : "encode", names[c]);
 			cJSON *r = row(b, what, mbs, "MB/s");
+			size_label(n, size, sizeof(size));
 			if (c == 0) {
 				base[dir] = mbs;
-				note(r, "48 MB buffer: %.0f MB/s", big);
+				note(r, "%s buffer: %.0f MB/s", size, big);
 			} else {
-				note(r, "%.1fx libb64; 48 MB buffer: %.0f MB/s",
-				     mbs / base[dir], big);
+				note(r, "%.1fx libb64; %s buffer: %.0f MB/s",
+				     mbs / base[dir], size, big);
 			}
 		}
 	}
@@ -260,15 +274,18 @@ static void bench_transfers(struct bench *b, const char *file)
 		char ps[16];
 		snprintf(ps, sizeof(ps), "%d", port);
 		client_init(&c, "127.0.0.1", ps, NULL);
+		char what[64], size[32];
+		size_label(b->big, size, sizeof(size));
 		double put = transfer(b, &c, file, 1);
-		note(row(b,
-			 sync ? "put 100 MB, fsync" : "put 100 MB, --no-sync",
-			 put, "MB/s"),
-		     "%.0f%% of loopback", 100 * put / limit);
+		snprintf(what, sizeof(what), "put %s, %s", size,
+			 sync ? "fsync" : "--no-sync");
+		note(row(b, what, put, "MB/s"), "%.0f%% of loopback",
+		     100 * put / limit);
 		if (!sync) {
 			double get = transfer(b, &c, file, 0);
-			note(row(b, "get 100 MB", get, "MB/s"),
-			     "%.0f%% of loopback", 100 * get / limit);
+			snprintf(what, sizeof(what), "get %s", size);
+			note(row(b, what, get, "MB/s"), "%.0f%% of loopback",
+			     100 * get / limit);
 		}
 		server_reap(pid, 10);
 	}
@@ -387,9 +404,9 @@ static void bench_concurrent(struct bench *b, const char *file10,
 			if (o[r].client_kb > ckb)
 				ckb = o[r].client_kb;
 		}
-		char what[80];
-		snprintf(what, sizeof(what),
-			 "50 x 10 MB downloads, 5 workers, %s", modes[m]);
+		char what[80], size[32];
+		snprintf(what, sizeof(what), "50 x %s downloads, 5 workers, %s",
+			 size_label(b->mid, size, sizeof(size)), modes[m]);
 		note(row(b, what, median(tp, b->runs), "MB/s"),
 		     "p50 %.0f ms, p99 %.0f ms; peak RSS server %.1f MB, "
 		     "client %.1f MB; %s",
@@ -434,9 +451,12 @@ static void print_table(const struct bench *b)
 	if (f)
 		fclose(f);
 	printf("fileserv %s bench: %ld cores, %s; codec auto = %s; "
-	       "median of %d runs\n\n",
+	       "median of %d run%s%s\n\n",
 	       FILESERV_VERSION, sysconf(_SC_NPROCESSORS_ONLN), cpu,
-	       codec_name(), b->runs);
+	       codec_name(), b->runs, b->runs == 1 ? "" : "s",
+	       b->scale < 1 ? "; --quick: smaller files and shorter runs, "
+			      "not comparable with a full run"
+			    : "");
 	printf("%-42s %12s  %s\n", "measurement", "value", "note");
 	const cJSON *r;
 	cJSON_ArrayForEach(r, b->rows)

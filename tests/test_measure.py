@@ -3,7 +3,7 @@ seconds, memory), and how it keeps the figures of replaced workers. No
 assertion depends on how fast this machine is: figures are checked for
 presence, sign and consistency, never against a time.
 """
-import os, signal
+import json, os, re, signal
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 
@@ -64,3 +64,23 @@ def stats_counts_replaced_worker(ctx, mode):
     check(after["peak_rss_bytes"] >= before["peak_rss_bytes"],
           "the killed worker's peak RSS was lost: %r then %r",
           before["peak_rss_bytes"], after["peak_rss_bytes"])
+
+
+@test(timeout=120)
+def bench_quick_labels(ctx, _):
+    """bench --quick names the sizes it measured, not the full run's."""
+    r = ctx.cli(None, "bench", "--quick", "--json", "-q", timeout=100)
+    check(r.returncode == 0, "bench --quick: exit %d %r", r.returncode,
+          r.stderr[-300:])
+    rows = json.loads(r.stdout)
+    labels = [row["what"] + " " + row.get("note", "") for row in rows]
+    for label in labels:
+        check(not re.search(r"\b(100|10|48) MB\b", label),
+              "a --quick row claims a full-run size: %r", label)
+    check(any(l.startswith("put 2 MB, fsync") for l in labels) and
+          any(l.startswith("get 2 MB") for l in labels) and
+          any(l.startswith("50 x 200 kB downloads") for l in labels),
+          "scaled rows not named by their sizes: %s", labels)
+    r = ctx.cli(None, "bench", "--quick", "-q", timeout=100)
+    check(r.returncode == 0 and b"--quick: smaller files" in r.stdout,
+          "the table does not say it is a --quick run: %r", r.stdout[:300])
