@@ -74,7 +74,7 @@ def test(timeout=60, modes=(None,), tags=(), limits=None):
         for mode in modes:
             name = fn.__name__ + ("[%s]" % mode if mode else "")
             if name in TESTS:
-                raise SystemExit("test %s is defined twice (%s, %s)" % (
+                raise NameError("test %s is defined twice (%s, %s)" % (
                     name, TESTS[name].fn.__code__.co_filename,
                     fn.__code__.co_filename))
             TESTS[name] = Test(fn, mode, timeout, tuple(tags),

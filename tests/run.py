@@ -178,7 +178,12 @@ def main():
                 print("     " + d)
 
     for path in harness.modules():
-        harness.load(path)
+        try:
+            harness.load(path)
+        except Exception as e:  # its tests cannot run
+            failed += 1
+            print("FAIL %s: %s: %s" % (os.path.basename(path),
+                                       type(e).__name__, e), flush=True)
     names = [n for n, t in harness.TESTS.items()
              if selected(n, t.tags, args.select)]
     if not os.access(args.bin, os.X_OK) and names:
