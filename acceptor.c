@@ -199,9 +199,7 @@ static int ready_for_worker(const struct pending *p)
 {
 	struct proto_request req;
 	size_t consumed;
-	char err[128];
-	int rc = proto_parse_head(p->h.head, p->h.len, &req, &consumed, err,
-				  sizeof(err));
+	int rc = proto_parse_head(p->h.head, p->h.len, &req, &consumed, NULL);
 	if (rc <= 0 || req.cmd != CMD_UPLOAD)
 		return rc != 0;
 	return p->h.len == sizeof(p->h.head) ||

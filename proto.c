@@ -210,7 +210,7 @@ static int parse_name_part(const char *buf, size_t pos, size_t end,
 }
 
 int proto_parse_head(const char *buf, size_t len, struct proto_request *req,
-		     size_t *consumed, char *err, size_t errlen)
+		     size_t *consumed, struct fs_status *st)
 {
 	memset(req, 0, sizeof(*req));
 	ssize_t term = proto_find_terminator(buf, len);
@@ -226,11 +226,10 @@ int proto_parse_head(const char *buf, size_t len, struct proto_request *req,
 			char word[40];
 			excerpt(buf, wlen, word, sizeof(word));
 			if (wlen == 0)
-				snprintf(err, errlen, "empty request");
-			else
-				snprintf(err, errlen, "unknown command '%s'",
-					 word);
-			return -1;
+				return fs_fail(st, FS_ERR_PROTOCOL,
+					       "empty request");
+			return fs_fail(st, FS_ERR_PROTOCOL,
+				       "unknown command '%s'", word);
 		}
 		if (req->cmd == CMD_LIST || req->cmd == CMD_STATS) {
 			why = "too many parameters";
@@ -248,8 +247,7 @@ int proto_parse_head(const char *buf, size_t len, struct proto_request *req,
 		return 1;
 	if (r == 0)
 		why = "request head too long";
-	snprintf(err, errlen, "%s", why);
-	return -1;
+	return fs_fail(st, FS_ERR_PROTOCOL, "%s", why);
 }
 
 static int name_needs_quotes(const char *name)

@@ -34,10 +34,11 @@ struct proto_request {
 /* Parses the head of a request in buf[0..len).
  * Returns 1 when the head is complete: *consumed is where it ends (for
  * UPLOAD, where the base64 data starts; otherwise past the terminator).
- * Returns 0 when more bytes are needed, -1 on an invalid request with the
- * reason in err (req->cmd is set if the command word was understood). */
+ * Returns 0 when more bytes are needed, -1 on an invalid request with st
+ * set to FS_ERR_PROTOCOL and the reason (req->cmd is set if the command
+ * word was understood). */
 int proto_parse_head(const char *buf, size_t len, struct proto_request *req,
-		     size_t *consumed, char *err, size_t errlen);
+		     size_t *consumed, struct fs_status *st);
 /* NULL if name[0..len) is a valid storage name, else the reason. */
 const char *proto_check_name(const char *name, size_t len);
 const char *proto_command_name(enum proto_command cmd);

@@ -161,9 +161,9 @@ struct request {
 	struct proto_request req;
 	const char *worker;
 	uint64_t file_bytes;
-	char message[512]; /* error reply text, or what went wrong */
-	int counted;	   /* 1 as succeeded, -1 as failed, 0 not yet */
-	double pace_start; /* the current --min-rate window */
+	struct fs_status st; /* error reply text, or what went wrong */
+	int counted;	     /* 1 as succeeded, -1 as failed, 0 not yet */
+	double pace_start;   /* the current --min-rate window */
 	uint64_t pace_bytes;
 	int too_slow;
 	int stalled; /* the client stopped sending or went away */
@@ -224,7 +224,7 @@ static int reply(struct request *r, char *text, int ok)
 
 static int reply_error(struct request *r)
 {
-	return reply(r, proto_reply_error(r->message), 0);
+	return reply(r, proto_reply_error(r->st.message), 0);
 }
 
 /* A reply cut off midway cannot be completed: close with a reset, so
@@ -244,8 +244,7 @@ static int read_head(struct request *r)
 	size_t consumed;
 	for (;;) {
 		int rc = proto_parse_head(c->buf + c->start, c->end - c->start,
-					  &r->req, &consumed, r->message,
-					  sizeof(r->message));
+					  &r->req, &consumed, &r->st);
 		if (rc > 0) {
 			c->start += consumed;
 			return 1;
@@ -254,7 +253,7 @@ static int read_head(struct request *r)
 			return -1;
 		ssize_t n = conn_fill(c);
 		if (n <= 0) {
-			snprintf(r->message, sizeof(r->message),
+			snprintf(r->st.message, sizeof(r->st.message),
 				 "no complete request: %s", io_error(r, n));
 			return 0;
 		}
@@ -280,8 +279,8 @@ static ssize_t read_chunk(int fd, char *buf, size_t cap, uint64_t *left,
 static int handle_get(struct request *r)
 {
 	uint64_t left;
-	int fd = storage_open_file(&r->srv->storage, r->req.name, &left,
-				   r->message, sizeof(r->message));
+	int fd =
+	    storage_open_file(&r->srv->storage, r->req.name, &left, &r->st);
 	if (fd < 0)
 		return reply_error(r);
 	char *head = proto_reply_get_head(r->req.name);
@@ -299,7 +298,7 @@ static int handle_get(struct request *r)
 			ssize_t n =
 			    read_chunk(fd, in, FS_IO_CHUNK, &left, &eof);
 			if (n < 0) {
-				snprintf(r->message, sizeof(r->message),
+				snprintf(r->st.message, sizeof(r->st.message),
 					 "reading %s: %s", r->req.name,
 					 strerror(errno));
 				break;
@@ -314,7 +313,7 @@ static int handle_get(struct request *r)
 				settle(r, 1);
 			}
 			if (conn_write(&r->conn, out, pending) < 0) {
-				snprintf(r->message, sizeof(r->message),
+				snprintf(r->st.message, sizeof(r->st.message),
 					 "sending: %s", io_error(r, -1));
 				reset_on_close(r->conn.fd);
 				break;
@@ -369,19 +368,18 @@ static int upload_feed(struct request *r, struct upload *u,
 {
 	ssize_t got = b64_decode_update(dec, in, n, out);
 	if (got < 0) {
-		snprintf(r->message, sizeof(r->message),
+		snprintf(r->st.message, sizeof(r->st.message),
 			 "invalid base64 in the data of %s", r->req.name);
 		return -1;
 	}
 	uint64_t max = r->srv->cfg.max_upload;
 	if (max && u->bytes + (uint64_t)got > max) {
-		snprintf(r->message, sizeof(r->message),
+		snprintf(r->st.message, sizeof(r->st.message),
 			 "file too large: the limit is %llu bytes",
 			 (unsigned long long)max);
 		return -1;
 	}
-	return storage_upload_write(u, out, (size_t)got, r->message,
-				    sizeof(r->message));
+	return storage_upload_write(u, out, (size_t)got, &r->st);
 }
 
 /* Streams the data up to the terminator into u; 0 or -1 (message set). */
@@ -405,14 +403,14 @@ static int upload_body(struct request *r, struct upload *u, char *out)
 		ssize_t got = conn_fill(c);
 		if (got <= 0) {
 			r->stalled = 1;
-			snprintf(r->message, sizeof(r->message),
+			snprintf(r->st.message, sizeof(r->st.message),
 				 "upload of %s cut off: %s", r->req.name,
 				 io_error(r, got));
 			return -1;
 		}
 	}
 	if (b64_decode_final(&dec) < 0) {
-		snprintf(r->message, sizeof(r->message),
+		snprintf(r->st.message, sizeof(r->st.message),
 			 "invalid base64 in the data of %s: truncated",
 			 r->req.name);
 		return -1;
@@ -423,8 +421,7 @@ static int upload_body(struct request *r, struct upload *u, char *out)
 static int handle_upload(struct request *r)
 {
 	struct upload u;
-	if (storage_upload_begin(&r->srv->storage, &u, r->message,
-				 sizeof(r->message)) < 0)
+	if (storage_upload_begin(&r->srv->storage, &u, &r->st) < 0)
 		return upload_fail(r, &u);
 	char *out = malloc(B64_DECODED_MAX(CONN_BUF) + 8);
 	int rc = out ? upload_body(r, &u, out) : -1;
@@ -432,14 +429,13 @@ static int handle_upload(struct request *r)
 	r->file_bytes = u.bytes;
 	if (rc < 0)
 		return upload_fail(r, &u);
-	if (storage_upload_commit(&u, r->req.name, r->message,
-				  sizeof(r->message)) < 0) {
+	if (storage_upload_commit(&u, r->req.name, &r->st) < 0) {
 		rc = reply_error(r);
 	} else {
-		snprintf(r->message, sizeof(r->message),
+		snprintf(r->st.message, sizeof(r->st.message),
 			 "file %s uploaded (%llu bytes)", r->req.name,
 			 (unsigned long long)u.bytes);
-		rc = reply(r, proto_reply_text(r->message), 1);
+		rc = reply(r, proto_reply_text(r->st.message), 1);
 	}
 	storage_upload_release(&u); /* after the reply: see there */
 	return rc;
@@ -447,19 +443,17 @@ static int handle_upload(struct request *r)
 
 static int handle_list(struct request *r)
 {
-	cJSON *list =
-	    storage_list(&r->srv->storage, r->message, sizeof(r->message));
+	cJSON *list = storage_list(&r->srv->storage, &r->st);
 	return list ? reply(r, proto_reply_data(list), 1) : reply_error(r);
 }
 
 static int handle_delete(struct request *r)
 {
-	if (storage_delete(&r->srv->storage, r->req.name, r->message,
-			   sizeof(r->message)) < 0)
+	if (storage_delete(&r->srv->storage, r->req.name, &r->st) < 0)
 		return reply_error(r);
-	snprintf(r->message, sizeof(r->message), "file %s deleted",
+	snprintf(r->st.message, sizeof(r->st.message), "file %s deleted",
 		 r->req.name);
-	return reply(r, proto_reply_text(r->message), 1);
+	return reply(r, proto_reply_text(r->st.message), 1);
 }
 
 static int handle_stats(struct request *r)
@@ -523,7 +517,7 @@ static void log_request(struct request *r, int ok, double seconds)
 	log_info(r->worker, "%s %s: %s, %llu file bytes, %.3f s%s%s",
 		 proto_command_name(r->req.cmd), name, ok ? "OK" : "ERROR",
 		 (unsigned long long)r->file_bytes, seconds, ok ? "" : " - ",
-		 ok ? "" : r->message);
+		 ok ? "" : r->st.message);
 }
 
 void server_handle(struct server *srv, const char *worker,
@@ -552,7 +546,7 @@ void server_handle(struct server *srv, const char *worker,
 			settle(&r, ok);
 			log_request(&r, ok, units_now() - t0);
 		} else {
-			log_info(worker, "%s: %s", peer, r.message);
+			log_info(worker, "%s: %s", peer, r.st.message);
 		}
 	}
 	int up = r.req.cmd == CMD_UPLOAD;

@@ -71,21 +71,16 @@ void storage_close(struct storage *s)
 	s->dirfd = -1;
 }
 
-static int fail(char *err, size_t errlen, const char *what, int e)
+/* -1 with st set to "what: strerror(e)". */
+static int fail(struct fs_status *st, const char *what, int e)
 {
-	snprintf(err, errlen, "%s: %s", what, strerror(e));
-	errno = e;
-	return -1;
+	return fs_fail(st, FS_ERR_LOCAL, "%s: %s", what, strerror(e));
 }
 
-static int check(const char *name, char *err, size_t errlen)
+static int check_name(const char *name, struct fs_status *st)
 {
 	const char *bad = proto_check_name(name, strlen(name));
-	if (bad) {
-		snprintf(err, errlen, "%s", bad);
-		return -1;
-	}
-	return 0;
+	return bad ? fs_fail(st, FS_ERR_PROTOCOL, "%s", bad) : 0;
 }
 
 static const char *open_error(int e)
@@ -101,21 +96,20 @@ static const char *open_error(int e)
 }
 
 int storage_open_file(struct storage *s, const char *name, uint64_t *size,
-		      char *err, size_t errlen)
+		      struct fs_status *st)
 {
-	if (check(name, err, errlen) < 0)
+	if (check_name(name, st) < 0)
 		return -1;
 	int fd = openat(s->dirfd, name,
 			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", name, open_error(errno));
-		return -1;
-	}
+	if (fd < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", name,
+			       open_error(errno));
 	struct stat sb;
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		snprintf(err, errlen, "%s: not a regular file", name);
-		return -1;
+		return fs_fail(st, FS_ERR_LOCAL, "%s: not a regular file",
+			       name);
 	}
 	*size = (uint64_t)sb.st_size;
 	return fd;
@@ -171,12 +165,12 @@ static ssize_t read_names(int dirfd, char ***out)
 	return (ssize_t)n;
 }
 
-cJSON *storage_list(struct storage *s, char *err, size_t errlen)
+cJSON *storage_list(struct storage *s, struct fs_status *st)
 {
 	char **names = NULL;
 	ssize_t n = read_names(s->dirfd, &names);
 	if (n < 0) {
-		fail(err, errlen, "listing storage", errno);
+		fail(st, "listing storage", errno);
 		return NULL;
 	}
 	cJSON *list = cJSON_CreateArray();
@@ -188,27 +182,24 @@ cJSON *storage_list(struct storage *s, char *err, size_t errlen)
 	}
 	free(names);
 	if (!list)
-		snprintf(err, errlen, "out of memory");
+		fs_fail(st, FS_ERR_LOCAL, "out of memory");
 	return list;
 }
 
-int storage_delete(struct storage *s, const char *name, char *err,
-		   size_t errlen)
+int storage_delete(struct storage *s, const char *name, struct fs_status *st)
 {
-	if (check(name, err, errlen) < 0)
+	if (check_name(name, st) < 0)
 		return -1;
 	struct stat sb;
-	if (fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-		snprintf(err, errlen, "%s: %s", name, open_error(errno));
-		return -1;
-	}
+	if (fstatat(s->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", name,
+			       open_error(errno));
 	/* A symlink is removed itself; what it points to is never touched. */
-	if (!S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", name);
-		return -1;
-	}
+	if (!S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+		return fs_fail(st, FS_ERR_LOCAL, "%s: not a regular file",
+			       name);
 	if (unlinkat(s->dirfd, name, 0) < 0)
-		return fail(err, errlen, name, errno);
+		return fail(st, name, errno);
 	return 0;
 }
 
@@ -221,8 +212,8 @@ static void temp_name(char *buf, size_t len)
 	snprintf(buf, len, "%s%ld-%lu", FS_TMP_PREFIX, (long)getpid(), n);
 }
 
-int storage_upload_begin(struct storage *s, struct upload *u, char *err,
-			 size_t errlen)
+int storage_upload_begin(struct storage *s, struct upload *u,
+			 struct fs_status *st)
 {
 	memset(u, 0, sizeof(*u));
 	u->storage = s;
@@ -236,16 +227,16 @@ int storage_upload_begin(struct storage *s, struct upload *u, char *err,
 		   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (u->fd < 0) {
 		u->tmpname[0] = '\0';
-		return fail(err, errlen, "creating the temporary file", errno);
+		return fail(st, "creating the temporary file", errno);
 	}
 	return 0;
 }
 
 int storage_upload_write(struct upload *u, const void *buf, size_t len,
-			 char *err, size_t errlen)
+			 struct fs_status *st)
 {
 	if (write_all(u->fd, buf, len) < 0)
-		return fail(err, errlen, "writing the file", errno);
+		return fail(st, "writing the file", errno);
 	u->bytes += len;
 	return 0;
 }
@@ -286,11 +277,11 @@ static int replace_name(struct upload *u, const char *name)
 	return 0;
 }
 
-int storage_upload_commit(struct upload *u, const char *name, char *err,
-			  size_t errlen)
+int storage_upload_commit(struct upload *u, const char *name,
+			  struct fs_status *st)
 {
 	struct storage *s = u->storage;
-	if (check(name, err, errlen) < 0) {
+	if (check_name(name, st) < 0) {
 		storage_upload_abort(u);
 		return -1;
 	}
@@ -310,13 +301,12 @@ int storage_upload_commit(struct upload *u, const char *name, char *err,
 	close(u->fd);
 	u->fd = -1;
 	if (s->sync && fsync(s->dirfd) < 0)
-		return fail(err, errlen, "syncing the storage directory",
-			    errno);
+		return fail(st, "syncing the storage directory", errno);
 	return 0;
 failed:;
 	int e = errno;
 	storage_upload_abort(u);
-	return fail(err, errlen, "storing the file", e);
+	return fail(st, "storing the file", e);
 }
 
 void storage_upload_release(struct upload *u)

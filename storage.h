@@ -26,14 +26,16 @@ void storage_close(struct storage *s);
 /* Removes named temporary files: all of them (pid 0), or those a dead
  * process left. */
 void storage_sweep(struct storage *s, pid_t pid);
-/* Opens a regular file for reading and sets *size; -1 with a message in
- * err. */
+/* The functions below return -1 (or NULL) with st set: FS_ERR_PROTOCOL
+ * for a name proto_check_name() refuses, FS_ERR_LOCAL otherwise, the
+ * message naming the file and the cause (it becomes the ERROR reply). */
+
+/* Opens a regular file for reading and sets *size. */
 int storage_open_file(struct storage *s, const char *name, uint64_t *size,
-		      char *err, size_t errlen);
-/* Sorted names of the regular files; NULL with a message in err. */
-struct cJSON *storage_list(struct storage *s, char *err, size_t errlen);
-int storage_delete(struct storage *s, const char *name, char *err,
-		   size_t errlen);
+		      struct fs_status *st);
+/* Sorted names of the regular files. */
+struct cJSON *storage_list(struct storage *s, struct fs_status *st);
+int storage_delete(struct storage *s, const char *name, struct fs_status *st);
 
 /* An upload in progress: invisible until committed. */
 struct upload {
@@ -43,15 +45,15 @@ struct upload {
 	uint64_t bytes;
 	int replaced_fd; /* the version a commit replaced, until released */
 };
-int storage_upload_begin(struct storage *s, struct upload *u, char *err,
-			 size_t errlen);
+int storage_upload_begin(struct storage *s, struct upload *u,
+			 struct fs_status *st);
 int storage_upload_write(struct upload *u, const void *buf, size_t len,
-			 char *err, size_t errlen);
+			 struct fs_status *st);
 /* Makes the upload visible as name, durably when sync is on. The version
  * it replaces stays open, so that freeing its pages waits for
  * storage_upload_release(), after the reply. */
-int storage_upload_commit(struct upload *u, const char *name, char *err,
-			  size_t errlen);
+int storage_upload_commit(struct upload *u, const char *name,
+			  struct fs_status *st);
 void storage_upload_release(struct upload *u);
 /* Discards an upload that was not committed. Safe to call twice. */
 void storage_upload_abort(struct upload *u);

@@ -61,7 +61,7 @@ struct parsed {
 	int rc;
 	struct proto_request req;
 	size_t consumed;
-	char err[256];
+	struct fs_status st;
 };
 
 /* Parses an exact-length copy of s[0..n). */
@@ -72,8 +72,7 @@ static struct parsed parse_n(const char *s, size_t n)
 	memcpy(copy, s, n);
 	memset(&p, 0, sizeof(p));
 	p.consumed = (size_t)-1;
-	p.rc = proto_parse_head(copy, n, &p.req, &p.consumed, p.err,
-				sizeof(p.err));
+	p.rc = proto_parse_head(copy, n, &p.req, &p.consumed, &p.st);
 	free(copy);
 	return p;
 }
@@ -91,7 +90,7 @@ static void expect_ok_n(int line, const char *s, size_t n,
 {
 	struct parsed p = parse_n(s, n);
 	CHECK(p.rc == 1, "line %d: '%s' gave %d (%s)", line, show(s, n), p.rc,
-	      p.err);
+	      p.st.message);
 	if (p.rc != 1)
 		return;
 	CHECK(p.req.cmd == cmd, "line %d: '%s': cmd %d", line, show(s, n),
@@ -108,7 +107,7 @@ static void expect_ok_n(int line, const char *s, size_t n,
 	for (size_t k = 0; k < consumed; k++) {
 		struct parsed q = parse_n(s, k);
 		CHECK(q.rc == 0, "line %d: prefix %zu of '%s' gave %d (%s)",
-		      line, k, show(s, n), q.rc, q.err);
+		      line, k, show(s, n), q.rc, q.st.message);
 	}
 }
 
@@ -120,17 +119,18 @@ static size_t slen(const char *s)
 #define OK(s, cmd, name, consumed)                                             \
 	expect_ok_n(__LINE__, s, strlen(s), cmd, name, slen(name), consumed)
 
-/* An invalid request; err must mention `want` if it is not NULL. */
+/* An invalid request; its message must mention `want` if it is not NULL. */
 static void expect_bad_n(int line, const char *s, size_t n, const char *want)
 {
 	struct parsed p = parse_n(s, n);
 	CHECK(p.rc == -1, "line %d: '%s' gave %d, want -1", line, show(s, n),
 	      p.rc);
-	CHECK(p.err[0] != '\0', "line %d: '%s': no reason", line, show(s, n));
+	CHECK(p.st.message[0] != '\0', "line %d: '%s': no reason", line,
+	      show(s, n));
 	if (want)
-		CHECK(strstr(p.err, want) != NULL,
+		CHECK(strstr(p.st.message, want) != NULL,
 		      "line %d: '%s': reason '%s' lacks '%s'", line, show(s, n),
-		      p.err, want);
+		      p.st.message, want);
 }
 
 #define BAD(s, want) expect_bad_n(__LINE__, s, strlen(s), want)
@@ -240,9 +240,10 @@ static void test_parse_bad(void)
 	/* the reason is printable ASCII even for binary junk */
 	p = parse("\x01\x02\xff\xfe x\r\n\r\n");
 	CHECK(p.rc == -1, "binary command: %d", p.rc);
-	for (const char *e = p.err; *e; e++)
+	for (const char *e = p.st.message; *e; e++)
 		CHECK(*e >= 0x20 && *e < 0x7f, "raw byte 0x%02x in '%s'",
-		      (unsigned char)*e, show(p.err, strlen(p.err)));
+		      (unsigned char)*e,
+		      show(p.st.message, strlen(p.st.message)));
 }
 
 static void test_parse_names_255(void)
@@ -309,12 +310,12 @@ static void test_parse_head_cap(void)
 	p = parse_n(big, FS_HEAD_MAX + 8192);
 	CHECK(p.rc == 1 && p.consumed == 9 && p.req.cmd == CMD_UPLOAD,
 	      "UPLOAD head before 12 KiB of data: %d %zu (%s)", p.rc,
-	      p.consumed, p.err);
+	      p.consumed, p.st.message);
 	memcpy(big + FS_HEAD_MAX + 8192 - 4, "\r\n\r\n", 4);
 	p = parse_n(big, FS_HEAD_MAX + 8192);
 	CHECK(p.rc == 1 && p.consumed == 9,
 	      "UPLOAD head, terminator at 12 KiB: %d %zu (%s)", p.rc,
-	      p.consumed, p.err);
+	      p.consumed, p.st.message);
 	free(big);
 }
 

@@ -19,7 +19,8 @@
  *   - an unanswered prefix (rc 0) is shorter than FS_HEAD_MAX: a head
  *     longer than that without completion is -1;
  *   - rc 1 has consumed <= len, a NUL-terminated name of name_len bytes;
- *   - every err is a NUL-terminated string within errlen. */
+ *   - an invalid head sets st: FS_ERR_PROTOCOL and a NUL-terminated
+ *     message. */
 #include "fileserv.h"
 #include "proto.h"
 
@@ -28,13 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERRLEN 128
-
 struct result {
 	int rc;
 	struct proto_request req;
 	size_t consumed;
-	char err[ERRLEN];
+	struct fs_status st;
 };
 
 static void fail(const char *what, const uint8_t *data, size_t len)
@@ -53,9 +52,8 @@ static void parse(const uint8_t *data, size_t len, struct result *r)
 	memcpy(copy, data, len);
 	memset(r, 0xa5, sizeof(*r));
 	r->consumed = (size_t)-1;
-	memset(r->err, 0x5a, sizeof(r->err));
-	r->rc = proto_parse_head(copy, len, &r->req, &r->consumed, r->err,
-				 sizeof(r->err));
+	memset(&r->st, 0x5a, sizeof(r->st));
+	r->rc = proto_parse_head(copy, len, &r->req, &r->consumed, &r->st);
 	free(copy);
 	if (r->rc < -1 || r->rc > 1)
 		fail("rc out of range", data, len);
@@ -69,8 +67,10 @@ static void parse(const uint8_t *data, size_t len, struct result *r)
 		    strlen(r->req.name) != r->req.name_len)
 			fail("bad name / name_len", data, len);
 	}
-	if (r->rc == -1 && !memchr(r->err, '\0', sizeof(r->err)))
-		fail("err not terminated", data, len);
+	if (r->rc == -1 &&
+	    (r->st.code != FS_ERR_PROTOCOL ||
+	     !memchr(r->st.message, '\0', sizeof(r->st.message))))
+		fail("st not set", data, len);
 	if (r->rc == 0 && len >= FS_HEAD_MAX)
 		fail("no answer after FS_HEAD_MAX bytes", data, len);
 }
@@ -122,9 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			"'%s'\nwhole %zu: rc %d cmd %d consumed %zu name_len "
 			"%zu '%s'\n",
 			have, inc.rc, inc.req.cmd, inc.consumed,
-			inc.req.name_len, inc.rc == -1 ? inc.err : "", n,
+			inc.req.name_len, inc.rc == -1 ? inc.st.message : "", n,
 			whole.rc, whole.req.cmd, whole.consumed,
-			whole.req.name_len, whole.rc == -1 ? whole.err : "");
+			whole.req.name_len,
+			whole.rc == -1 ? whole.st.message : "");
 		fail("split parse differs from the one-shot parse", in, n);
 	}
 	return 0;

@@ -66,15 +66,15 @@ static int model_name_ok(const unsigned char *s, size_t len)
 static int parse_copy(const void *data, size_t len, struct proto_request *req,
 		      size_t *consumed)
 {
-	char err[256];
+	struct fs_status st;
 	char *copy = malloc(len ? len : 1);
 	if (!copy)
 		abort();
 	memcpy(copy, data, len);
-	int rc = proto_parse_head(copy, len, req, consumed, err, sizeof(err));
+	int rc = proto_parse_head(copy, len, req, consumed, &st);
 	free(copy);
-	if (rc == -1 && !memchr(err, '\0', sizeof(err)))
-		fail("err not terminated");
+	if (rc == -1 && !memchr(st.message, '\0', sizeof(st.message)))
+		fail("message not terminated");
 	return rc;
 }
 
