@@ -1,5 +1,5 @@
 /* spawn.h: a server run as a child process of this executable, for the
- * benchmarks and scripts that start their own (server.c). */
+ * benchmarks and scripts that start their own (spawn.c). */
 #ifndef FILESERV_SPAWN_H
 #define FILESERV_SPAWN_H
 
