@@ -79,39 +79,52 @@ static int cli_fail(struct cli *cli, const char *what)
 
 /* ---- progress ---- */
 
+/* Shown on a terminal. An upload's size is the local file's, so it has a
+ * total, a percentage and an ETA; a download's is unknown until the end
+ * (GET replies do not carry it), so it shows bytes, rate and elapsed. */
 struct progress {
 	int enabled;
 	double start, last;
-	uint64_t done;
+	uint64_t done, total;
 };
+
+static void progress_draw(struct progress *p, double now)
+{
+	double elapsed = now - p->start;
+	double rate = p->done / (elapsed + 1e-9);
+	char a[32], b[32], r[32], t[32];
+	p->last = now;
+	units_format_bytes((double)p->done, a, sizeof(a));
+	units_format_bytes(rate, r, sizeof(r));
+	if (p->total) {
+		units_format_seconds(rate > 0 ? (p->total - p->done) / rate : 0,
+				     t, sizeof(t));
+		fprintf(stderr, "\r\033[K%10s / %-10s %3d%%  %10s/s  ETA %s", a,
+			units_format_bytes((double)p->total, b, sizeof(b)),
+			(int)(p->done * 100 / p->total), r, t);
+	} else {
+		fprintf(stderr, "\r\033[K%10s  %10s/s  %s elapsed", a, r,
+			units_format_seconds(elapsed, t, sizeof(t)));
+	}
+}
 
 static void progress_show(void *ctx, uint64_t done, uint64_t total)
 {
 	struct progress *p = ctx;
 	double now = units_now();
 	p->done = done;
-	if (!p->enabled || (now - p->last < 0.1 && done != total))
-		return;
-	p->last = now;
-	double rate = done / (now - p->start + 1e-9);
-	char a[32], b[32], r[32];
-	units_format_bytes((double)done, a, sizeof(a));
-	if (total) {
-		units_format_bytes((double)total, b, sizeof(b));
-		fprintf(stderr, "\r%10s / %-10s %3d%%  %10s/s  ETA %4.0fs ", a,
-			b, (int)(done * 100 / total),
-			units_format_bytes(rate, r, sizeof(r)),
-			rate > 0 ? (total - done) / rate : 0);
-	} else {
-		fprintf(stderr, "\r%10s  %10s/s ", a,
-			units_format_bytes(rate, r, sizeof(r)));
-	}
+	p->total = total;
+	if (p->enabled && (now - p->last >= 0.1 || done == total))
+		progress_draw(p, now);
 }
 
+/* The last figures, then the line ends. */
 static void progress_end(struct progress *p)
 {
-	if (p->enabled && p->last > 0)
-		fputc('\n', stderr);
+	if (!p->enabled || p->last == 0)
+		return;
+	progress_draw(p, units_now());
+	fputc('\n', stderr);
 }
 
 static void progress_init(struct progress *p, const struct cli *cli)

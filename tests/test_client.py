@@ -369,3 +369,67 @@ def get_into_directory(ctx, _):
               in err, "get -o %s: exit %d %r", out, r.returncode, err)
         check(".fileserv-" not in err, "message names the temporary: %r",
               err)
+
+
+def on_terminal(ctx, port, *args, timeout=30):
+    """Runs fileserv ARGS with stderr on a pseudo-terminal; returns (exit
+    status, what the terminal showed)."""
+    import pty, select, subprocess, time
+    master, slave = pty.openpty()
+    p = subprocess.Popen([ctx.bin] + list(args) + ["-p", str(port)],
+                         cwd=ctx.root, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    shown, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 0.5)[0]:
+                if p.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's last user closed it
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+    return p.wait(5), text(shown).replace("\r\n", "\n")
+
+
+def last_drawn(shown):
+    """The progress line as it was left: the last redraw before the
+    first newline, without its clear-to-end-of-line."""
+    return shown.split("\n")[0].split("\r")[-1].replace("\033[K", "")
+
+
+@test()
+def progress_display(ctx, _):
+    """On a terminal: an upload shows total, percentage and ETA; a
+    download, whose size the protocol does not send, shows bytes, rate and
+    elapsed time; -q shows nothing."""
+    srv = ctx.server("thread")
+    src = ctx.path("src")
+    with open(src, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    rc, shown = on_terminal(ctx, srv.port, "put", src, "up")
+    check(rc == 0, "put on a terminal: exit %d %r", rc, shown)
+    last = last_drawn(shown)
+    check(re.search(r"3\.1 MB / 3\.1 MB +100%  .*/s  ETA 0\.0 s", last),
+          "upload progress: %r", last)
+    rc, shown = on_terminal(ctx, srv.port, "get", "up", "-o",
+                            ctx.path("back"))
+    check(rc == 0, "get on a terminal: exit %d %r", rc, shown)
+    last = last_drawn(shown)
+    check(re.search(r"3\.1 MB +\S+ [kMG]?B/s  \d+\.\d s elapsed", last),
+          "download progress: %r", last)
+    check("%" not in last and "ETA" not in last,
+          "a download without a known size shows a percentage: %r", last)
+    check("downloaded up: 3.1 MB in" in shown, "summary line: %r", shown)
+    rc, shown = on_terminal(ctx, srv.port, "get", "up", "-o",
+                            ctx.path("back2"), "-q")
+    check(rc == 0 and shown == "", "-q on a terminal: %d %r", rc, shown)
