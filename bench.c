@@ -19,6 +19,7 @@
 #include "spawn.h"
 #include "stats.h"
 #include "stress.h"
+#include "testdata.h"
 #include "units.h"
 
 #include <cjson/cJSON.h>
@@ -549,9 +550,9 @@ int bench_main(struct cmdline *cl, int argc, char **argv)
 	snprintf(f1k, sizeof(f1k), "%s/f1k", b.dir);
 	b.big = (uint64_t)(100e6 * b.scale);
 	b.mid = (uint64_t)(10e6 * b.scale);
-	if (stress_make_file(f100, b.big, 1) < 0 ||
-	    stress_make_file(f10, b.mid, 2) < 0 ||
-	    stress_make_file(f1k, 1000, 3) < 0) {
+	if (testdata_make(f100, b.big, 1) < 0 ||
+	    testdata_make(f10, b.mid, 2) < 0 ||
+	    testdata_make(f1k, 1000, 3) < 0) {
 		perror("fileserv bench: test files");
 		return 3;
 	}

@@ -8,7 +8,7 @@
 
 /* get, put, ls, rm, stats: cli.c */
 int cli_main(struct cmdline *cl, int argc, char **argv);
-/* stress: stress.c */
+/* stress: stress_cli.c */
 int stress_main(struct cmdline *cl, int argc, char **argv);
 /* run SCRIPT: lua/script.c */
 int script_main(struct cmdline *cl, int argc, char **argv);

@@ -64,9 +64,6 @@ extern __thread struct stress_tally *stress_current;
 int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	       struct fs_status *st);
 const char *stress_op_name(enum stress_op op);
-/* Writes size deterministic pseudo-random bytes (a function of seed) to
- * path; 0 or -1 with errno set. */
-int stress_make_file(const char *path, uint64_t size, uint64_t seed);
 /* The summary as JSON: the one representation the CLI prints and the Lua
  * binding converts. */
 struct cJSON *stress_to_json(const struct stress_config *cfg,

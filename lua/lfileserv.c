@@ -12,6 +12,7 @@
 #include "lua/script.h"
 #include "spawn.h"
 #include "stress.h"
+#include "testdata.h"
 #include "units.h"
 
 #include <cjson/cJSON.h>
@@ -339,7 +340,7 @@ static int mkfile_l(lua_State *L)
 	const char *path = luaL_checkstring(L, 1);
 	uint64_t size = check_size(L, 2),
 		 seed = (uint64_t)luaL_optinteger(L, 3, 1);
-	if (stress_make_file(path, size, seed) < 0)
+	if (testdata_make(path, size, seed) < 0)
 		return luaL_fileresult(L, 0, path);
 	lua_pushinteger(L, (lua_Integer)size);
 	return 1;
