@@ -6,6 +6,7 @@
 #include "fileserv.h"
 #include "client.h"
 #include "commands.h"
+#include "proto.h"
 #include "units.h"
 
 #include <cjson/cJSON.h>
@@ -44,9 +45,13 @@ static const char put_usage[] =
     "Uploads FILE as NAME (default: FILE's name without its directory).\n"
     "The server replaces an existing NAME atomically.\n";
 
-static const char ls_usage[] = "usage: fileserv ls   (alias: list)\n"
-			       "\n"
-			       "Lists the server's files, one name a line.\n";
+static const char ls_usage[] =
+    "usage: fileserv ls   (alias: list)\n"
+    "\n"
+    "Lists the server's files, one name a line as they arrive, every byte\n"
+    "visible: control bytes as C escapes (\\n, \\x1b), C1 controls and\n"
+    "bidirectional characters as \\uXXXX, bytes that are not UTF-8 as "
+    "\\xHH,\na backslash as \\\\.\n";
 
 static const char rm_usage[] = "usage: fileserv rm NAME   (alias: delete)\n"
 			       "\n"
@@ -292,6 +297,15 @@ static void stats_print(const struct cli *cli, const cJSON *data)
 	stats_print_resources(data);
 }
 
+/* ls's sink: one name a line, every byte visible. */
+static int print_name(void *ctx, const void *name, size_t len)
+{
+	(void)ctx;
+	char shown[4 * FS_NAME_MAX + 1];
+	proto_escape_visible(name, len, shown, sizeof(shown));
+	return puts(shown) < 0 ? -1 : 0;
+}
+
 static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 		      char **argv)
 {
@@ -300,17 +314,20 @@ static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 			     want ? "one NAME" : "no arguments", &cli->st) < 0)
 		return -1;
 	struct fs_result res;
-	int rc = client_request(&cli->client, cmd, want ? argv[0] : NULL, &res,
-				&cli->st);
+	struct fs_sink names = {print_name, NULL};
+	int rc = cmd == CMD_LIST
+		     ? client_list(&cli->client, &names, &res, &cli->st)
+		     : client_request(&cli->client, cmd, want ? argv[0] : NULL,
+				      &res, &cli->st);
 	cJSON *data = rc == 0 ? cJSON_GetObjectItem(res.reply, "data") : NULL;
-	if (cmd == CMD_LIST) {
-		cJSON *item;
-		cJSON_ArrayForEach(item, data) if (cJSON_IsString(item))
-		    printf("%s\n", item->valuestring);
-	} else if (cmd == CMD_STATS && data) {
+	if (cmd == CMD_STATS && data) {
 		stats_print(cli, data);
 	} else if (cJSON_IsString(data) && !cli->quiet) {
-		printf("%s\n", data->valuestring);
+		char shown[4 * 512 + 1];
+		proto_escape_visible(data->valuestring,
+				     strnlen(data->valuestring, 512), shown,
+				     sizeof(shown));
+		printf("%s\n", shown);
 	}
 	client_result_free(&res);
 	return rc;

@@ -2,8 +2,11 @@
  * engine and the Lua bindings alike. One request per connection, as the
  * protocol demands. An upload streams the file through the encoder into
  * the socket; a download streams the reply's data_file through the decoder
- * into a caller's sink, so memory never depends on file size. Every
- * failure comes back as an error class and a message naming the server. */
+ * into a caller's sink, and a listing's names one by one, so memory never
+ * depends on what the server sends. -t bounds every wait through a pace:
+ * no byte for that long, or a window that long under CLIENT_MIN_RATE,
+ * fails the exchange. Every failure comes back as an error class and a
+ * message naming the server. */
 #include "fileserv.h"
 #include "client.h"
 #include "codec.h"
@@ -14,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,21 +164,90 @@ static int send_upload(struct conn *conn, const char *head, int fd,
 	return rc;
 }
 
-/* Turns a parsed reply into 0, or -1 with FS_ERR_SERVER and its message. */
-static int check_reply(const struct fs_client *c, cJSON *reply,
-		       struct fs_status *st)
+/* Turns a well-formed reply into 0, or -1 with FS_ERR_SERVER and its
+ * message, escaped for the terminal. */
+static int check_reply(cJSON *reply, struct fs_status *st)
 {
 	cJSON *status = cJSON_GetObjectItemCaseSensitive(reply, "status");
 	cJSON *data = cJSON_GetObjectItemCaseSensitive(reply, "data");
-	if (!cJSON_IsString(status))
-		return fs_fail(st, FS_ERR_PROTOCOL,
-			       "%s:%s: reply without a status", c->host,
-			       c->port);
 	if (strcmp(status->valuestring, "OK") == 0)
 		return 0;
-	return fs_fail(st, FS_ERR_SERVER, "%s",
-		       cJSON_IsString(data) ? data->valuestring
-					    : "server answered ERROR");
+	const char *text =
+	    cJSON_IsString(data) ? data->valuestring : "server answered ERROR";
+	char shown[sizeof(st->message)];
+	proto_escape_visible(text, strlen(text), shown, sizeof(shown));
+	return fs_fail(st, FS_ERR_SERVER, "%s", shown);
+}
+
+/* The connection of one exchange, with its -t pace. */
+struct paced {
+	struct conn conn;
+	double timeout;
+	double last;	     /* when a byte last moved */
+	double window_start; /* the current rate window */
+	uint64_t last_moved, window_moved;
+	const char *why; /* set when the pace gave up */
+};
+
+/* Rolls the rate window over once it is timeout seconds old; -1 if it
+ * moved under CLIENT_MIN_RATE. */
+static int pace_window(struct paced *p, double now, uint64_t moved)
+{
+	if (now - p->window_start < p->timeout)
+		return 0;
+	if ((double)(moved - p->window_moved) < CLIENT_MIN_RATE * p->timeout) {
+		p->why = "under 1 kB/s";
+		return -1;
+	}
+	p->window_start = now;
+	p->window_moved = moved;
+	return 0;
+}
+
+/* The conn's wait: polls until the socket is ready, up to whichever
+ * comes first of the idle limit and the end of the rate window. */
+static int pace_wait(struct conn *c, short events)
+{
+	struct paced *p = (struct paced *)c;
+	for (;;) {
+		double now = units_now();
+		uint64_t moved = c->bytes_in + c->bytes_out;
+		if (moved != p->last_moved) {
+			p->last = now;
+			p->last_moved = moved;
+		}
+		if (pace_window(p, now, moved) < 0)
+			break;
+		double idle_end = p->last + p->timeout;
+		double until = p->window_start + p->timeout;
+		if (idle_end < until)
+			until = idle_end;
+		double ms = (until - now) * 1000;
+		ms = ms > 1e9 ? 1e9 : ms > 0 ? ms + 1 : 0;
+		struct pollfd pfd = {.fd = c->fd, .events = events};
+		int n = poll(&pfd, 1, (int)ms);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+		if (n == 0 && units_now() >= idle_end) {
+			p->why = "no progress";
+			break;
+		}
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+static int paced_init(struct paced *p, int fd, double timeout)
+{
+	memset(p, 0, sizeof(*p));
+	if (conn_init(&p->conn, fd, CLIENT_BUF) < 0)
+		return -1;
+	p->conn.wait = pace_wait;
+	p->timeout = timeout;
+	p->last = p->window_start = units_now();
+	return 0;
 }
 
 struct exchange {
@@ -184,12 +257,11 @@ struct exchange {
 	uint64_t size;
 	fs_progress_fn progress;
 	void *progress_ctx;
-	const struct fs_sink *sink;
+	const struct fs_sink *sink; /* GET's bytes, LIST's names */
 };
 
-static int exchange_run(const struct fs_client *c, const struct exchange *x,
-			struct conn *conn, struct fs_result *res,
-			struct fs_status *st)
+static int exchange_run(const struct exchange *x, struct conn *conn,
+			struct fs_result *res, struct fs_status *st)
 {
 	char head[FS_HEAD_MAX];
 	if (proto_format_head(head, sizeof(head), x->cmd,
@@ -202,15 +274,16 @@ static int exchange_run(const struct fs_client *c, const struct exchange *x,
 	if (sent < 0 && x->cmd != CMD_UPLOAD)
 		fs_fail(st, fs_error_from_errno(errno), "sending: %s",
 			strerror(errno));
-	/* Even when sending failed, the server may have said why. */
+	/* Even when sending failed, the server may have said why: what has
+	 * arrived is read, within what is left of the pace. */
 	struct fs_status read_st;
 	uint64_t got = 0;
-	if (proto_read_reply(conn, x->sink, &res->reply, &got,
+	if (proto_read_reply(conn, x->cmd, x->sink, &res->reply, &got,
 			     sent < 0 ? &read_st : st) < 0)
 		return -1;
 	if (x->cmd == CMD_GET)
 		res->bytes = got;
-	if (check_reply(c, res->reply, st) < 0)
+	if (check_reply(res->reply, st) < 0)
 		return -1;
 	return sent;
 }
@@ -223,11 +296,14 @@ static int exchange(const struct fs_client *c, const struct exchange *x,
 	int fd = client_connect(c, st);
 	if (fd < 0)
 		return -1;
-	struct conn conn;
-	int rc = conn_init(&conn, fd, CLIENT_BUF) < 0
+	struct paced p;
+	int rc = paced_init(&p, fd, c->timeout) < 0
 		     ? fs_fail(st, FS_ERR_LOCAL, "out of memory")
-		     : exchange_run(c, x, &conn, res, st);
-	conn_free(&conn);
+		     : exchange_run(x, &p.conn, res, st);
+	if (rc < 0 && p.why && st->code != FS_ERR_SERVER)
+		fs_fail(st, FS_ERR_TIMEOUT, "%s:%s: timed out (%s for %g s)",
+			c->host, c->port, p.why, c->timeout);
+	conn_free(&p.conn);
 	close(fd);
 	res->seconds = units_now() - t0;
 	return rc;
@@ -246,6 +322,13 @@ int client_get(const struct fs_client *c, const char *name,
 	       struct fs_status *st)
 {
 	struct exchange x = {.cmd = CMD_GET, .name = name, .sink = sink};
+	return exchange(c, &x, res, st);
+}
+
+int client_list(const struct fs_client *c, const struct fs_sink *names,
+		struct fs_result *res, struct fs_status *st)
+{
+	struct exchange x = {.cmd = CMD_LIST, .sink = names};
 	return exchange(c, &x, res, st);
 }
 

@@ -11,10 +11,14 @@
 
 struct cJSON;
 
+#define CLIENT_MIN_RATE 1000 /* bytes a second */
+
 struct fs_client {
 	char host[256];
 	char port[16];
-	double timeout; /* seconds without progress before giving up */
+	/* -t: an exchange fails when this many seconds pass without a byte
+	 * moving, or a window this long moves under CLIENT_MIN_RATE. */
+	double timeout;
 };
 
 typedef void (*fs_progress_fn)(void *ctx, uint64_t done, uint64_t total);
@@ -37,6 +41,10 @@ int client_request(const struct fs_client *c, enum proto_command cmd,
 int client_get(const struct fs_client *c, const char *name,
 	       const struct fs_sink *sink, struct fs_result *res,
 	       struct fs_status *st);
+/* Lists the server's files: each name goes to names as it arrives (see
+ * proto_read_reply). client_request(CMD_LIST) drops them. */
+int client_list(const struct fs_client *c, const struct fs_sink *names,
+		struct fs_result *res, struct fs_status *st);
 /* Uploads size bytes from fd as name. progress may be NULL. */
 int client_put(const struct fs_client *c, const char *name, int fd,
 	       uint64_t size, fs_progress_fn progress, void *progress_ctx,

@@ -74,7 +74,9 @@ static void main_help(FILE *out)
 	      "                            127.0.0.1:5666)\n"
 	      "  -p, --port N              its port (serve: the port to "
 	      "listen on)\n"
-	      "  -t, --timeout T           give up after T without progress "
+	      "  -t, --timeout T           give up after T without progress, "
+	      "or when a\n"
+	      "                            T window moves under 1 kB/s "
 	      "(default 300s)\n"
 	      "  -q, --quiet               no progress display (serve: no "
 	      "log on stderr)\n"
@@ -105,8 +107,10 @@ static const struct global {
      "  -p, --port N              port (default 5666)\n"},
     {{"timeout", required_argument, NULL, 't'},
      CMDLINE_TIMEOUT,
-     "  -t, --timeout T           give up after T without progress "
-     "(default 300s)\n"},
+     "  -t, --timeout T           give up after T without progress, or "
+     "when a\n"
+     "                            T window moves under 1 kB/s (default "
+     "300s)\n"},
     {{"quiet", no_argument, NULL, 'q'},
      CMDLINE_QUIET,
      "  -q, --quiet               no progress display\n"},

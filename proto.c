@@ -6,9 +6,12 @@
  * stream it. Replies are small cJSON envelopes, except a GET's data_file,
  * which both sides stream: the server writes the envelope around an
  * encoded stream, and proto_read_reply() decodes the value of data_file
- * straight into a sink while every other member goes through cJSON. The
- * reply reader is hand-written because no JSON library in Debian streams a
- * single string value of unbounded length. */
+ * straight into a sink, a LIST's names go to a sink one by one, and every
+ * other member goes through cJSON within a fixed budget, so a reply costs
+ * bounded memory whatever the peer sends; the reader then checks that the
+ * reply has its command's shape. It is hand-written because no JSON
+ * library in Debian streams a single string value of unbounded length.
+ * proto_escape_visible() shows a peer's text on a terminal safely. */
 #include "fileserv.h"
 #include "codec.h"
 #include "conn.h"
@@ -17,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,19 +62,22 @@ static enum proto_command command_lookup(const char *word, size_t len)
 	return CMD_INVALID;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *s, size_t len)
+/* Length of the valid UTF-8 sequence at s[0..len), or 0 if invalid; its
+ * code point goes to *cp. */
+static size_t utf8_sequence(const unsigned char *s, size_t len, unsigned *cp)
 {
 	size_t n;
-	unsigned min, cp;
-	if (s[0] < 0x80)
+	unsigned min;
+	if (s[0] < 0x80) {
+		*cp = s[0];
 		return 1;
+	}
 	if ((s[0] & 0xe0) == 0xc0)
-		n = 2, min = 0x80, cp = s[0] & 0x1f;
+		n = 2, min = 0x80, *cp = s[0] & 0x1f;
 	else if ((s[0] & 0xf0) == 0xe0)
-		n = 3, min = 0x800, cp = s[0] & 0x0f;
+		n = 3, min = 0x800, *cp = s[0] & 0x0f;
 	else if ((s[0] & 0xf8) == 0xf0)
-		n = 4, min = 0x10000, cp = s[0] & 0x07;
+		n = 4, min = 0x10000, *cp = s[0] & 0x07;
 	else
 		return 0;
 	if (n > len)
@@ -78,9 +85,9 @@ static size_t utf8_sequence(const unsigned char *s, size_t len)
 	for (size_t i = 1; i < n; i++) {
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
+		*cp = *cp << 6 | (s[i] & 0x3f);
 	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
 		return 0;
 	return n;
 }
@@ -99,12 +106,68 @@ const char *proto_check_name(const char *name, size_t len)
 			return "invalid name: contains '/'";
 		if (s[i] < 0x20 || s[i] == 0x7f)
 			return "invalid name: contains a control byte";
-		size_t n = utf8_sequence(s + i, len - i);
+		unsigned cp;
+		size_t n = utf8_sequence(s + i, len - i, &cp);
 		if (n == 0)
 			return "invalid name: not valid UTF-8";
 		i += n;
 	}
 	return NULL;
+}
+
+/* C1 controls, and the format characters that reorder or break the line
+ * they are printed on (bidirectional marks, embeddings, overrides and
+ * isolates; line and paragraph separators). */
+static int invisible_char(unsigned cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e ||
+	       cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The escape of one code point or invalid byte into piece; its length. */
+static size_t escape_one(unsigned cp, int valid, char *piece, size_t len)
+{
+	static const char c_escapes[] = "\aa\bb\tt\nn\vv\ff\rr\\\\";
+	if (!valid)
+		return (size_t)snprintf(piece, len, "\\x%02x", cp);
+	const char *e =
+	    cp && (cp < 0x20 || cp == '\\') ? strchr(c_escapes, (int)cp) : NULL;
+	if (e)
+		return (size_t)snprintf(piece, len, "\\%c", e[1]);
+	if (cp < 0x20 || cp == 0x7f)
+		return (size_t)snprintf(piece, len, "\\x%02x", cp);
+	if (invisible_char(cp))
+		return (size_t)snprintf(piece, len, "\\u%04x", cp);
+	return 0;
+}
+
+size_t proto_escape_visible(const char *text, size_t len, char *out,
+			    size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t n = 0;
+	for (size_t i = 0; i < len;) {
+		char piece[8];
+		unsigned cp = s[i];
+		size_t k = utf8_sequence(s + i, len - i, &cp);
+		size_t w =
+		    escape_one(k ? cp : s[i], k > 0, piece, sizeof(piece));
+		if (k == 0)
+			k = 1;
+		if (w == 0) {
+			memcpy(piece, s + i, k);
+			w = k;
+		}
+		if (n + w >= outlen)
+			break;
+		memcpy(out + n, piece, w);
+		n += w;
+		i += k;
+	}
+	if (outlen)
+		out[n] = '\0';
+	return n;
 }
 
 /* Copies a printable, ASCII-only excerpt of word into out for messages. */
@@ -366,9 +429,12 @@ ssize_t conn_fill(struct conn *c)
 		return -1;
 	}
 	ssize_t n;
-	do
-		n = recv(c->fd, c->buf + c->end, c->cap - c->end, 0);
-	while (n < 0 && errno == EINTR);
+	do {
+		if (c->wait && c->wait(c, POLLIN) < 0)
+			return -1;
+		n = recv(c->fd, c->buf + c->end, c->cap - c->end,
+			 c->wait ? MSG_DONTWAIT : 0);
+	} while (n < 0 && (errno == EINTR || (c->wait && errno == EAGAIN)));
 	if (n > 0) {
 		c->end += (size_t)n;
 		c->bytes_in += (uint64_t)n;
@@ -397,8 +463,11 @@ int conn_write(struct conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
+		if (c->wait && c->wait(c, POLLOUT) < 0)
+			return -1;
+		ssize_t n = send(c->fd, p, len,
+				 MSG_NOSIGNAL | (c->wait ? MSG_DONTWAIT : 0));
+		if (n < 0 && (errno == EINTR || (c->wait && errno == EAGAIN)))
 			continue;
 		if (n < 0)
 			return -1;
@@ -413,11 +482,32 @@ int conn_write(struct conn *c, const void *buf, size_t len)
 
 /* ---- streamed reply reader ---- */
 
-#define REPLY_VALUE_MAX (64u << 20) /* any member but data_file */
+/* JSON text the reader takes outside the streamed parts (data_file's
+ * value, a listing's names): every member, whitespace included. What it
+ * keeps as cJSON is parsed from that text, so a reply costs a few MB at
+ * most, whatever the peer sends. */
+#define REPLY_TEXT_MAX (64u << 10)
+/* One listed name as JSON text (each byte escaped as \uXXXX), and the
+ * whitespace and comma after it. */
+#define REPLY_NAME_TEXT_MAX (FS_NAME_MAX * 6 + 2 + 64)
+
+struct text {
+	char *data;
+	size_t len, cap;
+};
 
 struct reader {
 	struct conn *c;
 	struct fs_status *st;
+	enum proto_command cmd;
+	const struct fs_sink *sink;
+	size_t budget;	   /* bytes still allowed by the current limit */
+	const char *limit; /* what exceeding it means */
+	struct text text;  /* the member or name being captured */
+	struct b64_decoder dec;
+	char *out;	/* decoded data_file bytes */
+	uint64_t count; /* bytes (GET) or names (LIST) given to the sink */
+	int has_file, has_list;
 };
 
 static int reader_fail_io(struct reader *r, ssize_t n)
@@ -440,12 +530,14 @@ static int reader_peek(struct reader *r)
 	return (unsigned char)r->c->buf[r->c->start];
 }
 
-static int reader_next(struct reader *r)
+/* Consumes the peeked byte, charged to the current limit. */
+static int reader_take(struct reader *r)
 {
-	int ch = reader_peek(r);
-	if (ch >= 0)
-		r->c->start++;
-	return ch;
+	if (r->budget == 0)
+		return fs_fail(r->st, FS_ERR_PROTOCOL, "%s", r->limit);
+	r->budget--;
+	r->c->start++;
+	return 0;
 }
 
 static int reader_skip_ws(struct reader *r)
@@ -453,7 +545,8 @@ static int reader_skip_ws(struct reader *r)
 	int ch;
 	while ((ch = reader_peek(r)) == ' ' || ch == '\t' || ch == '\r' ||
 	       ch == '\n')
-		r->c->start++;
+		if (reader_take(r) < 0)
+			return -1;
 	return ch;
 }
 
@@ -466,20 +559,14 @@ static int reader_expect(struct reader *r, int want)
 		return fs_fail(r->st, FS_ERR_PROTOCOL,
 			       "malformed reply: expected '%c', got 0x%02x",
 			       want, ch);
-	r->c->start++;
-	return 0;
+	return reader_take(r);
 }
-
-struct text {
-	char *data;
-	size_t len, cap;
-};
 
 static int text_put(struct text *t, char ch)
 {
 	if (t->len + 2 > t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
-		char *p = cap <= REPLY_VALUE_MAX ? realloc(t->data, cap) : NULL;
+		char *p = realloc(t->data, cap);
 		if (!p)
 			return -1;
 		t->data = p;
@@ -490,11 +577,13 @@ static int text_put(struct text *t, char ch)
 	return 0;
 }
 
-/* Appends the raw JSON text of one value (string, number, literal,
- * object or array) to t. */
-static int reader_capture(struct reader *r, struct text *t)
+/* Captures the raw JSON text of one value (string, number, literal,
+ * object or array) into r->text; its bytes count against the limit. */
+static int reader_capture(struct reader *r)
 {
+	struct text *t = &r->text;
 	int depth = 0, in_string = 0, escaped = 0, ch;
+	t->len = 0;
 	if (reader_skip_ws(r) < 0)
 		return -1;
 	for (;;) {
@@ -505,10 +594,10 @@ static int reader_capture(struct reader *r, struct text *t)
 		    (ch == ',' || ch == '}' || ch == ']' ||
 		     (t->data[0] != '"' && isspace(ch))))
 			return 0;
-		r->c->start++;
+		if (reader_take(r) < 0)
+			return -1;
 		if (text_put(t, (char)ch) < 0)
-			return fs_fail(r->st, FS_ERR_PROTOCOL,
-				       "reply member too large");
+			return fs_fail(r->st, FS_ERR_LOCAL, "out of memory");
 		if (in_string) {
 			if (escaped)
 				escaped = 0;
@@ -530,57 +619,150 @@ static int reader_capture(struct reader *r, struct text *t)
 	}
 }
 
+/* The byte a one-letter JSON escape stands for, or -1. */
+static int json_simple_escape(int ch)
+{
+	static const char map[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+	for (const char *p = map; *p; p += 2)
+		if (*p == ch)
+			return (unsigned char)p[1];
+	return -1;
+}
+
+/* The value of 4 hex digits at s, or -1. */
+static long json_hex4(const char *s)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		int ch = (unsigned char)s[i];
+		if (!isxdigit(ch))
+			return -1;
+		v = v * 16 + (isdigit(ch) ? ch - '0' : (ch | 0x20) - 'a' + 10);
+	}
+	return v;
+}
+
+static size_t utf8_encode(unsigned cp, char *out)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | cp >> 18);
+	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* The code point of the \u escape (with its low surrogate) at *p, which
+ * it moves past; -1 if invalid. */
+static long json_unicode_escape(const char **p, const char *end)
+{
+	long cp = end - *p >= 6 ? json_hex4(*p + 2) : -1;
+	*p += 6;
+	if (cp >= 0xdc00 && cp < 0xe000)
+		return -1;
+	if (cp < 0xd800 || cp >= 0xdc00)
+		return cp;
+	const char *q = *p;
+	long low =
+	    end - q >= 6 && q[0] == '\\' && q[1] == 'u' ? json_hex4(q + 2) : -1;
+	if (low < 0xdc00 || low >= 0xe000)
+		return -1;
+	*p += 6;
+	return 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+}
+
+/* Decodes the JSON string s[0..len) (quotes included) into out, cap bytes
+ * with the NUL; returns its length, -1 if it is not a JSON string, -2 if
+ * it does not fit. NUL bytes (\u0000) are kept. */
+static ssize_t json_unquote(const char *s, size_t len, char *out, size_t cap)
+{
+	if (len < 2 || s[0] != '"' || s[len - 1] != '"')
+		return -1;
+	const char *p = s + 1, *end = s + len - 1;
+	size_t n = 0;
+	while (p < end) {
+		char piece[4];
+		size_t k = 1;
+		long v;
+		if ((unsigned char)*p < 0x20)
+			return -1;
+		if (*p != '\\') {
+			piece[0] = *p++;
+		} else if (end - p >= 2 &&
+			   (v = json_simple_escape(p[1])) >= 0) {
+			piece[0] = (char)v;
+			p += 2;
+		} else if (end - p >= 2 && p[1] == 'u' &&
+			   (v = json_unicode_escape(&p, end)) >= 0) {
+			k = utf8_encode((unsigned)v, piece);
+		} else {
+			return -1;
+		}
+		if (n + k >= cap)
+			return -2;
+		memcpy(out + n, piece, k);
+		n += k;
+	}
+	out[n] = '\0';
+	return (ssize_t)n;
+}
+
 /* Decodes the escape after a backslash inside data_file into *out. */
 static int reader_escape(struct reader *r, char *out)
 {
-	int ch = reader_next(r);
-	const char *simple = "\"\"\\\\//b\bf\fn\nr\rt\t";
-	for (const char *p = simple; ch >= 0 && *p; p += 2)
-		if (*p == ch) {
-			*out = p[1];
-			return 0;
-		}
-	if (ch != 'u')
-		return ch < 0 ? -1
-			      : fs_fail(r->st, FS_ERR_PROTOCOL,
-					"bad escape in reply");
-	unsigned v = 0;
-	for (int i = 0; i < 4; i++) {
-		ch = reader_next(r);
-		if (ch < 0 || !isxdigit(ch))
-			return ch < 0 ? -1
-				      : fs_fail(r->st, FS_ERR_PROTOCOL,
-						"bad \\u escape in reply");
-		v = v * 16 +
-		    (unsigned)(isdigit(ch) ? ch - '0' : (ch | 0x20) - 'a' + 10);
+	int ch = reader_peek(r);
+	if (ch < 0)
+		return -1;
+	r->c->start++;
+	int v = json_simple_escape(ch);
+	if (v >= 0) {
+		*out = (char)v;
+		return 0;
 	}
-	*out = v < 0x80 ? (char)v : '!'; /* non-ASCII is never base64 */
+	char hex[4];
+	for (int i = 0; ch == 'u' && i < 4; i++) {
+		int d = reader_peek(r);
+		if (d < 0)
+			return -1;
+		r->c->start++;
+		hex[i] = (char)d;
+	}
+	long cp = ch == 'u' ? json_hex4(hex) : -1;
+	if (cp < 0)
+		return fs_fail(r->st, FS_ERR_PROTOCOL, "bad escape in reply");
+	*out = cp < 0x80 ? (char)cp : '!'; /* non-ASCII is never base64 */
 	return 0;
 }
 
-struct stream {
-	struct b64_decoder dec;
-	char *out;
-	const struct fs_sink *sink;
-	uint64_t bytes;
-};
-
-static int stream_feed(struct reader *r, struct stream *s, const char *in,
-		       size_t n)
+static int stream_feed(struct reader *r, const char *in, size_t n)
 {
-	ssize_t got = b64_decode_update(&s->dec, in, n, s->out);
+	ssize_t got = b64_decode_update(&r->dec, in, n, r->out);
 	if (got < 0)
 		return fs_fail(r->st, FS_ERR_PROTOCOL,
 			       "data_file is not valid base64");
-	if (got > 0 && s->sink && s->sink->write(s->sink->ctx, s->out, got))
+	if (got > 0 && r->sink && r->sink->write(r->sink->ctx, r->out, got))
 		return fs_fail(r->st, FS_ERR_LOCAL, "writing the file: %s",
 			       strerror(errno));
-	s->bytes += (uint64_t)got;
+	r->count += (uint64_t)got;
 	return 0;
 }
 
 /* Streams the string value of data_file (opening quote consumed). */
-static int reader_stream(struct reader *r, struct stream *s)
+static int reader_stream(struct reader *r)
 {
 	struct conn *c = r->c;
 	for (;;) {
@@ -591,18 +773,18 @@ static int reader_stream(struct reader *r, struct stream *s)
 		char *q = memchr(p, '"', n);
 		char *b = memchr(p, '\\', q ? (size_t)(q - p) : n);
 		size_t span = b ? (size_t)(b - p) : q ? (size_t)(q - p) : n;
-		if (stream_feed(r, s, p, span) < 0)
+		if (stream_feed(r, p, span) < 0)
 			return -1;
 		c->start += span;
 		if (b) {
 			char ch;
 			c->start++;
 			if (reader_escape(r, &ch) < 0 ||
-			    stream_feed(r, s, &ch, 1) < 0)
+			    stream_feed(r, &ch, 1) < 0)
 				return -1;
 		} else if (q) {
 			c->start++;
-			if (b64_decode_final(&s->dec) < 0)
+			if (b64_decode_final(&r->dec) < 0)
 				return fs_fail(r->st, FS_ERR_PROTOCOL,
 					       "data_file is truncated base64");
 			return 0;
@@ -610,87 +792,180 @@ static int reader_stream(struct reader *r, struct stream *s)
 	}
 }
 
-static int reader_key(struct reader *r, char *key, size_t keylen)
+/* The length of a name without escapes that has fully arrived in the
+ * buffer (quotes included), or 0: the common case, taken without
+ * capturing byte by byte. */
+static size_t reader_plain_name(const struct reader *r)
 {
-	struct text t = {0};
-	int rc = reader_capture(r, &t);
-	cJSON *k = rc == 0 ? cJSON_Parse(t.data) : NULL;
-	free(t.data);
-	if (rc < 0)
-		return -1;
-	if (!cJSON_IsString(k)) {
-		cJSON_Delete(k);
-		return fs_fail(r->st, FS_ERR_PROTOCOL,
-			       "malformed reply: bad member name");
+	const unsigned char *p = (const unsigned char *)r->c->buf + r->c->start;
+	size_t avail = r->c->end - r->c->start;
+	if (avail > FS_NAME_MAX + 2)
+		avail = FS_NAME_MAX + 2;
+	if (avail < 2 || p[0] != '"')
+		return 0;
+	for (size_t i = 1; i < avail; i++) {
+		if (p[i] == '"')
+			return i + 1;
+		if (p[i] == '\\' || p[i] < 0x20)
+			return 0;
 	}
-	snprintf(key, keylen, "%s", k->valuestring);
-	cJSON_Delete(k);
 	return 0;
 }
 
-static int reader_member(struct reader *r, struct stream *s, cJSON *obj)
+/* One name of a listing, and the separator after it: 1 at the end of the
+ * list, 0 if more follow. The name goes to the sink, NUL-terminated. */
+static int reader_name(struct reader *r)
 {
-	char key[64];
-	if (reader_key(r, key, sizeof(key)) < 0 || reader_expect(r, ':') < 0)
+	char name[FS_NAME_MAX + 1];
+	r->budget = REPLY_NAME_TEXT_MAX;
+	if (reader_skip_ws(r) < 0)
 		return -1;
+	size_t plain = reader_plain_name(r);
+	ssize_t n;
+	if (plain) {
+		n = (ssize_t)plain - 2;
+		memcpy(name, r->c->buf + r->c->start + 1, (size_t)n);
+		name[n] = '\0';
+		r->c->start += plain;
+	} else if (reader_capture(r) < 0) {
+		return -1;
+	} else {
+		n = json_unquote(r->text.data, r->text.len, name, sizeof(name));
+	}
+	if (n == -2)
+		return fs_fail(r->st, FS_ERR_PROTOCOL,
+			       "malformed LIST reply: a name longer than %d "
+			       "bytes",
+			       FS_NAME_MAX);
+	if (n <= 0)
+		return fs_fail(r->st, FS_ERR_PROTOCOL,
+			       "malformed LIST reply: a name that is not a "
+			       "non-empty string");
+	if (r->sink && r->sink->write(r->sink->ctx, name, (size_t)n) < 0)
+		return fs_fail(r->st, FS_ERR_LOCAL, "listing: %s",
+			       strerror(errno));
+	r->count++;
+	int ch = reader_skip_ws(r);
+	if (ch < 0 || reader_take(r) < 0)
+		return -1;
+	if (ch != ',' && ch != ']')
+		return fs_fail(r->st, FS_ERR_PROTOCOL,
+			       "malformed LIST reply: expected ',' or ']'");
+	return ch == ']';
+}
+
+/* Streams a listing's names (its '[' consumed) to the sink, one call per
+ * name: the reader holds one name at a time, however long the list. */
+static int reader_names(struct reader *r)
+{
+	size_t budget = r->budget;
+	const char *limit = r->limit;
+	int rc = reader_skip_ws(r);
+	if (rc == ']') {
+		rc = reader_take(r);
+	} else if (rc >= 0) {
+		r->limit = "malformed LIST reply: a name too long";
+		while ((rc = reader_name(r)) == 0)
+			;
+	}
+	r->budget = budget;
+	r->limit = limit;
+	return rc < 0 ? -1 : 0;
+}
+
+/* A member name, parsed into *key (to be deleted by the caller). */
+static int reader_key(struct reader *r, cJSON **key)
+{
+	if (reader_capture(r) < 0)
+		return -1;
+	*key = cJSON_ParseWithLength(r->text.data, r->text.len);
+	if (cJSON_IsString(*key))
+		return 0;
+	return fs_fail(r->st, FS_ERR_PROTOCOL,
+		       "malformed reply: bad member name");
+}
+
+static int reader_seen(const struct reader *r, const cJSON *obj,
+		       const char *key)
+{
+	if (strcmp(key, "data_file") == 0 && r->has_file)
+		return 1;
+	if (strcmp(key, "data") == 0 && r->has_list)
+		return 1;
+	return cJSON_GetObjectItemCaseSensitive(obj, key) != NULL;
+}
+
+/* A member's value: data_file (GET) and data (LIST) stream; any other is
+ * parsed into obj. */
+static int reader_value(struct reader *r, cJSON *obj, const char *key)
+{
+	char shown[40];
 	int ch = reader_skip_ws(r);
 	if (ch < 0)
 		return -1;
-	if (strcmp(key, "data_file") == 0 && ch == '"') {
+	excerpt(key, strlen(key), shown, sizeof(shown));
+	if (reader_seen(r, obj, key))
+		return fs_fail(r->st, FS_ERR_PROTOCOL,
+			       "malformed reply: '%s' twice", shown);
+	if (r->cmd == CMD_GET && strcmp(key, "data_file") == 0) {
+		if (ch != '"')
+			return fs_fail(r->st, FS_ERR_PROTOCOL,
+				       "malformed GET reply: data_file is not "
+				       "a string");
 		r->c->start++;
-		return reader_stream(r, s);
+		r->has_file = 1;
+		return reader_stream(r);
 	}
-	struct text t = {0};
-	int rc = reader_capture(r, &t);
-	cJSON *value = rc == 0 ? cJSON_ParseWithLength(t.data, t.len) : NULL;
-	free(t.data);
-	if (rc < 0)
+	if (r->cmd == CMD_LIST && strcmp(key, "data") == 0 && ch == '[') {
+		r->c->start++;
+		r->has_list = 1;
+		return reader_names(r);
+	}
+	if (reader_capture(r) < 0)
 		return -1;
+	cJSON *value = cJSON_ParseWithLength(r->text.data, r->text.len);
 	if (!value)
 		return fs_fail(r->st, FS_ERR_PROTOCOL,
-			       "malformed reply: bad value of '%s'", key);
+			       "malformed reply: bad value of '%s'", shown);
 	cJSON_AddItemToObject(obj, key, value);
 	return 0;
 }
 
-/* After the closing brace: whitespace up to the terminator (or EOF). */
-static int reader_finish(struct reader *r)
+static int reader_member(struct reader *r, cJSON *obj)
 {
-	unsigned last = 0;
-	for (;;) {
-		if (r->c->start == r->c->end) {
-			ssize_t n = conn_fill(r->c);
-			if (n == 0)
-				return 0;
-			if (n < 0)
-				return reader_fail_io(r, n);
-		}
-		int ch = (unsigned char)r->c->buf[r->c->start++];
-		if (!isspace(ch))
-			return fs_fail(r->st, FS_ERR_PROTOCOL,
-				       "garbage after the reply");
-		last = last << 8 | (unsigned)ch;
-		if (last == 0x0d0a0d0a)
-			return 0;
-	}
+	cJSON *key = NULL;
+	int rc = reader_key(r, &key) < 0 || reader_expect(r, ':') < 0
+		     ? -1
+		     : reader_value(r, obj, key->valuestring);
+	cJSON_Delete(key);
+	return rc;
 }
 
-static int reader_object(struct reader *r, struct stream *s, cJSON *obj)
+/* After the closing brace the reply is complete: what has already arrived
+ * may only be whitespace (the terminator). Nothing more is waited for, so
+ * a peer that never ends its reply cannot hold the client. */
+static int reader_finish(struct reader *r)
+{
+	for (; r->c->start < r->c->end; r->c->start++)
+		if (!isspace((unsigned char)r->c->buf[r->c->start]))
+			return fs_fail(r->st, FS_ERR_PROTOCOL,
+				       "garbage after the reply");
+	return 0;
+}
+
+static int reader_object(struct reader *r, cJSON *obj)
 {
 	if (reader_expect(r, '{') < 0)
 		return -1;
 	int ch = reader_skip_ws(r);
-	if (ch == '}') {
-		r->c->start++;
-		return reader_finish(r);
-	}
+	if (ch == '}')
+		return reader_take(r) < 0 ? -1 : reader_finish(r);
 	for (;;) {
-		if (reader_member(r, s, obj) < 0)
+		if (reader_member(r, obj) < 0)
 			return -1;
 		ch = reader_skip_ws(r);
-		if (ch < 0)
+		if (ch < 0 || reader_take(r) < 0)
 			return -1;
-		r->c->start++;
 		if (ch == '}')
 			return reader_finish(r);
 		if (ch != ',')
@@ -699,26 +974,71 @@ static int reader_object(struct reader *r, struct stream *s, cJSON *obj)
 	}
 }
 
-int proto_read_reply(struct conn *c, const struct fs_sink *sink, cJSON **reply,
-		     uint64_t *file_bytes, struct fs_status *st)
+/* What an OK reply to cmd lacks, or NULL if it has its command's shape. */
+static const char *reply_lacks(const struct reader *r, const cJSON *data)
 {
-	struct reader r = {c, st};
-	struct stream s = {.sink = sink};
-	b64_decoder_init(&s.dec);
-	s.out = malloc(B64_DECODED_MAX(c->cap) + 8);
+	switch (r->cmd) {
+	case CMD_GET:
+		return r->has_file ? NULL : "no data_file";
+	case CMD_LIST:
+		return r->has_list ? NULL : "no list of names";
+	case CMD_STATS:
+		return cJSON_IsObject(data) ? NULL : "no object of counters";
+	default:
+		return cJSON_IsString(data) ? NULL : "no message";
+	}
+}
+
+/* A reply has a status, "OK" or "ERROR"; an OK one has the data of its
+ * command, an ERROR one nothing streamed. */
+static int reader_check_shape(const struct reader *r, const cJSON *obj)
+{
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(obj, "status");
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(obj, "data");
+	const char *cmd = proto_command_name(r->cmd);
+	if (!cJSON_IsString(status))
+		return fs_fail(r->st, FS_ERR_PROTOCOL,
+			       "malformed %s reply: no status", cmd);
+	const char *why = NULL;
+	if (strcmp(status->valuestring, "OK") == 0)
+		why = reply_lacks(r, data);
+	else if (strcmp(status->valuestring, "ERROR") != 0)
+		why = "a status neither OK nor ERROR";
+	else if (r->has_file || r->has_list)
+		why = "an ERROR with data";
+	if (!why)
+		return 0;
+	return fs_fail(r->st, FS_ERR_PROTOCOL, "malformed %s reply: %s", cmd,
+		       why);
+}
+
+int proto_read_reply(struct conn *c, enum proto_command cmd,
+		     const struct fs_sink *sink, cJSON **reply, uint64_t *count,
+		     struct fs_status *st)
+{
+	struct reader r = {.c = c,
+			   .st = st,
+			   .cmd = cmd,
+			   .sink = sink,
+			   .budget = REPLY_TEXT_MAX,
+			   .limit = "reply too large: over 64 KiB outside "
+				    "data_file and the listing"};
+	b64_decoder_init(&r.dec);
+	r.out = malloc(B64_DECODED_MAX(c->cap) + 8);
 	cJSON *obj = cJSON_CreateObject();
 	int rc = -1;
-	if (!s.out || !obj)
+	if (!r.out || !obj)
 		fs_fail(st, FS_ERR_LOCAL, "out of memory");
-	else
-		rc = reader_object(&r, &s, obj);
-	free(s.out);
+	else if (reader_object(&r, obj) == 0)
+		rc = reader_check_shape(&r, obj);
+	free(r.out);
+	free(r.text.data);
 	if (rc < 0) {
 		cJSON_Delete(obj);
 		obj = NULL;
 	}
 	*reply = obj;
-	if (file_bytes)
-		*file_bytes = s.bytes;
+	if (count)
+		*count = r.count;
 	return rc;
 }

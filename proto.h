@@ -63,12 +63,26 @@ char *proto_reply_data(struct cJSON *data);
 char *proto_reply_get_head(const char *name);
 #define PROTO_GET_TAIL "\"}" PROTO_TERMINATOR
 
-/* Reads one reply from c. The value of "data_file" is streamed, decoded,
- * into sink (which may be NULL for replies without it); every other
- * member is returned in *reply as a cJSON object. file_bytes counts what
- * went into the sink. Returns 0 or -1 with st set. */
-int proto_read_reply(struct conn *c, const struct fs_sink *sink,
-		     struct cJSON **reply, uint64_t *file_bytes,
-		     struct fs_status *st);
+/* Reads the reply to a cmd request from c and checks that it has cmd's
+ * shape: a status "OK" or "ERROR", no member twice, and with OK a GET's
+ * data_file string, a LIST's array of names, a STATS object, or another
+ * command's message. A GET's data_file is decoded into sink; a LIST's
+ * names go to sink one write per name (NUL-terminated, at most
+ * FS_NAME_MAX bytes); sink may be NULL. Every other member is returned in
+ * *reply as a cJSON object, from at most 64 KiB of JSON text, so memory
+ * stays bounded whatever the peer sends. count is the bytes (GET) or
+ * names (LIST) given to the sink. The reply ends at its closing brace:
+ * nothing after it is waited for. Returns 0 (an ERROR reply included) or
+ * -1 with st set. */
+int proto_read_reply(struct conn *c, enum proto_command cmd,
+		     const struct fs_sink *sink, struct cJSON **reply,
+		     uint64_t *count, struct fs_status *st);
+/* Copies text[0..len) into out (outlen bytes with the NUL; 4 * len + 1
+ * always suffices) so that a terminal shows every byte and nothing else
+ * happens: backslash and control bytes as C escapes (\\, \n, \x1b), C1
+ * controls and bidirectional or line-breaking format characters as
+ * \uXXXX, bytes that are not UTF-8 as \xHH. Returns the length. */
+size_t proto_escape_visible(const char *text, size_t len, char *out,
+			    size_t outlen);
 
 #endif

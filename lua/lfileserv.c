@@ -127,9 +127,96 @@ static int client_simple(lua_State *L, enum proto_command cmd,
 	return 1;
 }
 
+/* What c:ls() keeps in its table: names and a per-name allowance for
+ * Lua's string and slot. Beyond it, c:ls(fn) streams the names. */
+#define LUA_LIST_MAX (256u << 20)
+
+/* A listing's sink: each name goes to the table or function at `target`
+ * inside a protected call, so that a memory error, or an error the
+ * function raises, ends the listing instead of unwinding through the
+ * client. */
+struct lua_names {
+	lua_State *L;
+	int target;
+	lua_Integer n;
+	size_t held;
+	int raised;  /* the error is on the stack */
+	int too_big; /* the table reached LUA_LIST_MAX */
+};
+
+/* (table or function, name, length, index): stores or passes the name. */
+static int names_append(lua_State *L)
+{
+	int call = lua_isfunction(L, 1);
+	if (call)
+		lua_pushvalue(L, 1);
+	lua_pushlstring(L, lua_touserdata(L, 2), (size_t)lua_tointeger(L, 3));
+	if (call)
+		lua_call(L, 1, 0);
+	else
+		lua_rawseti(L, 1, lua_tointeger(L, 4));
+	return 0;
+}
+
+static int names_write(void *ctx, const void *name, size_t len)
+{
+	struct lua_names *s = ctx;
+	lua_State *L = s->L;
+	if (!lua_isfunction(L, s->target) &&
+	    (s->held += len + 32) > LUA_LIST_MAX) {
+		s->too_big = 1;
+		errno = EFBIG;
+		return -1;
+	}
+	if (!lua_checkstack(L, 6)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	lua_pushcfunction(L, names_append);
+	lua_pushvalue(L, s->target);
+	lua_pushlightuserdata(L, (void *)name);
+	lua_pushinteger(L, (lua_Integer)len);
+	lua_pushinteger(L, ++s->n);
+	if (lua_pcall(L, 4, 0, 0) == LUA_OK)
+		return 0;
+	s->raised = 1;
+	errno = ECANCELED;
+	return -1;
+}
+
+/* c:ls() adds `names`, a table; c:ls(fn) calls fn(name) for each name as
+ * it arrives and adds `count`. */
 static int client_ls_l(lua_State *L)
 {
-	return client_simple(L, CMD_LIST, "names");
+	struct fs_client *c = script_check_client(L, 1);
+	int streamed = !lua_isnoneornil(L, 2);
+	if (streamed)
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	else
+		lua_newtable(L);
+	lua_settop(L, 2);
+	struct lua_names s = {.L = L, .target = 2};
+	struct fs_sink sink = {names_write, &s};
+	struct fs_status st = {0};
+	struct fs_result res;
+	int rc = client_list(c, &sink, &res, &st);
+	client_result_free(&res);
+	if (s.raised)
+		return lua_error(L);
+	if (rc < 0 && s.too_big)
+		fs_fail(&st, FS_ERR_LOCAL,
+			"listing larger than c:ls() keeps (256 MiB); "
+			"c:ls(function(name) ... end) streams it");
+	if (rc < 0)
+		return push_failure(L, &st);
+	push_result(L, &res);
+	lua_pushinteger(L, s.n);
+	lua_setfield(L, -2, "count");
+	if (!streamed) {
+		lua_pushvalue(L, 2);
+		lua_setfield(L, -2, "names");
+	}
+	return 1;
 }
 
 static int client_rm_l(lua_State *L)

@@ -738,8 +738,8 @@ struct readres {
 
 /* Sends text[0..len) from a thread in pieces of `chunk` and reads one
  * reply with a connection buffer of `cap` bytes. */
-static struct readres read_reply(const char *text, size_t len, size_t cap,
-				 size_t chunk)
+static struct readres read_reply_to(enum proto_command cmd, const char *text,
+				    size_t len, size_t cap, size_t chunk)
 {
 	struct readres r;
 	memset(&r, 0, sizeof(r));
@@ -754,11 +754,17 @@ static struct readres read_reply(const char *text, size_t len, size_t cap,
 	struct conn c;
 	conn_init(&c, sv[0], cap);
 	struct fs_sink sink = {membuf_write, &r.sink};
-	r.rc = proto_read_reply(&c, &sink, &r.reply, &r.file_bytes, &r.st);
+	r.rc = proto_read_reply(&c, cmd, &sink, &r.reply, &r.file_bytes, &r.st);
 	conn_free(&c);
 	close(sv[0]);
 	pthread_join(tid, NULL);
 	return r;
+}
+
+static struct readres read_reply(const char *text, size_t len, size_t cap,
+				 size_t chunk)
+{
+	return read_reply_to(CMD_GET, text, len, cap, chunk);
 }
 
 static void readres_free(struct readres *r)
@@ -955,7 +961,6 @@ static void test_read_reply_errors(void)
 	read_fails(__LINE__, "{\"status\" \"OK\"}\r\n\r\n", FS_ERR_PROTOCOL);
 	read_fails(__LINE__, "{\"status\": \"OK\" \"data\": 1}\r\n\r\n",
 		   FS_ERR_PROTOCOL);
-	read_fails(__LINE__, "{\"status\": \"OK\"}x\r\n\r\n", FS_ERR_PROTOCOL);
 	read_fails(__LINE__, "{status: \"OK\"}\r\n\r\n", FS_ERR_PROTOCOL);
 	/* early close, at many points */
 	const char *full = REPLY("QUJDREVG");
@@ -980,21 +985,24 @@ static void test_read_reply_errors(void)
 		  strcmp(str_member(r.reply, "data"), "no such file") == 0,
 	      "ERROR reply: rc %d (%s)", r.rc, r.st.message);
 	readres_free(&r);
-	/* a LIST reply with escapes in names, and the close without a
-	 * terminator after the object is accepted */
+	/* garbage that has arrived with the closing brace */
+	const char *g = REPLY("QUJD") "x";
+	r = read_reply(g, strlen(g), 4096, 4096);
+	CHECK(r.rc == -1 && r.st.code == FS_ERR_PROTOCOL, "garbage: rc %d",
+	      r.rc);
+	readres_free(&r);
+	/* a LIST reply with escapes in names streams them to the sink, and
+	 * the close without a terminator after the object is accepted */
 	const char *lt = "{\"status\": \"OK\", \"data\": [\"a\\\"b\", "
 			 "\"c\\\\d\", \"\\u00e9\", \"x\\r\\n\\r\\ny\"]}";
+	const char want[] = "a\"bc\\d\xc3\xa9x\r\n\r\ny";
 	for (int term = 0; term < 2; term++) {
 		char *t = xasprintf("%s%s", lt, term ? "\r\n\r\n" : "");
-		r = read_reply(t, strlen(t), 5, 4);
-		cJSON *d = cJSON_GetObjectItem(r.reply, "data");
-		CHECK(r.rc == 0 && cJSON_GetArraySize(d) == 4 &&
-			  strcmp(cJSON_GetArrayItem(d, 0)->valuestring,
-				 "a\"b") == 0 &&
-			  strcmp(cJSON_GetArrayItem(d, 2)->valuestring,
-				 "\xc3\xa9") == 0 &&
-			  strcmp(cJSON_GetArrayItem(d, 3)->valuestring,
-				 "x\r\n\r\ny") == 0,
+		r = read_reply_to(CMD_LIST, t, strlen(t), 5, 4);
+		CHECK(r.rc == 0 && r.file_bytes == 4 &&
+			  r.sink.len == sizeof(want) - 1 &&
+			  memcmp(r.sink.data, want, r.sink.len) == 0 &&
+			  !cJSON_GetObjectItem(r.reply, "data"),
 		      "LIST reply (terminator %d): rc %d (%s)", term, r.rc,
 		      r.st.message);
 		readres_free(&r);
@@ -1003,12 +1011,188 @@ static void test_read_reply_errors(void)
 	/* a STATS-like nested object */
 	const char *st = "{\"status\": \"OK\", \"data\": {\"requests\": 3, "
 			 "\"commands\": {\"GET\": {\"failed\": 1}}}}\r\n\r\n";
-	r = read_reply(st, strlen(st), 3, 5);
+	r = read_reply_to(CMD_STATS, st, strlen(st), 3, 5);
 	cJSON *d = cJSON_GetObjectItem(r.reply, "data");
 	CHECK(r.rc == 0 && cJSON_GetObjectItem(d, "requests") &&
 		  cJSON_GetObjectItem(d, "requests")->valuedouble == 3,
 	      "nested reply: rc %d (%s)", r.rc, r.st.message);
 	readres_free(&r);
+}
+
+/* A reply to cmd that must fail with `code`, whatever its pieces. */
+static void shape_fails(int line, enum proto_command cmd, const char *text,
+			enum fs_error code)
+{
+	static const size_t caps[] = {3, 4096};
+	for (size_t c = 0; c < 2; c++) {
+		struct readres r = read_reply_to(cmd, text, strlen(text),
+						 caps[c], c ? 4096 : 2);
+		CHECK(r.rc == -1 && r.st.code == code && r.reply == NULL,
+		      "line %d: %s '%s' cap %zu: rc %d code %s (%s), want %s",
+		      line, proto_command_name(cmd), show(text, strlen(text)),
+		      caps[c], r.rc, fs_error_name(r.st.code), r.st.message,
+		      fs_error_name(code));
+		readres_free(&r);
+	}
+}
+
+#define OK_REPLY(members) "{\"status\": \"OK\", " members "}\r\n\r\n"
+
+static void test_read_reply_shapes(void)
+{
+	const enum fs_error P = FS_ERR_PROTOCOL;
+	shape_fails(__LINE__, CMD_GET, OK_REPLY("\"data_namafile\": \"f\""), P);
+	shape_fails(__LINE__, CMD_GET, OK_REPLY("\"data_file\": null"), P);
+	shape_fails(__LINE__, CMD_GET, OK_REPLY("\"data_file\": 12"), P);
+	shape_fails(
+	    __LINE__, CMD_GET,
+	    OK_REPLY("\"data_file\": \"QUJD\", \"data_file\": \"QUJD\""), P);
+	shape_fails(__LINE__, CMD_GET,
+		    "{\"status\": \"ERROR\", \"data_file\": \"QUJD\"}", P);
+	shape_fails(__LINE__, CMD_GET,
+		    "{\"status\": \"MAYBE\", \"data_file\": \"QUJD\"}", P);
+	shape_fails(__LINE__, CMD_GET,
+		    "{\"status\": \"OK\", \"status\": \"OK\", \"data_file\": "
+		    "\"QUJD\"}",
+		    P);
+	shape_fails(__LINE__, CMD_GET, "{\"data_file\": \"QUJD\"}", P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"data\": {\"a\": 1}"), P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"data\": \"a\""), P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"x\": []"), P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"data\": [1]"), P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"data\": [\"a\", null]"), P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"data\": [\"\"]"), P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"data\": [\"\\udc00\"]"), P);
+	shape_fails(__LINE__, CMD_LIST, OK_REPLY("\"data\": [\"a\" \"b\"]"), P);
+	shape_fails(__LINE__, CMD_LIST,
+		    OK_REPLY("\"data\": [\"a\"], \"data\": [\"b\"]"), P);
+	shape_fails(__LINE__, CMD_STATS, OK_REPLY("\"data\": \"x\""), P);
+	shape_fails(__LINE__, CMD_STATS, OK_REPLY("\"data\": [1]"), P);
+	shape_fails(__LINE__, CMD_DELETE, OK_REPLY("\"data\": 1"), P);
+	shape_fails(__LINE__, CMD_UPLOAD, "{\"status\": \"OK\"}", P);
+	/* an ERROR reply carries its message only */
+	const char *busy = "{\"status\": \"ERROR\", \"data\": \"busy\"}";
+	struct readres r = read_reply_to(CMD_LIST, busy, strlen(busy), 64, 64);
+	CHECK(r.rc == 0 && r.file_bytes == 0, "LIST ERROR: rc %d (%s)", r.rc,
+	      r.st.message);
+	readres_free(&r);
+	/* nothing reaches the sink before a data_file that is not a string */
+	const char *arr = OK_REPLY("\"data_file\": [\"QUJD\"]");
+	r = read_reply_to(CMD_GET, arr, strlen(arr), 4096, 4096);
+	CHECK(r.rc == -1 && r.sink.len == 0, "data_file array: rc %d, %zu",
+	      r.rc, r.sink.len);
+	readres_free(&r);
+}
+
+/* A text of n members "kN": N, one JSON object. */
+static char *many_members(enum proto_command cmd, size_t n)
+{
+	size_t cap = 64 + n * 24, len = 0;
+	char *t = xmalloc(cap);
+	len += (size_t)snprintf(t, cap, "{\"status\": \"OK\"%s",
+				cmd == CMD_GET ? ", \"data_file\": \"\"" : "");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(t + len, cap - len, ", \"k%zu\": %zu",
+					i, i);
+	snprintf(t + len, cap - len, "}\r\n\r\n");
+	return t;
+}
+
+static void test_read_reply_bounds(void)
+{
+	/* 64 KiB of members outside the streamed parts, not more */
+	char *small = many_members(CMD_GET, 1000);
+	struct readres r = read_reply(small, strlen(small), 4096, 4096);
+	CHECK(r.rc == 0 && cJSON_GetArraySize(r.reply) == 1001,
+	      "1000 members: rc %d (%s)", r.rc, r.st.message);
+	readres_free(&r);
+	char *big = many_members(CMD_GET, 10000);
+	shape_fails(__LINE__, CMD_GET, big, FS_ERR_PROTOCOL);
+	r = read_reply(big, strlen(big), 4096, 4096);
+	CHECK(strstr(r.st.message, "too large") != NULL, "message: %s",
+	      r.st.message);
+	readres_free(&r);
+	free(small);
+	free(big);
+	char *pad = xmalloc(70000);
+	memset(pad, 'a', 69999);
+	pad[69999] = '\0';
+	char *one =
+	    xasprintf(OK_REPLY("\"data_file\": \"\", \"x\": \"%s\""), pad);
+	shape_fails(__LINE__, CMD_GET, one, FS_ERR_PROTOCOL);
+	free(one);
+	/* a listing far larger than that streams: 40,000 names of 255 bytes
+	 * (10 MB), then names at the edges of validity */
+	size_t n = 40000, cap = n * 260 + 200, len = 0;
+	char *list = xmalloc(cap);
+	len += (size_t)snprintf(list, cap, "{\"status\": \"OK\", \"data\": [");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(list + len, cap - len, "%s\"%0255zu\"",
+					i ? ", " : "", i);
+	snprintf(list + len, cap - len, "]}\r\n\r\n");
+	r = read_reply_to(CMD_LIST, list, strlen(list), 256 * 1024, 65536);
+	CHECK(r.rc == 0 && r.file_bytes == n && r.sink.len == n * 255,
+	      "40000 names: rc %d (%s), %llu names, %zu bytes", r.rc,
+	      r.st.message, (unsigned long long)r.file_bytes, r.sink.len);
+	readres_free(&r);
+	free(list);
+	char *longest = xasprintf(OK_REPLY("\"data\": [\"%.255s\"]"), pad);
+	r = read_reply_to(CMD_LIST, longest, strlen(longest), 7, 5);
+	CHECK(r.rc == 0 && r.sink.len == 255, "255-byte name: rc %d (%s)", r.rc,
+	      r.st.message);
+	readres_free(&r);
+	char *too_long = xasprintf(OK_REPLY("\"data\": [\"%.256s\"]"), pad);
+	shape_fails(__LINE__, CMD_LIST, too_long, FS_ERR_PROTOCOL);
+	const char *odd =
+	    OK_REPLY("\"data\": [\"a\\u0000b\", \"\\ud83d\\ude00\"]");
+	r = read_reply_to(CMD_LIST, odd, strlen(odd), 3, 2);
+	CHECK(r.rc == 0 && r.sink.len == 7 &&
+		  memcmp(r.sink.data, "a\0b\xf0\x9f\x98\x80", 7) == 0,
+	      "NUL and surrogate pair: rc %d (%s)", r.rc, r.st.message);
+	readres_free(&r);
+	free(longest);
+	free(too_long);
+	free(pad);
+}
+
+static void escapes(int line, const char *in, size_t len, const char *want)
+{
+	char out[4 * 64 + 1];
+	size_t n = proto_escape_visible(in, len, out, sizeof(out));
+	CHECK(n == strlen(want) && strcmp(out, want) == 0,
+	      "line %d: '%s' shown as '%s', want '%s'", line, show(in, len),
+	      out, want);
+}
+
+#define ESCAPES(in, want) escapes(__LINE__, in, sizeof(in) - 1, want)
+
+static void test_escape_visible(void)
+{
+	ESCAPES("plain name.txt", "plain name.txt");
+	ESCAPES("caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac");
+	ESCAPES("a\nb\r\t\a\b\v\f", "a\\nb\\r\\t\\a\\b\\v\\f");
+	ESCAPES("\x1b[31mred", "\\x1b[31mred");
+	ESCAPES("back\\slash", "back\\\\slash");
+	ESCAPES("nul\0x\x7f", "nul\\x00x\\x7f");
+	ESCAPES("c1 \xc2\x9b"
+		"2J \xc2\x85",
+		"c1 \\u009b2J \\u0085");
+	ESCAPES("bidi \xe2\x80\xae"
+		"txt.exe \xe2\x81\xa6",
+		"bidi \\u202etxt.exe "
+		"\\u2066");
+	ESCAPES("ls \xe2\x80\xa8 ps \xe2\x80\xa9", "ls \\u2028 ps \\u2029");
+	ESCAPES("bad \xff\xc3 \xed\xa0\x80", "bad \\xff\\xc3 \\xed\\xa0\\x80");
+	ESCAPES("emoji \xf0\x9f\x98\x80", "emoji \xf0\x9f\x98\x80");
+	/* the worst case fits 4 * len + 1, and a short buffer cuts whole
+	 * escapes */
+	char worst[4 * 3 + 1], cut[6];
+	CHECK(proto_escape_visible("\xff\x01\x1b", 3, worst, sizeof(worst)) ==
+		  12,
+	      "worst case: %s", worst);
+	CHECK(proto_escape_visible("a\x1b\x1b", 3, cut, sizeof(cut)) == 5 &&
+		  strcmp(cut, "a\\x1b") == 0,
+	      "cut: %s", cut);
 }
 
 static int failing_write(void *ctx, const void *buf, size_t len)
@@ -1032,7 +1216,7 @@ static void test_read_reply_sink_failure(void)
 	struct fs_sink sink = {failing_write, NULL};
 	struct fs_status st = {0};
 	cJSON *reply = NULL;
-	int rc = proto_read_reply(&c, &sink, &reply, NULL, &st);
+	int rc = proto_read_reply(&c, CMD_GET, &sink, &reply, NULL, &st);
 	CHECK(rc == -1 && st.code == FS_ERR_LOCAL, "failing sink: %d %s", rc,
 	      fs_error_name(st.code));
 	cJSON_Delete(reply);
@@ -1060,6 +1244,9 @@ int main(int argc, char **argv)
 	RUN_TEST(test_envelopes);
 	RUN_TEST(test_read_reply_sizes, long_run);
 	RUN_TEST(test_read_reply_errors);
+	RUN_TEST(test_read_reply_shapes);
+	RUN_TEST(test_read_reply_bounds);
+	RUN_TEST(test_escape_visible);
 	RUN_TEST(test_read_reply_sink_failure);
 	return check_done("t_proto");
 }
