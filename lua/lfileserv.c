@@ -192,9 +192,11 @@ static int client_ls_l(lua_State *L)
 	int streamed = !lua_isnoneornil(L, 2);
 	if (streamed)
 		luaL_checktype(L, 2, LUA_TFUNCTION);
-	else
-		lua_newtable(L);
 	lua_settop(L, 2);
+	if (!streamed) {
+		lua_newtable(L);
+		lua_replace(L, 2);
+	}
 	struct lua_names s = {.L = L, .target = 2};
 	struct fs_sink sink = {names_write, &s};
 	struct fs_status st = {0};

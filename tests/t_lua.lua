@@ -85,6 +85,11 @@ for _, mode in ipairs { "thread", "process" } do
     local r = assert(c:put(dir .. "/f", "f"))
     check(r.status == "OK" and r.bytes == 300001 and r.seconds > 0, "put result")
     check(assert(c:ls()).names[1] == "f", "ls names")
+    check(assert(c:ls(nil)).count == 1, "ls(nil) is ls()")
+    local seen = {}
+    local l = assert(c:ls(function(name) seen[#seen + 1] = name end))
+    check(l.count == 1 and l.names == nil and seen[1] == "f", "ls(fn) streams the names")
+    check(not pcall(c.ls, c, 1), "ls(non-function) raises")
     r = assert(c:get("f"))
     check(r.bytes == 300001, "get discards but counts")
     r = assert(c:get("f", dir .. "/f.copy"))
