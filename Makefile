@@ -67,12 +67,12 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
 
 test: deps fileserv $(UNIT_BINS)
-	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua tests/t_verdict.lua"
+	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua tests/t_verdict.lua tests/t_report.lua"
 
 # The long variants: 1000 clients, 900-connection slowloris, 500 MB round
 # trips, a 10-minute soak, then 10 minutes of fuzzing per target.
 check-long: deps fileserv $(UNIT_BINS)
-	python3 tests/run.py --long --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua tests/t_verdict.lua"
+	python3 tests/run.py --long --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua tests/t_verdict.lua tests/t_report.lua"
 	$(MAKE) fuzz FUZZ_SECONDS=600
 
 run: deps fileserv

@@ -17,4 +17,5 @@ script_\name\()_end:
 	module stats, "lua/stats.lua"
 	module matrix, "lua/matrix.lua"
 	module compare, "lua/compare.lua"
+	module html, "lua/html.lua"
 	.section .note.GNU-stack,"",@progbits

@@ -34,6 +34,7 @@ extern const char script_report[], script_report_end[];
 extern const char script_stats[], script_stats_end[];
 extern const char script_matrix[], script_matrix_end[];
 extern const char script_compare[], script_compare_end[];
+extern const char script_html[], script_html_end[];
 
 /* The modules of lua/embed.S that scripts load with require. */
 static const struct embedded {
@@ -46,6 +47,7 @@ static const struct embedded {
      script_matrix_end},
     {"fileserv.compare", "=fileserv/compare.lua", script_compare,
      script_compare_end},
+    {"fileserv.html", "=fileserv/html.lua", script_html, script_html_end},
 };
 
 /* ---- server processes left running ---- */
