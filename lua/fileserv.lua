@@ -111,14 +111,14 @@ function fileserv.options(args, defaults)
     if key then
       local name = key:gsub("-", "_")
       if defaults[name] == nil then
-        error("unknown option --" .. key, 0)
+        error("unknown option '--" .. key .. "'", 0)
       elseif type(defaults[name]) == "boolean" then
         opts[name] = true
       else
         if not value then
           i = i + 1
           value = args[i]
-          if value == nil then error("option --" .. key .. " needs a value", 0) end
+          if value == nil then error("option '--" .. key .. "' needs a value", 0) end
         end
         opts[name] = value
       end

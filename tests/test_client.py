@@ -231,6 +231,10 @@ def usage_errors(ctx, _):
     usage_error(ctx, ["bench", "--runs", "10"], "bench",
                 "invalid run count '10' (expected 1 to 9)")
     usage_error(ctx, ["run"], "run", "expected SCRIPT")
+    usage_error(ctx, ["compare", "--bogus", "a", "b"], "compare",
+                "unknown option '--bogus'")
+    usage_error(ctx, ["compare", "a", "b", "--fail-above"], "compare",
+                "option '--fail-above' needs a value")
     for cmd in ("serve", "stress", "bench"):
         usage_error(ctx, [cmd, "extra"], cmd, "unexpected argument 'extra'")
     # a global option where it means nothing is refused, not ignored
