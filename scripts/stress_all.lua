@@ -16,6 +16,7 @@
 local fileserv = require "fileserv"
 local matrix = require "fileserv.matrix"
 local report = require "fileserv.report"
+local html = require "fileserv.html"
 
 local usage = [[
 usage: fileserv run scripts/stress_all.lua [options]
@@ -346,8 +347,7 @@ local function write_outputs(dir, results)
   assert(fileserv.csv.write(dir .. "/results.csv", matrix.csv_columns, rows))
   write_file(dir .. "/results.json", fileserv.json.encode(results, true) .. "\n")
   write_file(dir .. "/results.svg", report.svg(results))
-  local has_html, html = pcall(require, "fileserv.html")
-  if has_html then write_file(dir .. "/results.html", html.render(results)) end
+  write_file(dir .. "/results.html", html.render(results))
 end
 
 local function cleanup(work)
@@ -409,9 +409,8 @@ cleanup(work)
 local failed = matrix.print_table(results.cells, results.comparisons)
 print(results.analysis.headline)
 for _, p in ipairs(results.analysis.paragraphs) do print(p) end
-io.stderr:write(string.format("%d cells x %d rounds in %s; %d with failures%s. Wrote %s/results.{csv,json,svg%s}\n",
+io.stderr:write(string.format("%d cells x %d rounds in %s; %d with failures%s. Wrote %s/results.{csv,json,svg,html}\n",
   #cells, settings.repeat_count, fileserv.format_seconds(meta.wall_s), failed,
-  sig and (", INCOMPLETE: interrupted by " .. sig) or "", dir,
-  package.preload["fileserv.html"] and ",html" or ""))
+  sig and (", INCOMPLETE: interrupted by " .. sig) or "", dir))
 if sig then os.exit(sig == "SIGTERM" and 143 or 130) end
 os.exit(failed == 0 and 0 or 1)

@@ -231,6 +231,13 @@ test("small matrix end to end", function()
         type(results.cells[1].throughput_Bps.median) == "number", "numbers are numbers")
   check(results.meta.settings["repeat"] == 2 and results.meta.complete == true, "meta")
   check(results.analysis.headline:find("thread vs process"), "analysis headline")
+  f = assert(io.open(out .. "/latest/results.html"))
+  local page = f:read("a")
+  f:close()
+  local c1 = results.cells[1]
+  check(page:find(require("fileserv.html").escape(results.analysis.headline), 1, true) and
+        page:find(string.format(">%.1f<", c1.throughput_Bps.median / 1e6), 1, true),
+        "page with the headline and cell 1's median MB/s")
   text, rc = sh(bin .. " run scripts/stress_all.lua --sizes 100kB --clients 1 --servers 1" ..
     " --repeat 1 --min-time 0.01s --modes thread --out " .. out)
   local listing = sh("ls " .. out)
