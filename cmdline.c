@@ -140,13 +140,7 @@ static int global_set(struct cmdline *cl, int ch, const char *arg,
 		cl->port = arg;
 		return units_parse_long(arg, 0, 65535, "port", &n, st);
 	case 't':
-		if (units_parse_seconds(arg, &cl->timeout, st) < 0)
-			return -1;
-		return cl->timeout > 0 ? 0
-				       : fs_fail(st, FS_ERR_USAGE,
-						 "invalid timeout '%s' (must "
-						 "be more than 0)",
-						 arg);
+		return units_parse_timeout(arg, &cl->timeout, st);
 	default:
 		cl->quiet = 1;
 		return 0;
@@ -173,6 +167,18 @@ static int option_error(int ch, char **argv, struct fs_status *st)
 		return fs_fail(st, FS_ERR_USAGE, "option '%s' needs a value",
 			       opt);
 	return fs_fail(st, FS_ERR_USAGE, "unknown option '%s'", opt);
+}
+
+/* Names the option whose value was bad in front of st's message. */
+static int option_value_error(int ch, int longindex, const struct option *opts,
+			      struct fs_status *st)
+{
+	char msg[sizeof(st->message)];
+	memcpy(msg, st->message, sizeof(msg));
+	if (longindex >= 0)
+		return fs_fail(st, st->code, "option '--%s': %.400s",
+			       opts[longindex].name, msg);
+	return fs_fail(st, st->code, "option '-%c': %.400s", ch, msg);
 }
 
 /* ---- one command's options ---- */
@@ -226,10 +232,10 @@ int cmdline_parse(struct cmdline *cl, const struct cmdline_spec *spec,
 	struct option opts[MAX_OPTIONS];
 	char shortopts[128];
 	options_merge(spec, opts, shortopts, sizeof(shortopts));
-	int ch;
+	int ch, at = -1;
 	optind = 0; /* a fresh scan: the front-end used getopt before */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, shortopts, opts, &at)) != -1) {
 		if (ch == 'h') {
 			cmdline_help(cl, spec);
 			return 0;
@@ -239,7 +245,8 @@ int cmdline_parse(struct cmdline *cl, const struct cmdline_spec *spec,
 		int rc = global_find(ch) ? global_set(cl, ch, optarg, st)
 					 : spec->option(ctx, ch, optarg, st);
 		if (rc < 0)
-			return -1;
+			return option_value_error(ch, at, opts, st);
+		at = -1;
 	}
 	if (cmdline_check_globals(cl, spec->globals, st) < 0)
 		return -1;
@@ -295,10 +302,9 @@ static int front_options(struct cmdline *cl, int argc, char **argv,
 	opts[N_GLOBALS + 1] =
 	    (struct option){"version", no_argument, NULL, 'V'};
 	opts[N_GLOBALS + 2] = (struct option){NULL, 0, NULL, 0};
-	int ch;
+	int ch, at = -1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+:s:p:t:qhV", opts, NULL)) !=
-	       -1) {
+	while ((ch = getopt_long(argc, argv, "+:s:p:t:qhV", opts, &at)) != -1) {
 		if (ch == 'h') {
 			main_help(stdout);
 			return 0;
@@ -311,7 +317,8 @@ static int front_options(struct cmdline *cl, int argc, char **argv,
 		if (ch == '?' || ch == ':')
 			return option_error(ch, argv, st);
 		if (global_set(cl, ch, optarg, st) < 0)
-			return -1;
+			return option_value_error(ch, at, opts, st);
+		at = -1;
 	}
 	if (optind >= argc)
 		return fs_fail(st, FS_ERR_USAGE, "no command given");

@@ -120,13 +120,13 @@ static int serve_option(void *ctx, int ch, const char *arg,
 		cfg->sync = 0;
 		return 0;
 	case OPT_IDLE:
-		return units_parse_seconds(arg, &cfg->idle_timeout, st);
+		return units_parse_timeout(arg, &cfg->idle_timeout, st);
 	case OPT_DRAIN:
 		return units_parse_seconds(arg, &cfg->drain_timeout, st);
 	case OPT_MAX_UPLOAD:
 		return units_parse_size(arg, &cfg->max_upload, st);
 	case OPT_HEAD:
-		return units_parse_seconds(arg, &cfg->head_timeout, st);
+		return units_parse_timeout(arg, &cfg->head_timeout, st);
 	case OPT_MIN_RATE:
 		return serve_rate(cfg, arg, st);
 	case OPT_MAX_CONNS:
@@ -208,10 +208,6 @@ static int serve_options(struct cmdline *cl, struct server_config *cfg,
 	cfg->quiet = cl->quiet;
 	if (strcmp(cfg->mode, "single") == 0)
 		cfg->workers = 1;
-	if (cfg->idle_timeout <= 0)
-		return fs_fail(st, FS_ERR_USAGE, "--idle-timeout must be > 0");
-	if (cfg->head_timeout <= 0)
-		return fs_fail(st, FS_ERR_USAGE, "--head-timeout must be > 0");
 	fit_descriptor_limit(cfg);
 	return at;
 }

@@ -79,6 +79,17 @@ int units_parse_seconds(const char *text, double *out, struct fs_status *st)
 	return 0;
 }
 
+int units_parse_timeout(const char *text, double *out, struct fs_status *st)
+{
+	if (units_parse_seconds(text, out, st) < 0)
+		return -1;
+	if (*out <= 0)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "invalid timeout '%s' (must be more than 0)",
+			       text);
+	return 0;
+}
+
 int units_parse_long(const char *text, long min, long max, const char *what,
 		     long *out, struct fs_status *st)
 {

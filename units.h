@@ -13,6 +13,8 @@
 int units_parse_size(const char *text, uint64_t *out, struct fs_status *st);
 /* Parses "30s", "500ms", "2m", "1.5" (seconds) into seconds. */
 int units_parse_seconds(const char *text, double *out, struct fs_status *st);
+/* The same, for a timeout: more than 0. */
+int units_parse_timeout(const char *text, double *out, struct fs_status *st);
 /* Parses a decimal integer in [min, max]; the message names `what`. */
 int units_parse_long(const char *text, long min, long max, const char *what,
 		     long *out, struct fs_status *st);

@@ -214,22 +214,28 @@ def usage_errors(ctx, _):
         usage_error(ctx, [cmd, "-t"], cmd, "option '-t' needs a value")
         usage_error(ctx, [cmd, "--timeout"], cmd,
                     "option '--timeout' needs a value")
-        usage_error(ctx, [cmd, "-t", "soon"], cmd,
-                    "invalid duration 'soon' (examples: 30s, 500ms, 2m)")
-        usage_error(ctx, [cmd, "-p", "99999"], cmd,
+        usage_error(ctx, [cmd, "-t", "soon"], cmd, "option '-t': invalid "
+                    "duration 'soon' (examples: 30s, 500ms, 2m)")
+        usage_error(ctx, [cmd, "--port=99999"], cmd, "option '--port': "
                     "invalid port '99999' (expected 0 to 65535)")
     usage_error(ctx, ["get", "-o"], "get", "option '-o' needs a value")
     usage_error(ctx, ["get", "f", "-qz"], "get", "unknown option '-z'")
     usage_error(ctx, ["get"], "get", "expected one NAME")
     usage_error(ctx, ["ls", "extra"], "ls",
                 "unexpected argument (expected no arguments)")
-    usage_error(ctx, ["serve", "-w", "0"], "serve",
-                "invalid worker count '0' (expected 1 to 1024)")
+    usage_error(ctx, ["serve", "--idle-timeout", "0"], "serve",
+                "option '--idle-timeout': invalid timeout '0' (must be more "
+                "than 0)")
+    usage_error(ctx, ["get", "f", "-t", "0s"], "get",
+                "option '-t': invalid timeout '0s' (must be more than 0)")
+    usage_error(ctx, ["serve", "-w", "0"], "serve", "option '-w': invalid "
+                "worker count '0' (expected 1 to 1024)")
     usage_error(ctx, ["stress", "--clients", "many", "--op", "list"],
-                "stress", "invalid client count 'many' (expected 1 to 10000)")
+                "stress", "option '--clients': invalid client count 'many' "
+                "(expected 1 to 10000)")
     usage_error(ctx, ["stress", "-p", "1"], "stress", "--op is required")
     usage_error(ctx, ["bench", "--runs", "10"], "bench",
-                "invalid run count '10' (expected 1 to 9)")
+                "option '--runs': invalid run count '10' (expected 1 to 9)")
     usage_error(ctx, ["run"], "run", "expected SCRIPT")
     usage_error(ctx, ["compare", "--bogus", "a", "b"], "compare",
                 "unknown option '--bogus'")
