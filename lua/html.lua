@@ -369,7 +369,7 @@ h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.2em;margin:1.6em 0 .5em;border
 table{border-collapse:collapse;font-size:12px;margin:.3em 0}.scroll{overflow-x:auto}
 th,td{border:1px solid #ccc;padding:2px 4px;vertical-align:top}
 th{background:#eee;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.nw{white-space:nowrap}
 tr.noisy td{background:#fff4cc}tr.failed td{background:#fbdcdc}
 .flag{font-weight:bold;font-size:11px;border-radius:3px;padding:0 3px;white-space:nowrap}
 .f-noisy{background:#e0b000;color:#000}.f-failed{background:#c00000;color:#fff}
@@ -481,6 +481,36 @@ local function resources_table(out, results, cells)
     "server CPU (s)", "server CPU s per GB", "server peak RSS (MB)", "client CPU (s)" }, rows)
 end
 
+local VERDICT_COLORS = { faster = "#1a7a1a", slower = "#b00000" }
+
+-- A comparison's ratio and interval on a log scale from 1/4 to 4, with
+-- lines at 1/2, 1 and 2: an inline SVG for its row. An end of the
+-- interval beyond the scale is cut and has no cap.
+local function forest(k)
+  local w = 150
+  local function px(r) return w / 2 + math.max(-1, math.min(1, math.log(r, 4))) * (w / 2 - 4) end
+  local out = { string.format('<svg width="%d" height="14" viewBox="0 0 %d 14" role="img" aria-label="ratio">', w, w) }
+  for _, r in ipairs { 0.5, 1, 2 } do
+    out[#out + 1] = string.format('<line x1="%.1f" x2="%.1f" y1="0" y2="14" stroke="%s"/>',
+      px(r), px(r), r == 1 and "#777777" or "#dddddd")
+  end
+  local lo, hi, ratio = tonumber(k.ci_low), tonumber(k.ci_high), tonumber(k.ratio)
+  local color = VERDICT_COLORS[k.verdict] or "#555555"
+  if lo and hi and hi > 0 then
+    lo = math.max(lo, 1e-9)
+    local d = { string.format("M%.1f 7H%.1f", px(lo), px(hi)) }
+    if lo >= 0.25 then d[#d + 1] = string.format("M%.1f 3V11", px(lo)) end
+    if hi <= 4 then d[#d + 1] = string.format("M%.1f 3V11", px(hi)) end
+    out[#out + 1] = string.format('<path d="%s" stroke="%s" stroke-width="1.5" fill="none"/>',
+      table.concat(d), color)
+  end
+  if ratio and ratio > 0 then
+    out[#out + 1] = string.format('<circle cx="%.1f" cy="7" r="3.5" fill="%s"/>', px(ratio), color)
+  end
+  out[#out + 1] = "</svg>"
+  return { html = table.concat(out) }
+end
+
 local function comparisons_table(out, results)
   local rows = {}
   for _, k in ipairs(results.comparisons or {}) do
@@ -489,13 +519,14 @@ local function comparisons_table(out, results)
     rows[#rows + 1] = {
       k.operation or "", k.volume or "", n(tostring(k.client_workers)), n(tostring(k.server_workers)),
       k.axis or "", { html = string.format('%s (<a href="#cell-%s">#%s</a>) / %s (<a href="#cell-%s">#%s</a>)',
-        esc(k.a_label or "a"), esc(k.a), esc(k.a), esc(k.b_label or "b"), esc(k.b), esc(k.b)) },
-      n(num("%.3f", k.ratio)), n(ci_range("%.3f", k.ci_low, k.ci_high)),
+        esc(k.a_label or "a"), esc(k.a), esc(k.a), esc(k.b_label or "b"), esc(k.b), esc(k.b)), class = "nw" },
+      n(num("%.3f", k.ratio)), n(ci_range("%.3f", k.ci_low, k.ci_high)), forest(k),
       { text = verdict, class = vclass }, k.text or "",
     }
   end
   table_html(out, { "operation", "volume", "client workers", "server workers", "axis",
-    "a / b (cells)", "ratio a/b", confidence(results) .. " CI", "verdict", "" }, rows)
+    "a / b (cells)", "ratio a/b", confidence(results) .. " CI", "ratio, log scale ¼–4",
+    "verdict", "" }, rows)
 end
 
 local function runs_table(out, cells)

@@ -156,7 +156,8 @@ test("self-contained page", function()
         .. table.concat(offenders, " "))
   check(tags > 1000, "tags found: " .. tags)
   check(page:find("^<!DOCTYPE html>") and page:find("</html>\n$"), "one whole document")
-  check(select(2, page:gsub("<svg ", "")) == 3, "legend and a chart per operation inline")
+  check(page:find('aria-label="legend"', 1, true) and
+        select(2, page:gsub('aria%-label="%a+ throughput"', "")) == 2, "legend and a chart per operation inline")
 end)
 
 test("cell rows show the JSON's numbers", function()
@@ -207,10 +208,11 @@ test("comparison rows", function()
       local k = results.comparisons[n]
       check(texts[7] == f("%.3f", k.ratio), "ratio of comparison " .. n .. ": " .. texts[7])
       check(texts[8] == range("%.3f", k.ci_low, k.ci_high), "CI of comparison " .. n)
-      check(texts[9] == k.verdict, "verdict of comparison " .. n)
+      check(texts[10] == k.verdict, "verdict of comparison " .. n)
     end
   end
   check(n == #results.comparisons, "a row per comparison: " .. n)
+  check(select(2, section:gsub('aria%-label="ratio"', "")) == n, "a ratio plot per comparison")
 end)
 
 test("hostile text is escaped", function()
