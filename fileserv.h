@@ -6,7 +6,7 @@
  * and histograms), usage.h (CPU and memory of the server's processes),
  * server.h (server, acceptor, worker pool), spawn.h (a server as a child
  * process), client.h, stress.h, codec.h, commands.h (the subcommands) and
- * lua/script.h.
+ * lua/json.h, lua/lfileserv.h and lua/lstress.h (the Lua glue).
  *
  * Library code returns -1 or NULL and describes the failure in a struct
  * fs_status; only main() exits. A child of fork() that must not return

@@ -29,8 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-__thread struct stress_tally *stress_current;
-
 static const char *const op_names[] = {"upload", "download", "list", "script"};
 
 const char *stress_op_name(enum stress_op op)
@@ -201,12 +199,12 @@ static void worker_run(struct worker *w)
 	const struct stress_config *cfg = w->cfg;
 	struct fs_status st = {0};
 	hist_init(&w->tally->latency);
-	stress_current = w->tally;
 	if (cfg->op == STRESS_DOWNLOAD &&
 	    (w->verify = malloc(sizeof(*w->verify))))
 		verify_open(w->verify, cfg->verify ? w->ref_fd : -1);
 	if (cfg->op == STRESS_SCRIPT &&
-	    !(w->script = cfg->hooks->start(cfg->hooks->ctx, w->id, &st)))
+	    !(w->script =
+		  cfg->hooks->start(cfg->hooks->ctx, w->id, w->tally, &st)))
 		tally_step(w->tally, -1, &st, 0);
 	worker_wait_release(w);
 	w->tally->start = units_now();
@@ -222,7 +220,6 @@ static void worker_run(struct worker *w)
 	if (w->script)
 		cfg->hooks->stop(w->script);
 	free(w->verify);
-	stress_current = NULL;
 }
 
 static void *worker_thread(void *arg)

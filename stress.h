@@ -26,7 +26,10 @@ struct stress_tally {
 /* A scripted scenario: the engine calls these in each worker, in the
  * worker's own thread or process. */
 struct stress_hooks {
-	void *(*start)(void *ctx, int worker, struct fs_status *st);
+	/* The worker's state, or NULL with st set. What the scenario's
+	 * operations move goes into tally->bytes. */
+	void *(*start)(void *ctx, int worker, struct stress_tally *tally,
+		       struct fs_status *st);
 	/* One iteration; 0 ok, -1 failed with st set. */
 	int (*step)(void *state, int worker, long iteration,
 		    struct fs_status *st);
@@ -55,10 +58,6 @@ struct stress_result {
 	int server_stats;   /* server deltas below are valid */
 	uint64_t server_succeeded, server_failed;
 };
-
-/* The counters of the worker running on this thread, or NULL: operations
- * made by a scenario add their bytes here. */
-extern __thread struct stress_tally *stress_current;
 
 /* Runs the workload; 0, or -1 with st set if it could not start. */
 int stress_run(const struct stress_config *cfg, struct stress_result *res,

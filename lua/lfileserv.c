@@ -1,6 +1,8 @@
 /* lua/lfileserv.c: the `fileserv` Lua library: clients, servers, test
  * files, time, JSON. It only converts values between Lua and the C API
- * (client.c, stress.c, server processes); it does no protocol I/O itself.
+ * (client.c, spawn.c, testdata.c); it does no protocol I/O itself. Below
+ * it is lua/json.c; `fileserv.stress` (lua/lstress.c) and the runner
+ * (lua/script.c) build on it.
  *
  * Handles follow liolib.c: full userdata with a named metatable, methods in
  * __index, and __gc and __close sharing one function; a server handle is
@@ -9,7 +11,8 @@
 #include "fileserv.h"
 #include "client.h"
 #include "conn.h"
-#include "lua/script.h"
+#include "lua/json.h"
+#include "lua/lfileserv.h"
 #include "spawn.h"
 #include "stress.h"
 #include "testdata.h"
@@ -30,7 +33,57 @@
 #define CLIENT_MT "fileserv.client"
 #define SERVER_MT "fileserv.server"
 
+/* ---- servers left running, and errors ---- */
+
+#define CHILDREN_MAX 64
+static pid_t children[CHILDREN_MAX];
+
+static void remember_child(pid_t pid)
+{
+	for (int i = 0; i < CHILDREN_MAX; i++)
+		if (children[i] == 0) {
+			children[i] = pid;
+			return;
+		}
+}
+
+static void forget_child(pid_t pid)
+{
+	for (int i = 0; i < CHILDREN_MAX; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
+void lfileserv_stop_servers(void)
+{
+	for (int i = 0; i < CHILDREN_MAX; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGTERM);
+	for (int i = 0; i < CHILDREN_MAX; i++)
+		if (children[i] > 0)
+			waitpid(children[i], NULL, 0);
+}
+
+int lfileserv_msghandler(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	if (!msg)
+		msg = lua_pushfstring(L, "(error object is a %s value)",
+				      luaL_typename(L, 1));
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
 /* ---- results ---- */
+
+/* The registry key of the stress worker's tally (lfileserv_set_tally). */
+static const char tally_key;
+
+void lfileserv_set_tally(lua_State *L, struct stress_tally *tally)
+{
+	lua_pushlightuserdata(L, tally);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &tally_key);
+}
 
 static int push_failure(lua_State *L, const struct fs_status *st)
 {
@@ -49,18 +102,21 @@ static void push_result(lua_State *L, const struct fs_result *res)
 	lua_setfield(L, -2, "bytes");
 	lua_pushnumber(L, res->seconds);
 	lua_setfield(L, -2, "seconds");
-	if (stress_current)
-		stress_current->bytes += res->bytes;
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &tally_key);
+	struct stress_tally *tally = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	if (tally)
+		tally->bytes += res->bytes;
 }
 
 /* ---- client handles ---- */
 
-struct fs_client *script_check_client(lua_State *L, int idx)
+static struct fs_client *check_client(lua_State *L, int idx)
 {
 	return luaL_checkudata(L, idx, CLIENT_MT);
 }
 
-void script_push_client(lua_State *L, const struct fs_client *c)
+void lfileserv_push_client(lua_State *L, const struct fs_client *c)
 {
 	struct fs_client *u = lua_newuserdatauv(L, sizeof(*u), 0);
 	*u = *c;
@@ -69,7 +125,7 @@ void script_push_client(lua_State *L, const struct fs_client *c)
 
 static int client_put_l(lua_State *L)
 {
-	struct fs_client *c = script_check_client(L, 1);
+	struct fs_client *c = check_client(L, 1);
 	const char *path = luaL_checkstring(L, 2);
 	const char *slash = strrchr(path, '/');
 	const char *name = luaL_optstring(L, 3, slash ? slash + 1 : path);
@@ -93,7 +149,7 @@ static int client_put_l(lua_State *L)
 
 static int client_get_l(lua_State *L)
 {
-	struct fs_client *c = script_check_client(L, 1);
+	struct fs_client *c = check_client(L, 1);
 	const char *name = luaL_checkstring(L, 2);
 	const char *dest = luaL_optstring(L, 3, NULL);
 	struct fs_status st = {0};
@@ -112,7 +168,7 @@ static int client_get_l(lua_State *L)
 static int client_simple(lua_State *L, enum proto_command cmd,
 			 const char *field)
 {
-	struct fs_client *c = script_check_client(L, 1);
+	struct fs_client *c = check_client(L, 1);
 	const char *name = cmd == CMD_DELETE ? luaL_checkstring(L, 2) : NULL;
 	struct fs_status st = {0};
 	struct fs_result res;
@@ -121,7 +177,7 @@ static int client_simple(lua_State *L, enum proto_command cmd,
 		return push_failure(L, &st);
 	}
 	push_result(L, &res);
-	script_push_json(L, cJSON_GetObjectItem(res.reply, "data"));
+	json_push(L, cJSON_GetObjectItem(res.reply, "data"));
 	lua_setfield(L, -2, field);
 	client_result_free(&res);
 	return 1;
@@ -188,7 +244,7 @@ static int names_write(void *ctx, const void *name, size_t len)
  * it arrives and adds `count`. */
 static int client_ls_l(lua_State *L)
 {
-	struct fs_client *c = script_check_client(L, 1);
+	struct fs_client *c = check_client(L, 1);
 	int streamed = !lua_isnoneornil(L, 2);
 	if (streamed)
 		luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -233,7 +289,7 @@ static int client_stats_l(lua_State *L)
 
 static int client_index(lua_State *L)
 {
-	struct fs_client *c = script_check_client(L, 1);
+	struct fs_client *c = check_client(L, 1);
 	const char *key = luaL_checkstring(L, 2);
 	if (strcmp(key, "host") == 0)
 		lua_pushstring(L, c->host);
@@ -248,7 +304,7 @@ static int client_index(lua_State *L)
 
 static int client_tostring(lua_State *L)
 {
-	struct fs_client *c = script_check_client(L, 1);
+	struct fs_client *c = check_client(L, 1);
 	lua_pushfstring(L, "fileserv.client(%s:%s)", c->host, c->port);
 	return 1;
 }
@@ -274,7 +330,7 @@ static int client_new(lua_State *L)
 		return luaL_error(L, "%s", st.message);
 	if (timeout > 0)
 		c.timeout = timeout;
-	script_push_client(L, &c);
+	lfileserv_push_client(L, &c);
 	return 1;
 }
 
@@ -291,30 +347,73 @@ static struct lua_server *check_server(lua_State *L, int idx)
 	return luaL_checkudata(L, idx, SERVER_MT);
 }
 
+/* A server handle whose process still runs; raises otherwise. */
+static struct lua_server *check_running(lua_State *L, int idx)
+{
+	struct lua_server *s = check_server(L, idx);
+	if (s->pid <= 0)
+		luaL_error(L, "fileserv.server on %s:%d is stopped", s->host,
+			   s->port);
+	return s;
+}
+
 static void server_terminate(struct lua_server *s)
 {
 	if (s->pid <= 0)
 		return;
 	server_reap(s->pid, 15);
-	script_forget_child(s->pid);
+	forget_child(s->pid);
 	s->pid = 0;
 }
 
+/* stop, __gc and __close: a stopped server stays stopped. */
 static int server_stop_l(lua_State *L)
 {
 	server_terminate(check_server(L, 1));
 	return 0;
 }
 
-static int server_client_l(lua_State *L)
+/* The client of a running server handle s into c. */
+static void server_to_client(lua_State *L, const struct lua_server *s,
+			     struct fs_client *c)
 {
-	struct lua_server *s = check_server(L, 1);
-	struct fs_client c;
 	char port[16];
 	snprintf(port, sizeof(port), "%d", s->port);
-	if (client_init(&c, s->host, port, NULL) < 0)
-		return luaL_error(L, "bad server address");
-	script_push_client(L, &c);
+	if (client_init(c, s->host, port, NULL) < 0)
+		luaL_error(L, "bad server address %s:%d", s->host, s->port);
+}
+
+static int server_client_l(lua_State *L)
+{
+	struct fs_client c;
+	server_to_client(L, check_running(L, 1), &c);
+	lfileserv_push_client(L, &c);
+	return 1;
+}
+
+struct fs_client *lfileserv_test_client(lua_State *L, int idx,
+					struct fs_client *out)
+{
+	const struct fs_client *c = luaL_testudata(L, idx, CLIENT_MT);
+	if (c) {
+		*out = *c;
+		return out;
+	}
+	if (!luaL_testudata(L, idx, SERVER_MT))
+		return NULL;
+	server_to_client(L, check_running(L, idx), out);
+	return out;
+}
+
+static int server_tostring(lua_State *L)
+{
+	struct lua_server *s = check_server(L, 1);
+	if (s->pid > 0)
+		lua_pushfstring(L, "fileserv.server(%s:%d, pid %d)", s->host,
+				s->port, (int)s->pid);
+	else
+		lua_pushfstring(L, "fileserv.server(%s:%d, stopped)", s->host,
+				s->port);
 	return 1;
 }
 
@@ -402,7 +501,7 @@ static int server_new(lua_State *L)
 	}
 	s->pid = pid;
 	s->port = port;
-	script_remember_child(pid);
+	remember_child(pid);
 	lua_pushvalue(L, 2);
 	return 1;
 }
@@ -479,16 +578,16 @@ static const luaL_Reg server_methods[] = {
 
 static const luaL_Reg server_meta[] = {
     {"__index", server_index},
+    {"__tostring", server_tostring},
     {"__gc", server_stop_l},
     {"__close", server_stop_l},
     {NULL, NULL},
 };
 
 static const luaL_Reg functions[] = {
-    {"client", client_new},    {"serve", server_new},
-    {"mkfile", mkfile_l},      {"now", now_l},
-    {"sleep", sleep_l},	       {"size", size_l},
-    {"stress", script_stress}, {NULL, NULL},
+    {"client", client_new}, {"serve", server_new}, {"mkfile", mkfile_l},
+    {"now", now_l},	    {"sleep", sleep_l},	   {"size", size_l},
+    {NULL, NULL},
 };
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
@@ -507,7 +606,7 @@ int luaopen_fileserv(lua_State *L)
 	new_class(L, CLIENT_MT, client_meta, client_methods);
 	new_class(L, SERVER_MT, server_meta, server_methods);
 	luaL_newlib(L, functions);
-	script_open_json(L);
+	json_open(L);
 	lua_setfield(L, -2, "json");
 	lua_pushliteral(L, FILESERV_VERSION);
 	lua_setfield(L, -2, "version");

@@ -164,10 +164,22 @@ for _, mode in ipairs { "thread", "process" } do
 
     local stats = assert(srv:stats())
     check(stats.data.mode == mode and stats.data.workers == 3, "server stats")
+    check(tostring(srv) == ("fileserv.server(127.0.0.1:%d, pid %d)"):format(srv.port, srv.pid),
+          "a running server's tostring: " .. tostring(srv))
     srv:stop()
     check(srv.pid == 0, "stopped")
     v, msg, class = c:ls()
     check(v == nil and class == "refused", "refused after stop")
+    check(tostring(srv) == ("fileserv.server(127.0.0.1:%d, stopped)"):format(srv.port),
+          "a stopped server's tostring: " .. tostring(srv))
+    for _, method in ipairs { "stats", "client" } do
+      local ok, err = pcall(srv[method], srv)
+      check(not ok and err:find("fileserv.server on 127.0.0.1:" .. srv.port .. " is stopped", 1, true),
+            method .. " on a stopped server raises: " .. tostring(err))
+    end
+    local ok, err = pcall(fileserv.stress, { server = srv, op = "list" })
+    check(not ok and err:find("is stopped", 1, true), "stress against a stopped server raises: " .. tostring(err))
+    srv:stop() -- again: a no-op, as __close will be
   end)
 end
 

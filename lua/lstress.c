@@ -1,0 +1,315 @@
+/* lua/lstress.c: `fileserv.stress{...}`: the options table turned into a
+ * stress_config, and the scenario hooks that run a Lua function in each
+ * stress worker (stress.c), one Lua state per worker.
+ *
+ * What crosses from the script into a worker is a copy: the scenario
+ * function as bytecode (lua_dump), its upvalues described as JSON (plain
+ * data is copied, a module or global is looked up again in the worker,
+ * anything else becomes nil), and `args` as JSON text. Nothing else is
+ * shared, so threads and forked processes behave the same. */
+#include "fileserv.h"
+#include "client.h"
+#include "lua/json.h"
+#include "lua/lfileserv.h"
+#include "lua/lstress.h"
+#include "stress.h"
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct scenario {
+	char *code;
+	size_t len, cap;
+	char *args;	/* JSON text */
+	char *upvalues; /* JSON text: how to rebuild each upvalue */
+	struct fs_client server;
+};
+
+/* Makes a worker's Lua state (the runner's, with the fileserv library). */
+static lua_State *(*new_worker_state)(void);
+
+/* The name under which package.loaded holds the value at the top, or
+ * NULL. The returned string lives in the loaded table. */
+static const char *loaded_name(lua_State *L)
+{
+	const char *found = NULL;
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_pushnil(L);
+	while (!found && lua_next(L, -2)) {
+		if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, -4))
+			found = lua_tostring(L, -2);
+		lua_pop(L, 1);
+	}
+	if (found)
+		lua_pop(L, 1); /* the key */
+	lua_pop(L, 1);
+	return found;
+}
+
+/* How each upvalue of the function at f is rebuilt in a worker. */
+static char *describe_upvalues(lua_State *L, int f)
+{
+	cJSON *list = cJSON_CreateArray();
+	const char *name;
+	for (int i = 1; (name = lua_getupvalue(L, f, i)); i++) {
+		cJSON *u = cJSON_CreateObject();
+		const char *module = loaded_name(L);
+		lua_getglobal(L, name);
+		int global = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
+		lua_pop(L, 1);
+		if (strcmp(name, "_ENV") == 0)
+			cJSON_AddTrueToObject(u, "env");
+		else if (module)
+			cJSON_AddStringToObject(u, "module", module);
+		else if (global)
+			cJSON_AddStringToObject(u, "global", name);
+		else if (json_is_plain(L, -1))
+			cJSON_AddItemToObject(u, "value", json_from_lua(L, -1));
+		lua_pop(L, 1);
+		cJSON_AddItemToArray(list, u);
+	}
+	char *text = cJSON_PrintUnformatted(list);
+	cJSON_Delete(list);
+	return text;
+}
+
+static void push_upvalue(lua_State *L, const cJSON *u)
+{
+	const char *module =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(u, "module"));
+	const char *global =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(u, "global"));
+	if (cJSON_IsTrue(cJSON_GetObjectItem(u, "env"))) {
+		lua_pushglobaltable(L);
+	} else if (module) {
+		lua_getglobal(L, "require");
+		lua_pushstring(L, module);
+		if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+			lua_pop(L, 1);
+			lua_pushnil(L);
+		}
+	} else if (global) {
+		lua_getglobal(L, global);
+	} else {
+		json_push(L, cJSON_GetObjectItem(u, "value"));
+	}
+}
+
+static void restore_upvalues(lua_State *L, int f, const char *text)
+{
+	cJSON *list = cJSON_Parse(text);
+	int i = 1;
+	for (const cJSON *u = list ? list->child : NULL; u; u = u->next, i++) {
+		push_upvalue(L, u);
+		if (!lua_setupvalue(L, f, i))
+			lua_pop(L, 1);
+	}
+	cJSON_Delete(list);
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
+{
+	(void)L;
+	struct scenario *sc = ud;
+	if (sc->len + n > sc->cap) {
+		size_t cap = (sc->len + n) * 2;
+		char *code = realloc(sc->code, cap);
+		if (!code)
+			return 1;
+		sc->code = code;
+		sc->cap = cap;
+	}
+	memcpy(sc->code + sc->len, p, n);
+	sc->len += n;
+	return 0;
+}
+
+/* Worker state: [1] msghandler [2] scenario [3] client [4] args. What the
+ * scenario's client calls move counts in the worker's tally. */
+static void *scenario_start(void *ctx, int worker, struct stress_tally *tally,
+			    struct fs_status *st)
+{
+	(void)worker;
+	struct scenario *sc = ctx;
+	lua_State *L = new_worker_state();
+	if (!L) {
+		fs_fail(st, FS_ERR_SCRIPT, "cannot create a Lua state");
+		return NULL;
+	}
+	lfileserv_set_tally(L, tally);
+	lua_pushcfunction(L, lfileserv_msghandler);
+	if (luaL_loadbufferx(L, sc->code, sc->len, "=scenario", "b") !=
+	    LUA_OK) {
+		fs_fail(st, FS_ERR_SCRIPT, "%s", lua_tostring(L, -1));
+		lua_close(L);
+		return NULL;
+	}
+	restore_upvalues(L, 2, sc->upvalues);
+	lfileserv_push_client(L, &sc->server);
+	cJSON *args = cJSON_Parse(sc->args);
+	json_push(L, args);
+	cJSON_Delete(args);
+	return L;
+}
+
+static enum fs_error error_class(const char *name)
+{
+	for (int i = FS_ERR_USAGE; name && i < FS_ERR_COUNT; i++)
+		if (strcmp(name, fs_error_name(i)) == 0)
+			return i;
+	return FS_ERR_SCRIPT;
+}
+
+/* Calls scenario(client, worker, iteration, args). A raised error, or a
+ * return of nil/false [, message [, class]], is a failed iteration;
+ * returning nothing or anything else is a success. */
+static int scenario_step(void *state, int worker, long iteration,
+			 struct fs_status *st)
+{
+	lua_State *L = state;
+	for (int i = 2; i <= 3; i++)
+		lua_pushvalue(L, i);
+	lua_pushinteger(L, worker);
+	lua_pushinteger(L, iteration + 1);
+	lua_pushvalue(L, 4);
+	int rc = 0;
+	if (lua_pcall(L, 4, LUA_MULTRET, 1) != LUA_OK) {
+		rc = fs_fail(st, FS_ERR_SCRIPT, "%s", lua_tostring(L, -1));
+	} else if (lua_gettop(L) > 4 && !lua_toboolean(L, 5)) {
+		const char *msg =
+		    lua_gettop(L) >= 6 ? lua_tostring(L, 6) : NULL;
+		const char *class =
+		    lua_gettop(L) >= 7 ? lua_tostring(L, 7) : NULL;
+		rc = fs_fail(st, error_class(class), "%s",
+			     msg ? msg : "scenario returned false");
+	}
+	lua_settop(L, 4);
+	return rc;
+}
+
+static void scenario_stop(void *state)
+{
+	lua_close(state);
+}
+
+/* ---- fileserv.stress{...} ---- */
+
+static int opt_int(lua_State *L, const char *key, lua_Integer def,
+		   lua_Integer min, lua_Integer max)
+{
+	lua_getfield(L, 1, key);
+	lua_Integer v = luaL_optinteger(L, -1, def);
+	lua_pop(L, 1);
+	if (v < min || v > max)
+		luaL_error(L, "stress: %s must be %I to %I", key, min, max);
+	return (int)v;
+}
+
+static const char *opt_string(lua_State *L, const char *key)
+{
+	lua_getfield(L, 1, key); /* stays on the stack: keeps the string */
+	return luaL_optstring(L, -1, NULL);
+}
+
+static void stress_server(lua_State *L, struct stress_config *cfg)
+{
+	lua_getfield(L, 1, "server");
+	struct fs_status st = {0};
+	if (lua_isstring(L, -1)) {
+		if (client_init(&cfg->server, lua_tostring(L, -1), NULL, &st))
+			luaL_error(L, "stress: %s", st.message);
+	} else if (!lfileserv_test_client(L, -1, &cfg->server)) {
+		luaL_error(L, "stress: server must be a server, a client or "
+			      "\"host:port\"");
+	}
+	lua_getfield(L, 1, "timeout");
+	if (lua_isnumber(L, -1))
+		cfg->server.timeout = lua_tonumber(L, -1);
+}
+
+static void stress_scenario(lua_State *L, struct scenario *sc)
+{
+	lua_getfield(L, 1, "scenario");
+	if (lua_dump(L, dump_writer, sc, 0) != 0)
+		luaL_error(L, "stress: cannot copy the scenario");
+	sc->upvalues = describe_upvalues(L, lua_gettop(L));
+	lua_getfield(L, 1, "args");
+	if (!json_is_plain(L, -1))
+		luaL_error(L, "stress: args must be plain data (nil, booleans, "
+			      "numbers, strings and tables of these)");
+	cJSON *args = json_from_lua(L, -1);
+	sc->args = cJSON_PrintUnformatted(args);
+	cJSON_Delete(args);
+}
+
+static void stress_options(lua_State *L, struct stress_config *cfg,
+			   struct scenario *sc)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	stress_server(L, cfg);
+	cfg->clients = opt_int(L, "clients", 1, 1, 10000);
+	cfg->iterations = opt_int(L, "iterations", 1, 1, 1 << 30);
+	lua_getfield(L, 1, "duration");
+	cfg->duration = luaL_optnumber(L, -1, 0);
+	lua_getfield(L, 1, "verify");
+	cfg->verify = lua_isnil(L, -1) || lua_toboolean(L, -1);
+	const char *pool = opt_string(L, "pool");
+	if (pool && strcmp(pool, "thread") && strcmp(pool, "process"))
+		luaL_error(L, "stress: pool must be \"thread\" or \"process\"");
+	cfg->processes = pool && strcmp(pool, "process") == 0;
+	cfg->file = opt_string(L, "file");
+	cfg->name = opt_string(L, "name");
+	if (!cfg->name && cfg->file) {
+		const char *slash = strrchr(cfg->file, '/');
+		cfg->name = slash ? slash + 1 : cfg->file;
+	}
+	lua_getfield(L, 1, "scenario");
+	int scripted = lua_isfunction(L, -1);
+	const char *op = opt_string(L, "op");
+	if (scripted) {
+		cfg->op = STRESS_SCRIPT;
+		stress_scenario(L, sc);
+	} else if (!op || stress_op_parse(op, &cfg->op) < 0) {
+		luaL_error(L, "stress: op must be \"upload\", \"download\" or "
+			      "\"list\", or give a scenario function");
+	} else if (cfg->op != STRESS_LIST && !cfg->name) {
+		luaL_error(L, "stress: %s needs file= or name=", op);
+	}
+}
+
+/* fileserv.stress{...} */
+static int stress_l(lua_State *L)
+{
+	struct stress_config cfg = {0};
+	struct scenario sc = {0};
+	struct stress_hooks hooks = {scenario_start, scenario_step,
+				     scenario_stop, &sc};
+	stress_options(L, &cfg, &sc);
+	sc.server = cfg.server;
+	cfg.hooks = &hooks;
+	struct stress_result res;
+	struct fs_status st = {0};
+	int rc = stress_run(&cfg, &res, &st);
+	free(sc.code);
+	free(sc.args);
+	free(sc.upvalues);
+	if (rc < 0) {
+		luaL_pushfail(L);
+		lua_pushstring(L, st.message);
+		lua_pushstring(L, fs_error_name(st.code));
+		return 3;
+	}
+	cJSON *j = stress_to_json(&cfg, &res);
+	json_push(L, j);
+	cJSON_Delete(j);
+	return 1;
+}
+
+void lstress_open(lua_State *L, lua_State *(*new_state)(void))
+{
+	new_worker_state = new_state;
+	lua_pushcfunction(L, stress_l);
+	lua_setfield(L, -2, "stress");
+}

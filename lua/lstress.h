@@ -1,0 +1,11 @@
+/* lua/lstress.h: `fileserv.stress` (lua/lstress.c). */
+#ifndef FILESERV_LUA_LSTRESS_H
+#define FILESERV_LUA_LSTRESS_H
+
+#include <lua.h>
+
+/* Sets `stress` in the fileserv table at the top of the stack. Each
+ * stress worker's Lua state comes from new_state (NULL on failure). */
+void lstress_open(lua_State *L, lua_State *(*new_state)(void));
+
+#endif
