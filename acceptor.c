@@ -22,11 +22,11 @@
  * loop. Workers count what they receive in shared memory, which tells the
  * acceptor how many handed-over connections are still waiting. */
 #include "fileserv.h"
+#include "clock.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
 #include "stats.h"
-#include "units.h"
 #include "usage.h"
 
 #include <errno.h>
@@ -242,14 +242,14 @@ static void pause_accepting(struct acceptor *a)
 			break;
 	}
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->srv->listen_fd, NULL);
-	a->paused_until = units_now() + 0.1;
+	a->paused_until = clock_now() + 0.1;
 	log_error("acceptor", "out of descriptors: pausing accept for 100 ms");
 }
 
 static void resume_accepting(struct acceptor *a)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER};
-	if (a->paused_until > 0 && units_now() >= a->paused_until &&
+	if (a->paused_until > 0 && clock_now() >= a->paused_until &&
 	    epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->srv->listen_fd, &ev) == 0)
 		a->paused_until = 0;
 }
@@ -274,7 +274,7 @@ static void new_connection(struct acceptor *a, int fd,
 	p->h.peer = *peer;
 	p->h.peer_len = peer_len;
 	p->watched = 0;
-	p->deadline = units_now() + (cfg->head_timeout < cfg->idle_timeout
+	p->deadline = clock_now() + (cfg->head_timeout < cfg->idle_timeout
 					 ? cfg->head_timeout
 					 : cfg->idle_timeout);
 	list_push(&a->reading, p);
@@ -332,7 +332,7 @@ static void stop_listening(struct acceptor *a)
 {
 	close(a->srv->listen_fd);
 	a->srv->listen_fd = -1;
-	a->stop_at = units_now() + a->srv->cfg.drain_timeout;
+	a->stop_at = clock_now() + a->srv->cfg.drain_timeout;
 }
 
 /* 1 to stop now, -1 on a fatal error, 0 to go on. */
@@ -356,8 +356,8 @@ static int run_loop(struct acceptor *a)
 {
 	struct epoll_event ev[64];
 	while (!a->stop_at ||
-	       ((a->nreading || a->nready) && units_now() < a->stop_at)) {
-		int n = epoll_wait(a->epfd, ev, 64, wait_ms(a, units_now()));
+	       ((a->nreading || a->nready) && clock_now() < a->stop_at)) {
+		int n = epoll_wait(a->epfd, ev, 64, wait_ms(a, clock_now()));
 		if (n < 0 && errno != EINTR)
 			return fs_fail(a->st, FS_ERR_LOCAL, "epoll_wait: %s",
 				       strerror(errno));
@@ -375,7 +375,7 @@ static int run_loop(struct acceptor *a)
 			if (rc)
 				return rc > 0 ? 0 : -1;
 		}
-		expire_heads(a, units_now());
+		expire_heads(a, clock_now());
 		if (!a->stop_at)
 			resume_accepting(a);
 	}

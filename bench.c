@@ -13,6 +13,7 @@
  * memory is reported, so that the benchmark's own buffers do not count. */
 #include "fileserv.h"
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 #include "commands.h"
 #include "conn.h"
@@ -103,7 +104,7 @@ static void note(cJSON *r, const char *fmt, ...)
 static double time_codec(int decode, const char *in, size_t n, char *out,
 			 int reps)
 {
-	double t0 = units_now();
+	double t0 = clock_now();
 	for (int i = 0; i < reps; i++) {
 		if (decode) {
 			struct b64_decoder d;
@@ -118,7 +119,7 @@ static double time_codec(int decode, const char *in, size_t n, char *out,
 			b64_encode_final(&e, out + m);
 		}
 	}
-	return units_now() - t0;
+	return clock_now() - t0;
 }
 
 /* Median MB/s of the selected codec in one direction: reps passes over
@@ -205,7 +206,7 @@ static double loopback_once(size_t n)
 	pthread_t tid;
 	pthread_create(&tid, NULL, drain_thread, &a);
 	char *buf = calloc(1, 256 * 1024);
-	double t0 = units_now();
+	double t0 = clock_now();
 	for (size_t sent = 0; buf && sent < n;) {
 		ssize_t w = send(c, buf, 256 * 1024, MSG_NOSIGNAL);
 		if (w <= 0)
@@ -214,7 +215,7 @@ static double loopback_once(size_t n)
 	}
 	shutdown(c, SHUT_WR);
 	pthread_join(tid, NULL);
-	double t = units_now() - t0;
+	double t = clock_now() - t0;
 	free(buf);
 	close(a);
 	close(c);

@@ -5,6 +5,7 @@
  * 3 network or local I/O failure. */
 #include "fileserv.h"
 #include "client.h"
+#include "clock.h"
 #include "commands.h"
 #include "proto.h"
 #include "units.h"
@@ -116,7 +117,7 @@ static void progress_draw(struct progress *p, double now)
 static void progress_show(void *ctx, uint64_t done, uint64_t total)
 {
 	struct progress *p = ctx;
-	double now = units_now();
+	double now = clock_now();
 	p->done = done;
 	p->total = total;
 	if (p->enabled && (now - p->last >= 0.1 || done == total))
@@ -128,7 +129,7 @@ static void progress_end(struct progress *p)
 {
 	if (!p->enabled || p->last == 0)
 		return;
-	progress_draw(p, units_now());
+	progress_draw(p, clock_now());
 	fputc('\n', stderr);
 }
 
@@ -136,7 +137,7 @@ static void progress_init(struct progress *p, const struct cli *cli)
 {
 	memset(p, 0, sizeof(*p));
 	p->enabled = !cli->quiet && isatty(STDERR_FILENO);
-	p->start = units_now();
+	p->start = clock_now();
 }
 
 static void report_transfer(const char *verb, const char *name,

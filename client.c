@@ -9,6 +9,7 @@
  * message naming the server. */
 #include "fileserv.h"
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 #include "conn.h"
 #include "proto.h"
@@ -210,7 +211,7 @@ static int pace_wait(struct conn *c, short events)
 {
 	struct paced *p = (struct paced *)c;
 	for (;;) {
-		double now = units_now();
+		double now = clock_now();
 		uint64_t moved = c->bytes_in + c->bytes_out;
 		if (moved != p->last_moved) {
 			p->last = now;
@@ -230,7 +231,7 @@ static int pace_wait(struct conn *c, short events)
 			return 0;
 		if (n < 0 && errno != EINTR)
 			return -1;
-		if (n == 0 && units_now() >= idle_end) {
+		if (n == 0 && clock_now() >= idle_end) {
 			p->why = "no progress";
 			break;
 		}
@@ -246,7 +247,7 @@ static int paced_init(struct paced *p, int fd, double timeout)
 		return -1;
 	p->conn.wait = pace_wait;
 	p->timeout = timeout;
-	p->last = p->window_start = units_now();
+	p->last = p->window_start = clock_now();
 	return 0;
 }
 
@@ -292,7 +293,7 @@ static int exchange(const struct fs_client *c, const struct exchange *x,
 		    struct fs_result *res, struct fs_status *st)
 {
 	memset(res, 0, sizeof(*res));
-	double t0 = units_now();
+	double t0 = clock_now();
 	int fd = client_connect(c, st);
 	if (fd < 0)
 		return -1;
@@ -305,7 +306,7 @@ static int exchange(const struct fs_client *c, const struct exchange *x,
 			c->host, c->port, p.why, c->timeout);
 	conn_free(&p.conn);
 	close(fd);
-	res->seconds = units_now() - t0;
+	res->seconds = clock_now() - t0;
 	return rc;
 }
 

@@ -1,12 +1,13 @@
 /* fileserv.h: what every module shares: the version, the protocol's
  * limits and the error vocabulary (enum fs_error, struct fs_status).
  *
- * Each layer has its own header: units.h, log.h, proto.h (wire format),
- * conn.h (a connection with a read buffer), storage.h, stats.h (counters
- * and histograms), usage.h (CPU and memory of the server's processes),
- * server.h (server, acceptor, worker pool), spawn.h (a server as a child
- * process), client.h, stress.h, codec.h, commands.h (the subcommands) and
- * lua/json.h, lua/lfileserv.h and lua/lstress.h (the Lua glue).
+ * Each layer has its own header: units.h, clock.h, log.h, proto.h (wire
+ * format), conn.h (a connection with a read buffer), storage.h, stats.h
+ * (counters and histograms), usage.h (CPU and memory of the server's
+ * processes), server.h (server, acceptor, worker pool), spawn.h (a server
+ * as a child process), client.h, stress.h, testdata.h, codec.h,
+ * cmdline.h and commands.h (the command line), and lua/lfileserv.h,
+ * lua/lstress.h and lua/json.h (the Lua glue).
  *
  * Library code returns -1 or NULL and describes the failure in a struct
  * fs_status; only main() exits. A child of fork() that must not return

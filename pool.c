@@ -15,11 +15,11 @@
  * exit. Whatever still runs at --drain-timeout is cut, and a second signal
  * cuts it at once. */
 #include "fileserv.h"
+#include "clock.h"
 #include "log.h"
 #include "server.h"
 #include "stats.h"
 #include "storage.h"
-#include "units.h"
 #include "usage.h"
 
 #include <errno.h>
@@ -121,7 +121,7 @@ static int join_until(struct thread_worker *w, int n, double deadline,
 			i++;
 			continue;
 		}
-		if (second_signal(set) || units_now() > deadline) {
+		if (second_signal(set) || clock_now() > deadline) {
 			log_info("main", "drain cut short: exiting now");
 			while (i < n) /* the process exits under them */
 				pthread_detach(w[i++].tid);
@@ -179,7 +179,7 @@ static int run_threads(struct server *srv, int chan[2], const sigset_t *set,
 	close(chan[0]);
 	/* Workers still running at the deadline keep their memory and the
 	 * channel: the process exits under them. */
-	if (join_until(w, n, units_now() + srv->cfg.drain_timeout, set)) {
+	if (join_until(w, n, clock_now() + srv->cfg.drain_timeout, set)) {
 		close(chan[1]);
 		free(w);
 	} else {
@@ -283,20 +283,20 @@ static int supervise(void *ctx, struct fs_status *st)
 		log_death(id, pid, status);
 		usage_reaped(sup->srv->usage, id);
 		storage_sweep(&sup->srv->storage, pid);
-		if (units_now() - sup->window > RESPAWN_WINDOW) {
-			sup->window = units_now();
+		if (clock_now() - sup->window > RESPAWN_WINDOW) {
+			sup->window = clock_now();
 			sup->deaths = 0;
 		}
 		sup->pids[id] = -1;
 		/* Only a worker that dies young suggests a crash loop; healthy
 		 * workers killed one by one are simply replaced. */
-		if (units_now() - sup->born[id] < EARLY_DEATH &&
+		if (clock_now() - sup->born[id] < EARLY_DEATH &&
 		    ++sup->deaths > RESPAWN_MAX)
 			return fs_fail(st, FS_ERR_LOCAL,
 				       "workers keep dying: giving up");
 		if (sup->deaths > sup->n) /* slow a crash loop down */
 			nanosleep(&(struct timespec){0, 100000000}, NULL);
-		sup->born[id] = units_now();
+		sup->born[id] = clock_now();
 		sup->pids[id] = spawn_worker(sup, id);
 		if (sup->pids[id] < 0)
 			return fs_fail(st, FS_ERR_LOCAL,
@@ -314,7 +314,7 @@ static void stop_workers(struct supervisor *sup, double deadline,
 	int left = 0;
 	for (int i = 0; i < sup->n; i++)
 		left += sup->pids[i] > 0;
-	while (left > 0 && units_now() < deadline && !second_signal(set)) {
+	while (left > 0 && clock_now() < deadline && !second_signal(set)) {
 		pid_t pid = waitpid(-1, NULL, WNOHANG);
 		if (pid > 0)
 			left--;
@@ -336,13 +336,13 @@ static int start_processes(struct supervisor *sup, const sigset_t *set,
 			   struct fs_status *st)
 {
 	for (int i = 0; i < sup->n; i++) {
-		sup->born[i] = units_now();
+		sup->born[i] = clock_now();
 		sup->pids[i] = spawn_worker(sup, i);
 		if (sup->pids[i] >= 0)
 			continue;
 		int err = errno;
 		close(sup->chan[0]);
-		stop_workers(sup, units_now() + sup->srv->cfg.drain_timeout,
+		stop_workers(sup, clock_now() + sup->srv->cfg.drain_timeout,
 			     set);
 		return fs_fail(st, FS_ERR_LOCAL,
 			       "cannot start worker process %d of %d: fork: %s "
@@ -359,7 +359,7 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 				 .self = getpid(),
 				 .n = srv->cfg.workers,
 				 .chan = {chan[0], chan[1]},
-				 .window = units_now(),
+				 .window = clock_now(),
 				 .oldmask = *oldmask};
 	sup.pids = calloc((size_t)sup.n, sizeof(*sup.pids));
 	sup.born = calloc((size_t)sup.n, sizeof(*sup.born));
@@ -378,7 +378,7 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 	announce(srv);
 	rc = acceptor_run(srv, chan[0], set, supervise, &sup, st);
 	close(chan[0]);
-	stop_workers(&sup, units_now() + (rc ? 0 : srv->cfg.drain_timeout),
+	stop_workers(&sup, clock_now() + (rc ? 0 : srv->cfg.drain_timeout),
 		     set);
 out:
 	close(chan[1]);

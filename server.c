@@ -6,6 +6,7 @@
  * pool.c's business; server_handle() is the one place a connection enters. */
 #include "fileserv.h"
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 #include "conn.h"
 #include "log.h"
@@ -13,7 +14,6 @@
 #include "server.h"
 #include "stats.h"
 #include "storage.h"
-#include "units.h"
 #include "usage.h"
 
 #include <arpa/inet.h>
@@ -134,7 +134,7 @@ int server_open(struct server *srv, const struct server_config *cfg,
 	if (cfg->user && become_user(cfg->user, srv->storage.dirfd, st) < 0)
 		return -1;
 	srv->port = bound_port(srv->listen_fd);
-	srv->started = units_now();
+	srv->started = clock_now();
 	return 0;
 }
 
@@ -173,7 +173,7 @@ static int check_pace(struct conn *c)
 	struct request *r =
 	    (struct request *)((char *)c - offsetof(struct request, conn));
 	const struct server_config *cfg = &r->srv->cfg;
-	double now = units_now(), span = now - r->pace_start;
+	double now = clock_now(), span = now - r->pace_start;
 	if (cfg->min_rate <= 0 || span < cfg->idle_timeout)
 		return 0;
 	uint64_t moved = c->bytes_in + c->bytes_out;
@@ -334,10 +334,10 @@ static void linger_drain(struct conn *c, uint64_t max)
 	shutdown(c->fd, SHUT_WR);
 	struct timeval tv = {0, 200000};
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	double until = units_now() + LINGER_MAX;
+	double until = clock_now() + LINGER_MAX;
 	uint64_t drained = 0;
 	ssize_t n = 1;
-	while (n > 0 && drained < max && units_now() < until) {
+	while (n > 0 && drained < max && clock_now() < until) {
 		size_t want = max - drained < c->cap ? max - drained : c->cap;
 		n = recv(c->fd, c->buf, want, 0);
 		drained += n > 0 ? (uint64_t)n : 0;
@@ -458,7 +458,7 @@ static int handle_stats(struct request *r)
 	usage_publish(srv->usage, srv->worker);
 	usage_measure(srv->usage, &used);
 	cJSON *data = stats_to_json(srv->stats, srv->cfg.mode, srv->cfg.workers,
-				    units_now() - srv->started);
+				    clock_now() - srv->started);
 	usage_to_json(&used, data);
 	return reply(r, proto_reply_data(data), 1);
 }
@@ -524,7 +524,7 @@ void server_handle(struct server *srv, const char *worker,
 	peer_name(h, peer, sizeof(peer));
 	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);
 	log_info(worker, "connection from %s", peer);
-	double t0 = units_now();
+	double t0 = clock_now();
 	r.pace_start = t0;
 	if (conn_init(&r.conn, fd, CONN_BUF) == 0) {
 		memcpy(r.conn.buf, h->head, h->len);
@@ -539,7 +539,7 @@ void server_handle(struct server *srv, const char *worker,
 			refuse_head(&r);
 		if (head != 0) {
 			settle(&r, ok);
-			log_request(&r, ok, units_now() - t0);
+			log_request(&r, ok, clock_now() - t0);
 		} else {
 			log_info(worker, "%s: %s", peer, r.st.message);
 		}

@@ -2,8 +2,8 @@
  * serve ... --ready-fd N`), for the scripts and benchmarks that start
  * their own: started, waited for until it listens, and stopped. */
 #include "fileserv.h"
+#include "clock.h"
 #include "spawn.h"
-#include "units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,9 +71,9 @@ pid_t server_spawn(const char *const *args, int *port, struct fs_status *st)
 void server_reap(pid_t pid, double grace)
 {
 	kill(pid, SIGTERM);
-	double until = units_now() + grace;
+	double until = clock_now() + grace;
 	while (waitpid(pid, NULL, WNOHANG) == 0) {
-		if (units_now() >= until) {
+		if (clock_now() >= until) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			return;

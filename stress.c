@@ -10,10 +10,10 @@
  * end, so that it never depends on when the parent got the CPU. */
 #include "fileserv.h"
 #include "client.h"
+#include "clock.h"
 #include "conn.h"
 #include "stats.h"
 #include "stress.h"
-#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -207,16 +207,16 @@ static void worker_run(struct worker *w)
 		  cfg->hooks->start(cfg->hooks->ctx, w->id, w->tally, &st)))
 		tally_step(w->tally, -1, &st, 0);
 	worker_wait_release(w);
-	w->tally->start = units_now();
+	w->tally->start = clock_now();
 	double end = cfg->duration > 0 ? w->tally->start + cfg->duration : 0;
 	for (long i = 0; w->script || cfg->op != STRESS_SCRIPT; i++) {
-		if (end ? units_now() >= end : i >= cfg->iterations)
+		if (end ? clock_now() >= end : i >= cfg->iterations)
 			break;
-		double t0 = units_now();
+		double t0 = clock_now();
 		int rc = worker_step(w, i, &st);
-		tally_step(w->tally, rc, &st, units_now() - t0);
+		tally_step(w->tally, rc, &st, clock_now() - t0);
 	}
-	w->tally->end = units_now();
+	w->tally->end = clock_now();
 	if (w->script)
 		cfg->hooks->stop(w->script);
 	free(w->verify);

@@ -1,6 +1,5 @@
 /* units.c: numbers as users type them ("10MB", "1.5GiB", "30s", "500ms"),
- * parsed with bounds and a message that names the bad value, and the
- * monotonic clock. */
+ * parsed with bounds and a message that names the bad value. */
 #include "units.h"
 
 #include <errno.h>
@@ -9,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 struct unit {
 	const char *suffix;
@@ -129,11 +127,4 @@ const char *units_format_seconds(double seconds, char *buf, size_t len)
 		snprintf(buf, len, "%ld d %02ld h", s / 86400,
 			 s % 86400 / 3600);
 	return buf;
-}
-
-double units_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

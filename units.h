@@ -1,5 +1,5 @@
 /* units.h: numbers with unit suffixes ("10MB", "30s"), range-checked, and
- * their display; the monotonic clock (units.c). */
+ * their display (units.c). */
 #ifndef FILESERV_UNITS_H
 #define FILESERV_UNITS_H
 
@@ -23,7 +23,5 @@ const char *units_format_bytes(double bytes, char *buf, size_t len);
 /* Formats seconds as "42.5 s", "3 min 02 s", "5 h 07 min" or
  * "2 d 05 h" into buf. */
 const char *units_format_seconds(double seconds, char *buf, size_t len);
-/* Monotonic clock in seconds. */
-double units_now(void);
 
 #endif

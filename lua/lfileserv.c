@@ -10,6 +10,7 @@
  * an expected failure returns nil, message, class. */
 #include "fileserv.h"
 #include "client.h"
+#include "clock.h"
 #include "conn.h"
 #include "lua/json.h"
 #include "lua/lfileserv.h"
@@ -536,7 +537,7 @@ static int mkfile_l(lua_State *L)
 
 static int now_l(lua_State *L)
 {
-	lua_pushnumber(L, units_now());
+	lua_pushnumber(L, clock_now());
 	return 1;
 }
 
