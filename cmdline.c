@@ -104,7 +104,9 @@ static const struct global {
      "                            127.0.0.1:5666)\n"},
     {{"port", required_argument, NULL, 'p'},
      CMDLINE_PORT,
-     "  -p, --port N              port (default 5666)\n"},
+     "  -p, --port N              port (default 5666; serve: the port to "
+     "listen on,\n"
+     "                            0 for any free one)\n"},
     {{"timeout", required_argument, NULL, 't'},
      CMDLINE_TIMEOUT,
      "  -t, --timeout T           give up after T without progress, or "
@@ -113,7 +115,8 @@ static const struct global {
      "300s)\n"},
     {{"quiet", no_argument, NULL, 'q'},
      CMDLINE_QUIET,
-     "  -q, --quiet               no progress display\n"},
+     "  -q, --quiet               no progress display (serve: no log on "
+     "stderr)\n"},
 };
 
 #define N_GLOBALS (sizeof(globals) / sizeof(globals[0]))

@@ -24,8 +24,6 @@ static const char serve_usage[] =
     "  -H, --host ADDR         address to listen on (default 127.0.0.1:\n"
     "                          loopback only; --host 0.0.0.0 exposes the\n"
     "                          server to the network)\n"
-    "  -p, --port N            port, 0 for any free one (default 5666)\n"
-    "  -q, --quiet             no log on stderr\n"
     "  -d, --storage DIR       directory of the files (default ./storage,\n"
     "                          created if missing)\n"
     "  -l, --log-file FILE     also append the log to FILE\n"

@@ -443,3 +443,16 @@ def progress_display(ctx, _):
     rc, shown = on_terminal(ctx, srv.port, "get", "up", "-o",
                             ctx.path("back2"), "-q")
     check(rc == 0 and shown == "", "-q on a terminal: %d %r", rc, shown)
+
+
+@test()
+def man_page_complete(ctx, _):
+    """fileserv.1 documents every command and every option --help lists."""
+    page = open(os.path.join(HERE, "..", "fileserv.1")).read()
+    page = page.replace("\\-", "-").replace("\\fB", "").replace("\\fP", "")
+    for cmd in COMMANDS[:-1]:
+        check(re.search(r"^\.SS .*\b%s\b" % cmd, page, re.M),
+              "fileserv.1 has no section for %s", cmd)
+        out = text(ctx.cli(None, cmd, "--help").stdout)
+        for opt in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", out))):
+            check(opt in page, "fileserv.1 lacks %s %s", cmd, opt)
