@@ -50,47 +50,6 @@ static const struct command *command_find(const char *word)
 	return NULL;
 }
 
-static void main_help(FILE *out)
-{
-	fputs("usage: fileserv [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
-	      "\n"
-	      "A file server speaking the LIST/GET/UPLOAD/DELETE text "
-	      "protocol, its\nclient, and a Lua-scripted stress tester, in "
-	      "one executable.\n\ncommands:\n",
-	      out);
-	for (size_t i = 0; i < N_COMMANDS; i++) {
-		char both[40], alias[32] = "";
-		snprintf(both, sizeof(both), "%s %s", commands[i].name,
-			 commands[i].args);
-		if (commands[i].alias)
-			snprintf(alias, sizeof(alias), " (alias: %s)",
-				 commands[i].alias);
-		fprintf(out, "  %-20s %s%s\n", both, commands[i].summary,
-			alias);
-	}
-	fputs("\nglobal options, before or after the command:\n"
-	      "  -s, --server HOST[:PORT]  server (default $FILESERV_SERVER, "
-	      "else\n"
-	      "                            127.0.0.1:5666)\n"
-	      "  -p, --port N              its port (serve: the port to "
-	      "listen on)\n"
-	      "  -t, --timeout T           give up after T without progress, "
-	      "or when a\n"
-	      "                            T window moves under 1 kB/s "
-	      "(default 300s)\n"
-	      "  -q, --quiet               no progress display (serve: no "
-	      "log on stderr)\n"
-	      "\n"
-	      "  fileserv help COMMAND     options of one command (also "
-	      "COMMAND --help)\n"
-	      "  fileserv --version        version\n"
-	      "\n"
-	      "Exit status: 0 ok, 1 the server answered ERROR (or a stress "
-	      "operation\nfailed), 2 usage, 3 network or local I/O "
-	      "failure.\n",
-	      out);
-}
-
 /* ---- global options ---- */
 
 static const struct global {
@@ -120,6 +79,38 @@ static const struct global {
 };
 
 #define N_GLOBALS (sizeof(globals) / sizeof(globals[0]))
+
+static void main_help(FILE *out)
+{
+	fputs("usage: fileserv [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
+	      "\n"
+	      "A file server speaking the LIST/GET/UPLOAD/DELETE text "
+	      "protocol, its\nclient, and a Lua-scripted stress tester, in "
+	      "one executable.\n\ncommands:\n",
+	      out);
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		char both[40], alias[32] = "";
+		snprintf(both, sizeof(both), "%s %s", commands[i].name,
+			 commands[i].args);
+		if (commands[i].alias)
+			snprintf(alias, sizeof(alias), " (alias: %s)",
+				 commands[i].alias);
+		fprintf(out, "  %-20s %s%s\n", both, commands[i].summary,
+			alias);
+	}
+	fputs("\nglobal options, before or after the command:\n", out);
+	for (size_t i = 0; i < N_GLOBALS; i++)
+		fputs(globals[i].help, out);
+	fputs("\n"
+	      "  fileserv help COMMAND     options of one command (also "
+	      "COMMAND --help)\n"
+	      "  fileserv --version        version\n"
+	      "\n"
+	      "Exit status: 0 ok, 1 the server answered ERROR (or a stress "
+	      "operation\nfailed), 2 usage, 3 network or local I/O "
+	      "failure.\n",
+	      out);
+}
 
 static const struct global *global_find(int ch)
 {
