@@ -78,14 +78,6 @@ int client_init(struct fs_client *c, const char *server, const char *port,
 	return 0;
 }
 
-void client_set_timeouts(int fd, double seconds)
-{
-	struct timeval tv = {(time_t)seconds,
-			     (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 /* Connected socket, or -1 with st set. The send timeout bounds connect. */
 static int client_connect(const struct fs_client *c, struct fs_status *st)
 {
@@ -103,7 +95,7 @@ static int client_connect(const struct fs_client *c, struct fs_status *st)
 			err = errno;
 			continue;
 		}
-		client_set_timeouts(fd, c->timeout);
+		conn_set_timeouts(fd, c->timeout);
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 			err = errno == EINPROGRESS ? ETIMEDOUT : errno;
 			close(fd);

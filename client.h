@@ -50,8 +50,6 @@ int client_put(const struct fs_client *c, const char *name, int fd,
 	       uint64_t size, fs_progress_fn progress, void *progress_ctx,
 	       struct fs_result *res, struct fs_status *st);
 void client_result_free(struct fs_result *res);
-/* Sets SO_RCVTIMEO and SO_SNDTIMEO: the idle timeout of a socket. */
-void client_set_timeouts(int fd, double seconds);
 /* A sink that drops the bytes (a download counted, not kept). */
 int client_discard(void *ctx, const void *buf, size_t len);
 

@@ -23,6 +23,8 @@ struct conn {
 };
 
 int conn_init(struct conn *c, int fd, size_t cap);
+/* Sets SO_RCVTIMEO and SO_SNDTIMEO: the idle timeout of a socket. */
+void conn_set_timeouts(int fd, double seconds);
 void conn_free(struct conn *c);
 /* Reads more into the buffer (compacting it first). Returns bytes read,
  * 0 at EOF, -1 on error (errno set; EAGAIN means the timeout expired). */

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static const char *const command_names[CMD_COUNT] = {
@@ -399,6 +400,14 @@ char *proto_reply_get_head(const char *name)
 }
 
 /* ---- connection buffer ---- */
+
+void conn_set_timeouts(int fd, double seconds)
+{
+	struct timeval tv = {(time_t)seconds,
+			     (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
 
 int conn_init(struct conn *c, int fd, size_t cap)
 {

@@ -5,7 +5,6 @@
  * chunks straight into a temporary file. Which worker runs a connection is
  * pool.c's business; server_handle() is the one place a connection enters. */
 #include "fileserv.h"
-#include "client.h"
 #include "clock.h"
 #include "codec.h"
 #include "conn.h"
@@ -54,7 +53,7 @@ static int listen_on(const char *host, int port, double timeout,
 			       gai_strerror(rc));
 	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 	if (fd >= 0)
-		client_set_timeouts(fd, timeout);
+		conn_set_timeouts(fd, timeout);
 	if (fd >= 0 &&
 	    (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	     bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||

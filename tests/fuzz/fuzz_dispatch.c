@@ -24,7 +24,7 @@
  *   - storage/ holds no dot-file (no temporary left behind);
  *   - no file descriptor leaked. */
 #include "fileserv.h"
-#include "client.h"
+#include "conn.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
@@ -287,7 +287,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pthread_create(&th, NULL, writer, &f) != 0)
 		die("pthread_create");
 	h->fd = sv[1];
-	client_set_timeouts(sv[1], 5);	/* as accepted sockets inherit */
+	conn_set_timeouts(sv[1], 5);	/* as accepted sockets inherit */
 	server_handle(&srv, "fuzz", h); /* closes sv[1] */
 	pthread_join(th, NULL);
 	free(h);
