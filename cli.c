@@ -239,14 +239,24 @@ static const char *member_bytes(const cJSON *o, const char *name, char *buf,
 	return units_format_bytes(v, buf, len);
 }
 
+/* A server's text as a terminal may show it, cut to fit buf (see
+ * proto_escape_visible). */
+static const char *visible(const char *text, char *buf, size_t len)
+{
+	proto_escape_visible(text, strnlen(text, (len - 1) / 4), buf, len);
+	return buf;
+}
+
 static void stats_print_commands(const cJSON *data)
 {
 	const cJSON *by = cJSON_GetObjectItemCaseSensitive(data, "commands");
 	const cJSON *c;
+	char name[4 * 32 + 1];
 	printf("%-9s %10s %10s %10s\n", "command", "requests", "ok", "failed");
 	cJSON_ArrayForEach(c, by)
 	{
-		printf("%-9s %10.0f %10.0f %10.0f\n", c->string,
+		printf("%-9s %10.0f %10.0f %10.0f\n",
+		       visible(c->string, name, sizeof(name)),
 		       member(c, "requests"), member(c, "succeeded"),
 		       member(c, "failed"));
 	}
@@ -275,11 +285,12 @@ static void stats_print(const struct cli *cli, const cJSON *data)
 		free(text);
 		return;
 	}
-	char up[32], fi[32], fo[32], wi[32], wo[32];
+	char up[32], fi[32], fo[32], wi[32], wo[32], shown[4 * 32 + 1];
 	const char *mode = cJSON_GetStringValue(
 	    cJSON_GetObjectItemCaseSensitive(data, "mode"));
 	printf("server     %s:%s, %s mode, %.0f workers, up %s\n",
-	       cli->client.host, cli->client.port, mode ? mode : "?",
+	       cli->client.host, cli->client.port,
+	       mode ? visible(mode, shown, sizeof(shown)) : "?",
 	       member(data, "workers"),
 	       units_format_seconds(member(data, "uptime_s"), up, sizeof(up)));
 	printf("requests   %.0f: %.0f ok, %.0f failed (STATS not counted), "
@@ -325,10 +336,8 @@ static int cmd_simple(struct cli *cli, enum proto_command cmd, int argc,
 		stats_print(cli, data);
 	} else if (cJSON_IsString(data) && !cli->quiet) {
 		char shown[4 * 512 + 1];
-		proto_escape_visible(data->valuestring,
-				     strnlen(data->valuestring, 512), shown,
-				     sizeof(shown));
-		printf("%s\n", shown);
+		printf("%s\n",
+		       visible(data->valuestring, shown, sizeof(shown)));
 	}
 	client_result_free(&res);
 	return rc;

@@ -178,6 +178,7 @@ struct paced {
 	double timeout;
 	double last;	     /* when a byte last moved */
 	double window_start; /* the current rate window */
+	double resumed;	     /* when the last wait returned */
 	uint64_t last_moved, window_moved;
 	const char *why; /* set when the pace gave up */
 };
@@ -198,10 +199,17 @@ static int pace_window(struct paced *p, double now, uint64_t moved)
 }
 
 /* The conn's wait: polls until the socket is ready, up to whichever
- * comes first of the idle limit and the end of the rate window. */
+ * comes first of the idle limit and the end of the rate window. Time the
+ * client spent elsewhere (a sink or a local file slower than timeout)
+ * does not count against the server: the pace starts over. */
 static int pace_wait(struct conn *c, short events)
 {
 	struct paced *p = (struct paced *)c;
+	double start = clock_now();
+	if (start - p->resumed > p->timeout) {
+		p->last = p->window_start = start;
+		p->window_moved = c->bytes_in + c->bytes_out;
+	}
 	for (;;) {
 		double now = clock_now();
 		uint64_t moved = c->bytes_in + c->bytes_out;
@@ -219,8 +227,10 @@ static int pace_wait(struct conn *c, short events)
 		ms = ms > 1e9 ? 1e9 : ms > 0 ? ms + 1 : 0;
 		struct pollfd pfd = {.fd = c->fd, .events = events};
 		int n = poll(&pfd, 1, (int)ms);
-		if (n > 0)
+		if (n > 0) {
+			p->resumed = clock_now();
 			return 0;
+		}
 		if (n < 0 && errno != EINTR)
 			return -1;
 		if (n == 0 && clock_now() >= idle_end) {
@@ -239,7 +249,7 @@ static int paced_init(struct paced *p, int fd, double timeout)
 		return -1;
 	p->conn.wait = pace_wait;
 	p->timeout = timeout;
-	p->last = p->window_start = clock_now();
+	p->last = p->window_start = p->resumed = clock_now();
 	return 0;
 }
 

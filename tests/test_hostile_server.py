@@ -122,10 +122,7 @@ def run_client(ctx, args, timeout=60, stdout=None):
             if p.returncode is not None:
                 return
             time.sleep(0.02)
-    threads = [threading.Thread(target=fn, daemon=True)
-               for fn in (drain, sample)]
-    for t in threads:
-        t.start()
+    threads = start_threads(lambda k: (drain, sample)[k](), 2)
     killer = threading.Timer(timeout, p.kill)
     killer.start()
     try:
@@ -205,11 +202,11 @@ end
     check(rss < RSS_LIMIT_KB, "lua: peak RSS %d kB", rss)
 
 
-@test(timeout=60)
+@test(timeout=180)
 def endless_listing_bounded(ctx, _):
     """A listing that never ends: ls prints names as they come, in
     bounded memory; c:ls(fn) gets them one by one, and an error raised in
-    fn ends the listing."""
+    fn ends the listing; c:ls() stops at its table's 256 MiB."""
     setup(ctx)
     srv = Hostile(endless(b'{"status": "OK", "data": [',
                           lambda i: b'"name-%08d-%s", ' % (i, b"n" * 200)))
@@ -235,6 +232,13 @@ out(tostring(ok), tostring(e):match("enough") or tostring(e), n)
 """)
     check(rc == 0 and out.decode().strip() == "false|enough|50000",
           "lua ls(fn): exit %d: %s %s", rc, out, err)
+    rc, out, err, _, _ = lua(ctx, srv.port, """
+local r, msg, class = c:ls()
+out(tostring(r), class, msg)
+""", 120)
+    check(rc == 0 and out.startswith(b"nil|local|listing larger than c:ls() "
+                                     b"keeps (256 MiB)"),
+          "lua ls(): exit %d: %s %s", rc, out, err)
 
 
 # ---------------------------------------------------------------- shape
@@ -311,7 +315,8 @@ HOSTILE_NAMES = [
 @test()
 def ls_names_visible(ctx, _):
     """ls prints every byte of a name visibly, one name a line; the
-    server's ERROR message is shown the same way."""
+    server's ERROR message, rm's message and the text in stats are shown
+    the same way."""
     setup(ctx)
     names = b", ".join(b'"%s"' % raw for raw, _ in HOSTILE_NAMES)
     srv = Hostile(canned(b'{"status": "OK", "data": [%s]}' % names + TERM))
@@ -324,6 +329,19 @@ def ls_names_visible(ctx, _):
     rc, _, err, _, _ = run_client(ctx, cli(srv.port, "get", "f"), 20)
     check(rc == 1 and "no\\x1b[2J such\\nfile" in err and "\x1b" not in err,
           "get ERROR: exit %d: %r", rc, err)
+    srv = Hostile(canned(b'{"status": "OK", "data": {"mode": "\\u001b[2Jt", '
+                         b'"workers": 1, "commands": {"G\\u009bT": '
+                         b'{"requests": 1}}}}' + TERM))
+    rc, out, err, _, _ = run_client(ctx, cli(srv.port, "stats"), 20)
+    check(rc == 0 and b"\\x1b[2Jt mode" in out and b"G\\u009bT" in out
+          and b"\x1b" not in out and b"\xc2\x9b" not in out,
+          "stats: exit %d: %r %s", rc, out, err)
+    srv = Hostile(canned(b'{"status": "OK", "data": "gone\\u001b[2J"}'
+                         + TERM))
+    rc, out, err, _, _ = run_client(ctx, ["rm", "f", "-p", str(srv.port)],
+                                    20)
+    check(rc == 0 and out == b"gone\\x1b[2J\n", "rm: exit %d: %r %s", rc,
+          out, err)
 
 
 # ---------------------------------------------------------------- time
