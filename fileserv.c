@@ -232,9 +232,9 @@ int serve_main(struct cmdline *cl, int argc, char **argv)
 		return 0;
 	if (rc < 0)
 		return cmdline_usage_error(cl, &st);
-	if (log_open(cfg.log_file, cfg.quiet) < 0) {
-		perror(cfg.log_file);
-		return 3;
+	if (log_open(cfg.log_file, cfg.quiet, &st) < 0) {
+		fprintf(stderr, "fileserv serve: %s\n", st.message);
+		return fs_exit_code(st.code);
 	}
 	/* static: worker threads a cut drain leaves running use it until
 	 * the process is gone, after this function has returned */

@@ -3,11 +3,14 @@
  * to stderr and, when asked, appended to a log file. Each line is written
  * with a single write() so that threads and processes never interleave
  * within a line. */
+#include "fileserv.h"
 #include "log.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,13 +18,16 @@
 static int log_fd = -1;
 static int log_quiet;
 
-int log_open(const char *path, int quiet)
+int log_open(const char *path, int quiet, struct fs_status *st)
 {
 	log_quiet = quiet;
 	if (!path)
 		return 0;
 	log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	return log_fd < 0 ? -1 : 0;
+	if (log_fd < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "log file %s: %s", path,
+			       strerror(errno));
+	return 0;
 }
 
 int log_file_fd(void)

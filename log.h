@@ -3,9 +3,11 @@
 #ifndef FILESERV_LOG_H
 #define FILESERV_LOG_H
 
+struct fs_status;
+
 /* Also writes to path (appending) when it is not NULL; quiet silences
- * stderr. Returns 0 or -1 (errno set). */
-int log_open(const char *path, int quiet);
+ * stderr. Returns 0, or -1 with st naming the file and the cause. */
+int log_open(const char *path, int quiet, struct fs_status *st);
 /* The log file's descriptor, or -1. */
 int log_file_fd(void);
 /* Whether log lines go anywhere (not --quiet without a log file). */

@@ -410,6 +410,21 @@ def sigterm_stalled(ctx, mode):
     ctx.check_canary()
 
 
+@test()
+def log_file_unwritable(ctx, mode):
+    """A log file that cannot be opened stops serve at start with exit 3
+    and a message naming the file and the cause."""
+    path = ctx.path("no-such-dir", "server.log")
+    r = subprocess.run([ctx.bin, "serve", "--port", "0", "--storage",
+                        ctx.storage, "--log-file", path], timeout=10,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    want = ("fileserv serve: log file %s: No such file or directory"
+            % path).encode()
+    check(r.returncode == 3 and want in r.stderr, "exit %d, %r",
+          r.returncode, r.stderr[-200:])
+
+
 @case(38, modes=(None,))
 def drop_privileges(ctx, mode):
     if "--user" not in serve_help(ctx.bin):

@@ -150,7 +150,7 @@ static void setup(void)
 		die("mkdir canary");
 	write_file(AT_FDCWD, keep_path, canary_text);
 
-	log_open(NULL, 1);
+	log_open(NULL, 1, NULL);
 	struct server_config cfg = {
 	    .mode = "single",
 	    .workers = 1,
