@@ -872,7 +872,7 @@ def warm(srv):
 
 # ---------------------------------------------------------------- streaming
 
-def b64_chunks(size, seed=None, chunk=3 * MiB):
+def b64_chunks(size, seed=None, chunk=192 * 1024):
     """(raw bytes, base64) pieces of size random bytes; chunk % 3 == 0."""
     rng = random.Random(seed) if seed is not None else None
     left = size
@@ -884,26 +884,25 @@ def b64_chunks(size, seed=None, chunk=3 * MiB):
 
 
 def start_upload(port, name, size, stop_after=None, seed=None, timeout=60):
-    """Sends UPLOAD name + the base64 of size random bytes (and the
-    terminator unless stop_after stops it after that many raw bytes).
-    Returns (socket, sha256 of the complete payload, raw bytes sent)."""
+    """Sends UPLOAD name + the base64 of size random bytes and the
+    terminator; or, with stop_after, only the first stop_after raw bytes
+    (rounded down to whole base64 groups), with no terminator, and
+    returns at once, so that the server sees the client stop there.
+    Returns (socket, sha256 of the payload or None when stopped short,
+    raw bytes sent)."""
     s = connect(port, timeout)
     s.sendall(b"UPLOAD " + name + b" ")
+    if stop_after is not None:
+        size = min(size, stop_after) // 3 * 3
     digest, sent = hashlib.sha256(), 0
     for data, text in b64_chunks(size, seed):
         digest.update(data)
-        if stop_after is not None and sent >= stop_after:
-            continue
-        if stop_after is not None and sent + len(data) > stop_after:
-            keep = (stop_after - sent) // 3 * 3
-            s.sendall(text[:keep // 3 * 4])
-            sent += keep
-            continue
         s.sendall(text)
         sent += len(data)
     if stop_after is None:
         s.sendall(TERM)
-    return s, digest.hexdigest(), sent
+        return s, digest.hexdigest(), sent
+    return s, None, sent
 
 
 def upload_stream(port, name, size, timeout=120, seed=None):
