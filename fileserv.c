@@ -1,6 +1,7 @@
 /* fileserv.c: main and the server's options (`fileserv serve`).
  * Everything else lives in the modules listed in fileserv.h. */
 #include "fileserv.h"
+#include "affinity.h"
 #include "codec.h"
 #include "commands.h"
 #include "log.h"
@@ -53,6 +54,8 @@ static const char serve_usage[] =
     "                          started as root, e.g. for a port below "
     "1024);\n"
     "                          the storage must be writable by NAME\n"
+    "      --cpus LIST         run the whole server (workers included) on\n"
+    "                          these CPUs only, e.g. 0, 0-1 or 1,3\n"
     "      --ready-fd FD       write the port to FD once listening\n"
     "\n"
     "An event loop reads each request head without holding a worker, then\n"
@@ -72,7 +75,8 @@ enum {
 	OPT_HEAD,
 	OPT_MIN_RATE,
 	OPT_MAX_CONNS,
-	OPT_USER
+	OPT_USER,
+	OPT_CPUS
 };
 
 static int serve_rate(struct server_config *cfg, const char *arg,
@@ -148,6 +152,9 @@ static int serve_option(void *ctx, int ch, const char *arg,
 	case OPT_USER:
 		cfg->user = arg;
 		return 0;
+	case OPT_CPUS:
+		cfg->pinned = 1;
+		return affinity_parse(arg, &cfg->cpus, st);
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -182,6 +189,7 @@ static const struct option serve_long[] = {
     {"min-rate", required_argument, NULL, OPT_MIN_RATE},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"user", required_argument, NULL, OPT_USER},
+    {"cpus", required_argument, NULL, OPT_CPUS},
     {NULL, 0, NULL, 0},
 };
 
@@ -232,6 +240,11 @@ int serve_main(struct cmdline *cl, int argc, char **argv)
 		return 0;
 	if (rc < 0)
 		return cmdline_usage_error(cl, &st);
+	/* before any thread or worker starts: they all inherit it */
+	if (cfg.pinned && affinity_apply(&cfg.cpus, &st) < 0) {
+		fprintf(stderr, "fileserv serve: %s\n", st.message);
+		return fs_exit_code(st.code);
+	}
 	if (log_open(cfg.log_file, cfg.quiet, &st) < 0) {
 		fprintf(stderr, "fileserv serve: %s\n", st.message);
 		return fs_exit_code(st.code);

@@ -4,10 +4,10 @@
  * Each layer has its own header: units.h, clock.h, log.h, proto.h (wire
  * format), conn.h (a connection with a read buffer), storage.h, stats.h
  * (counters and histograms), usage.h (CPU and memory of the server's
- * processes), server.h (server, acceptor, worker pool), spawn.h (a server
- * as a child process), client.h, stress.h, testdata.h, codec.h,
- * cmdline.h and commands.h (the command line), and lua/lfileserv.h,
- * lua/lstress.h and lua/json.h (the Lua glue).
+ * processes), affinity.h (CPU lists and pinning), server.h (server, acceptor,
+ * worker pool), spawn.h (a server as a child process), client.h, stress.h,
+ * testdata.h, codec.h, cmdline.h and commands.h (the command line), and
+ * lua/lfileserv.h, lua/lstress.h and lua/json.h (the Lua glue).
  *
  * Library code returns -1 or NULL and describes the failure in a struct
  * fs_status; only main() exits. A child of fork() that must not return

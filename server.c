@@ -5,6 +5,7 @@
  * chunks straight into a temporary file. Which worker runs a connection is
  * pool.c's business; server_handle() is the one place a connection enters. */
 #include "fileserv.h"
+#include "affinity.h"
 #include "clock.h"
 #include "codec.h"
 #include "conn.h"
@@ -459,6 +460,9 @@ static int handle_stats(struct request *r)
 	cJSON *data = stats_to_json(srv->stats, srv->cfg.mode, srv->cfg.workers,
 				    clock_now() - srv->started);
 	usage_to_json(&used, data);
+	char cpus[256];
+	cJSON_AddStringToObject(data, "cpus",
+				affinity_current(cpus, sizeof(cpus)));
 	return reply(r, proto_reply_data(data), 1);
 }
 

@@ -8,6 +8,7 @@
 #include "fileserv.h"
 #include "storage.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -32,6 +33,8 @@ struct server_config {
 	uint64_t max_upload; /* decoded bytes; 0 = unlimited */
 	int ready_fd;	     /* write "PORT\n" here once listening, or -1 */
 	const char *user;    /* run as this user once listening, or NULL */
+	int pinned;	     /* run on the CPUs in cpus only */
+	cpu_set_t cpus;
 };
 
 struct server {

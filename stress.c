@@ -9,6 +9,7 @@
  * start and end, and the wall time runs from the first start to the last
  * end, so that it never depends on when the parent got the CPU. */
 #include "fileserv.h"
+#include "affinity.h"
 #include "client.h"
 #include "clock.h"
 #include "conn.h"
@@ -25,11 +26,43 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const op_names[] = {"upload", "download", "list", "script"};
+
+/* ---- stopping early ---- */
+
+static volatile sig_atomic_t stop_signal;  /* this process was asked */
+static int *volatile stop_word;		   /* the running workload's */
+static volatile sig_atomic_t worker_asked; /* a process worker's own */
+
+void stress_interrupt(int sig)
+{
+	int *word = stop_word;
+	stop_signal = sig;
+	if (word)
+		__atomic_store_n(word, sig, __ATOMIC_RELAXED);
+}
+
+int stress_interrupted(void)
+{
+	return stop_signal;
+}
+
+const char *stress_signal_name(int sig)
+{
+	static char other[32];
+	if (sig == SIGINT)
+		return "SIGINT";
+	if (sig == SIGTERM)
+		return "SIGTERM";
+	snprintf(other, sizeof(other), "signal %d", sig);
+	return other;
+}
 
 const char *stress_op_name(enum stress_op op)
 {
@@ -48,9 +81,29 @@ int stress_op_parse(const char *text, enum stress_op *op)
 
 /* ---- one worker ---- */
 
+/* What the parent and its workers share (a MAP_SHARED mapping, so that
+ * process workers see it as threads do). */
+struct run_shared {
+	double released; /* when the parent released the workers */
+	int stop;	 /* a signal asked every worker to stop */
+	struct stress_tally tally[];
+};
+
+/* In a process worker: a signal sent to it alone stops it alone. */
+static void worker_on_signal(int sig)
+{
+	worker_asked = sig;
+}
+
+static int worker_stopped(const struct run_shared *shared)
+{
+	return worker_asked || __atomic_load_n(&shared->stop, __ATOMIC_RELAXED);
+}
+
 struct worker {
 	const struct stress_config *cfg;
 	int id;
+	struct run_shared *shared;
 	struct stress_tally *tally;
 	int ref_fd;	/* local copy to verify downloads against */
 	int release_fd; /* process workers wait for EOF on it */
@@ -183,6 +236,41 @@ static void tally_step(struct stress_tally *t, int rc,
 			 fs_error_name(st->code), st->message);
 }
 
+/* CPU seconds the calling thread has used (a process worker is one
+ * thread, so for it this is also its process's). */
+static void thread_cpu(double *user, double *system)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_THREAD, &ru);
+	*user = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+	*system = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Forgets what was counted so far. */
+static void tally_reset(struct stress_tally *t)
+{
+	memset(t, 0, sizeof(*t));
+	hist_init(&t->latency);
+}
+
+/* The measured part starts at `start`; CPU is counted from now. */
+static void tally_begin(struct stress_tally *t, double start)
+{
+	t->start = start;
+	thread_cpu(&t->cpu_user, &t->cpu_system);
+}
+
+static void tally_end(struct stress_tally *t)
+{
+	double user, system;
+	t->end = clock_now();
+	if (t->end < t->start) /* stopped during the warm-up */
+		t->end = t->start;
+	thread_cpu(&user, &system);
+	t->cpu_user = user - t->cpu_user;
+	t->cpu_system = system - t->cpu_system;
+}
+
 static void worker_wait_release(struct worker *w)
 {
 	if (w->barrier) {
@@ -198,7 +286,9 @@ static void worker_run(struct worker *w)
 {
 	const struct stress_config *cfg = w->cfg;
 	struct fs_status st = {0};
-	hist_init(&w->tally->latency);
+	tally_reset(w->tally);
+	if (cfg->pinned && affinity_apply(&cfg->cpus, &st) < 0)
+		tally_step(w->tally, -1, &st, 0);
 	if (cfg->op == STRESS_DOWNLOAD &&
 	    (w->verify = malloc(sizeof(*w->verify))))
 		verify_open(w->verify, cfg->verify ? w->ref_fd : -1);
@@ -207,16 +297,29 @@ static void worker_run(struct worker *w)
 		  cfg->hooks->start(cfg->hooks->ctx, w->id, w->tally, &st)))
 		tally_step(w->tally, -1, &st, 0);
 	worker_wait_release(w);
-	w->tally->start = clock_now();
-	double end = cfg->duration > 0 ? w->tally->start + cfg->duration : 0;
+	/* The warm-up ends at the same moment for every worker and for the
+	 * parent's sample of the server's figures. */
+	double start = clock_now(), warm = 0, end = 0;
+	if (cfg->duration > 0) {
+		warm = w->shared->released + cfg->warmup;
+		end = (warm > start ? warm : start) + cfg->duration;
+	}
+	tally_begin(w->tally, cfg->warmup > 0 && warm > start ? warm : start);
 	for (long i = 0; w->script || cfg->op != STRESS_SCRIPT; i++) {
 		if (end ? clock_now() >= end : i >= cfg->iterations)
 			break;
+		if (worker_stopped(w->shared))
+			break;
 		double t0 = clock_now();
 		int rc = worker_step(w, i, &st);
-		tally_step(w->tally, rc, &st, clock_now() - t0);
+		double t1 = clock_now();
+		tally_step(w->tally, rc, &st, t1 - t0);
+		if (t1 < warm) { /* warm-up: not counted */
+			tally_reset(w->tally);
+			tally_begin(w->tally, warm);
+		}
 	}
-	w->tally->end = clock_now();
+	tally_end(w->tally);
 	if (w->script)
 		cfg->hooks->stop(w->script);
 	free(w->verify);
@@ -230,7 +333,59 @@ static void *worker_thread(void *arg)
 
 /* ---- the pool of workers ---- */
 
-static int run_threads(struct worker *w, int n)
+/* The server's figures from STATS; sample->ok says whether it answered. */
+static void server_sample(const struct fs_client *c,
+			  struct stress_server_sample *sample)
+{
+	struct fs_result res;
+	struct fs_status st;
+	memset(sample, 0, sizeof(*sample));
+	int rc = client_request(c, CMD_STATS, NULL, &res, &st);
+	cJSON *data = rc == 0 ? cJSON_GetObjectItem(res.reply, "data") : NULL;
+	cJSON *ok = cJSON_GetObjectItem(data, "succeeded");
+	cJSON *failed = cJSON_GetObjectItem(data, "failed");
+	cJSON *user = cJSON_GetObjectItem(data, "cpu_user_s");
+	cJSON *system = cJSON_GetObjectItem(data, "cpu_system_s");
+	cJSON *rss = cJSON_GetObjectItem(data, "peak_rss_bytes");
+	const char *mode =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(data, "mode"));
+	sample->ok = cJSON_IsNumber(ok) && cJSON_IsNumber(failed);
+	sample->succeeded = (uint64_t)cJSON_GetNumberValue(ok);
+	sample->failed = (uint64_t)cJSON_GetNumberValue(failed);
+	const char *cpus =
+	    cJSON_GetStringValue(cJSON_GetObjectItem(data, "cpus"));
+	snprintf(sample->mode, sizeof(sample->mode), "%s", mode ? mode : "");
+	snprintf(sample->cpus, sizeof(sample->cpus), "%s", cpus ? cpus : "");
+	sample->workers =
+	    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(data, "workers"));
+	sample->has_usage = cJSON_IsNumber(user) && cJSON_IsNumber(system) &&
+			    cJSON_IsNumber(rss);
+	sample->cpu_user_s = cJSON_GetNumberValue(user);
+	sample->cpu_system_s = cJSON_GetNumberValue(system);
+	sample->peak_rss_bytes = cJSON_GetNumberValue(rss);
+	client_result_free(&res);
+}
+
+/* In the parent, once the workers are released: with a warm-up, the
+ * server's "before" figures are taken as it ends, so that they leave it
+ * out as the workers' do. */
+static void parent_released(const struct stress_config *cfg,
+			    const struct run_shared *shared,
+			    struct stress_result *res)
+{
+	if (cfg->duration <= 0 || cfg->warmup <= 0)
+		return;
+	double until = shared->released + cfg->warmup;
+	for (double left; (left = until - clock_now()) > 0 &&
+			  !__atomic_load_n(&shared->stop, __ATOMIC_RELAXED);) {
+		struct timespec ts = {(time_t)left,
+				      (long)((left - (time_t)left) * 1e9)};
+		nanosleep(&ts, NULL);
+	}
+	server_sample(&cfg->server, &res->server_before);
+}
+
+static int run_threads(struct worker *w, int n, struct stress_result *res)
 {
 	pthread_barrier_t barrier;
 	pthread_t *tids = calloc((size_t)n, sizeof(*tids));
@@ -238,6 +393,13 @@ static int run_threads(struct worker *w, int n)
 		free(tids);
 		return -1;
 	}
+	/* Stop signals are for the caller's thread: workers block them and
+	 * learn of them through the stop word. */
+	sigset_t stops, old;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stops, &old);
 	int started = 0;
 	for (; started < n; started++) {
 		w[started].barrier = &barrier;
@@ -245,9 +407,12 @@ static int run_threads(struct worker *w, int n)
 				   &w[started]))
 			break;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (started < n) /* cannot happen short of resource exhaustion */
 		abort();
+	w[0].shared->released = clock_now(); /* the barrier publishes it */
 	pthread_barrier_wait(&barrier);
+	parent_released(w[0].cfg, w[0].shared, res);
 	for (int i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
 	pthread_barrier_destroy(&barrier);
@@ -255,7 +420,7 @@ static int run_threads(struct worker *w, int n)
 	return 0;
 }
 
-static int run_processes(struct worker *w, int n)
+static int run_processes(struct worker *w, int n, struct stress_result *res)
 {
 	int release[2];
 	pid_t *pids = calloc((size_t)n, sizeof(*pids));
@@ -268,6 +433,8 @@ static int run_processes(struct worker *w, int n)
 		pids[i] = fork();
 		if (pids[i] == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			signal(SIGINT, worker_on_signal);
+			signal(SIGTERM, worker_on_signal);
 			close(release[1]);
 			w[i].release_fd = release[0];
 			if (getppid() == parent)
@@ -276,7 +443,9 @@ static int run_processes(struct worker *w, int n)
 		}
 	}
 	close(release[0]);
+	w[0].shared->released = clock_now(); /* before the workers read */
 	close(release[1]); /* EOF releases every worker at once */
+	parent_released(w[0].cfg, w[0].shared, res);
 	for (int i = 0; i < n; i++)
 		while (pids[i] > 0 && waitpid(pids[i], NULL, 0) < 0 &&
 		       errno == EINTR)
@@ -306,30 +475,13 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 		if (!all->first_error[0])
 			memcpy(all->first_error, t[i].first_error,
 			       sizeof(all->first_error));
+		all->cpu_user += t[i].cpu_user;
+		all->cpu_system += t[i].cpu_system;
 		res->client_time += t[i].busy / n;
 		if (t[i].busy > 0)
 			res->client_rate += (double)t[i].bytes / t[i].busy / n;
 	}
 	res->wall = last - first;
-}
-
-/* The server's success and failure counts, from STATS. */
-static int server_counts(const struct fs_client *c, uint64_t *ok,
-			 uint64_t *failed)
-{
-	struct fs_result res;
-	struct fs_status st;
-	int rc = client_request(c, CMD_STATS, NULL, &res, &st);
-	cJSON *data = rc == 0 ? cJSON_GetObjectItem(res.reply, "data") : NULL;
-	cJSON *s = cJSON_GetObjectItem(data, "succeeded");
-	cJSON *f = cJSON_GetObjectItem(data, "failed");
-	rc = cJSON_IsNumber(s) && cJSON_IsNumber(f) ? 0 : -1;
-	if (rc == 0) {
-		*ok = (uint64_t)s->valuedouble;
-		*failed = (uint64_t)f->valuedouble;
-	}
-	client_result_free(&res);
-	return rc;
 }
 
 /* The local file a worker reads: a descriptor, -1 when none is needed,
@@ -356,38 +508,45 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 {
 	memset(res, 0, sizeof(*res));
 	int n = cfg->clients;
-	size_t size = (size_t)n * sizeof(struct stress_tally);
-	struct stress_tally *tallies = mmap(NULL, size, PROT_READ | PROT_WRITE,
-					    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	size_t size =
+	    sizeof(struct run_shared) + (size_t)n * sizeof(struct stress_tally);
+	struct run_shared *shared = mmap(NULL, size, PROT_READ | PROT_WRITE,
+					 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct worker *w = calloc((size_t)n, sizeof(*w));
-	if (tallies == MAP_FAILED || !w) {
+	if (shared == MAP_FAILED || !w) {
 		free(w);
 		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
 	}
-	uint64_t ok0 = 0, failed0 = 0, ok1, failed1;
-	int have_stats = server_counts(&cfg->server, &ok0, &failed0) == 0;
+	res->started = (double)time(NULL);
+	stop_word = &shared->stop;
+	if (stop_signal) /* asked before this run began */
+		__atomic_store_n(&shared->stop, stop_signal, __ATOMIC_RELAXED);
+	if (cfg->duration <= 0 || cfg->warmup <= 0)
+		server_sample(&cfg->server, &res->server_before);
 	int rc = 0;
 	for (int i = 0; i < n && rc == 0; i++) {
-		w[i] = (struct worker){
-		    .cfg = cfg, .id = i + 1, .tally = &tallies[i]};
+		w[i] = (struct worker){.cfg = cfg,
+				       .id = i + 1,
+				       .shared = shared,
+				       .tally = &shared->tally[i]};
 		w[i].ref_fd = open_reference(cfg, st);
 		if (w[i].ref_fd == -2)
 			rc = -1;
 	}
 	if (rc == 0)
-		rc = cfg->processes ? run_processes(w, n) : run_threads(w, n);
+		rc = cfg->processes ? run_processes(w, n, res)
+				    : run_threads(w, n, res);
+	stop_word = NULL;
 	if (rc == 0) {
-		merge(res, tallies, n);
-		res->server_stats =
-		    have_stats &&
-		    server_counts(&cfg->server, &ok1, &failed1) == 0;
-		res->server_succeeded = res->server_stats ? ok1 - ok0 : 0;
-		res->server_failed = res->server_stats ? failed1 - failed0 : 0;
+		merge(res, shared->tally, n);
+		res->interrupted =
+		    __atomic_load_n(&shared->stop, __ATOMIC_RELAXED);
+		server_sample(&cfg->server, &res->server_after);
 	}
 	for (int i = 0; i < n; i++)
 		if (w[i].ref_fd >= 0)
 			close(w[i].ref_fd);
-	munmap(tallies, size);
+	munmap(shared, size);
 	free(w);
 	return rc;
 }
@@ -405,15 +564,107 @@ static void add_latency(cJSON *obj, const struct histogram *h)
 	cJSON_AddNumberToObject(l, "max", h->max_ns / 1e6);
 }
 
+static void add_number_or_null(cJSON *o, const char *key, int valid,
+			       double value)
+{
+	if (valid)
+		cJSON_AddNumberToObject(o, key, value);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+/* The server side: its mode and workers and what changed over the
+ * measured part, from STATS; null when STATS was not answered. */
+static void add_server(cJSON *o, const struct stress_result *res,
+		       uint64_t bytes)
+{
+	const struct stress_server_sample *a = &res->server_before;
+	const struct stress_server_sample *b = &res->server_after;
+	if (!a->ok || !b->ok) {
+		cJSON_AddNullToObject(o, "server");
+		return;
+	}
+	cJSON *s = cJSON_AddObjectToObject(o, "server");
+	cJSON_AddStringToObject(s, "mode", b->mode);
+	cJSON_AddNumberToObject(s, "workers", b->workers);
+	if (b->cpus[0])
+		cJSON_AddStringToObject(s, "cpus", b->cpus);
+	else
+		cJSON_AddNullToObject(s, "cpus");
+	cJSON_AddNumberToObject(s, "succeeded",
+				(double)(b->succeeded - a->succeeded));
+	cJSON_AddNumberToObject(s, "failed", (double)(b->failed - a->failed));
+	int usage = a->has_usage && b->has_usage;
+	double user = b->cpu_user_s - a->cpu_user_s;
+	double system = b->cpu_system_s - a->cpu_system_s;
+	add_number_or_null(s, "cpu_user_s", usage, user);
+	add_number_or_null(s, "cpu_system_s", usage, system);
+	add_number_or_null(s, "cpu_s", usage, user + system);
+	add_number_or_null(s, "cpu_s_per_gb", usage && bytes > 0,
+			   (user + system) / (bytes / 1e9));
+	add_number_or_null(s, "peak_rss_bytes", usage, b->peak_rss_bytes);
+	add_number_or_null(s, "peak_rss_growth_bytes", usage,
+			   b->peak_rss_bytes - a->peak_rss_bytes);
+}
+
+/* What the run was asked to do. */
+static void add_options(cJSON *o, const struct stress_config *cfg)
+{
+	cJSON *opt = cJSON_AddObjectToObject(o, "options");
+	cJSON_AddStringToObject(opt, "op", stress_op_name(cfg->op));
+	if (cfg->file)
+		cJSON_AddStringToObject(opt, "file", cfg->file);
+	if (cfg->name)
+		cJSON_AddStringToObject(opt, "name", cfg->name);
+	cJSON_AddNumberToObject(opt, "clients", cfg->clients);
+	cJSON_AddStringToObject(opt, "pool",
+				cfg->processes ? "process" : "thread");
+	add_number_or_null(opt, "iterations", cfg->duration <= 0,
+			   (double)cfg->iterations);
+	add_number_or_null(opt, "duration_s", cfg->duration > 0, cfg->duration);
+	cJSON_AddNumberToObject(opt, "warmup_s", cfg->warmup);
+	cJSON_AddBoolToObject(opt, "verify", cfg->verify);
+	char cpus[256];
+	if (cfg->pinned)
+		cJSON_AddStringToObject(
+		    opt, "cpus",
+		    affinity_format(&cfg->cpus, cpus, sizeof(cpus)));
+	else
+		cJSON_AddNullToObject(opt, "cpus");
+	cJSON_AddNumberToObject(opt, "timeout_s", cfg->server.timeout);
+}
+
+static void add_target(cJSON *o, const struct stress_config *cfg,
+		       const struct stress_result *res)
+{
+	char target[300], stamp[32];
+	const char *host = cfg->server.host;
+	int v6 = strchr(host, ':') != NULL;
+	snprintf(target, sizeof(target), "%s%s%s:%s", v6 ? "[" : "", host,
+		 v6 ? "]" : "", cfg->server.port);
+	cJSON_AddStringToObject(o, "target", target);
+	time_t when = (time_t)res->started;
+	struct tm tm;
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ",
+		 gmtime_r(&when, &tm));
+	cJSON_AddStringToObject(o, "timestamp", stamp);
+}
+
 cJSON *stress_to_json(const struct stress_config *cfg,
 		      const struct stress_result *res)
 {
 	const struct stress_tally *t = &res->total;
 	cJSON *o = cJSON_CreateObject();
+	add_target(o, cfg, res);
 	cJSON_AddStringToObject(o, "op", stress_op_name(cfg->op));
 	cJSON_AddStringToObject(o, "pool",
 				cfg->processes ? "process" : "thread");
 	cJSON_AddNumberToObject(o, "clients", cfg->clients);
+	if (res->interrupted)
+		cJSON_AddStringToObject(o, "interrupted",
+					stress_signal_name(res->interrupted));
+	else
+		cJSON_AddNullToObject(o, "interrupted");
 	cJSON_AddNumberToObject(o, "ok", (double)t->ok);
 	cJSON_AddNumberToObject(o, "failed", (double)t->failed);
 	cJSON *e = cJSON_AddObjectToObject(o, "errors");
@@ -429,15 +680,15 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 				res->wall > 0 ? t->bytes / res->wall : 0);
 	cJSON_AddNumberToObject(o, "client_time_s", res->client_time);
 	cJSON_AddNumberToObject(o, "client_throughput_Bps", res->client_rate);
+	cJSON_AddNumberToObject(o, "ops_per_s",
+				res->wall > 0 ? t->ok / res->wall : 0);
+	cJSON_AddNumberToObject(o, "client_cpu_s", t->cpu_user + t->cpu_system);
+	cJSON_AddNumberToObject(o, "client_cpu_user_s", t->cpu_user);
+	cJSON_AddNumberToObject(o, "client_cpu_system_s", t->cpu_system);
+	cJSON_AddNumberToObject(o, "warmup_s",
+				cfg->duration > 0 ? cfg->warmup : 0);
 	add_latency(o, &t->latency);
-	if (res->server_stats) {
-		cJSON *s = cJSON_AddObjectToObject(o, "server");
-		cJSON_AddNumberToObject(s, "succeeded",
-					(double)res->server_succeeded);
-		cJSON_AddNumberToObject(s, "failed",
-					(double)res->server_failed);
-	} else {
-		cJSON_AddNullToObject(o, "server");
-	}
+	add_server(o, res, t->bytes);
+	add_options(o, cfg);
 	return o;
 }

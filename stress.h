@@ -7,6 +7,7 @@
 #include "client.h"
 #include "stats.h"
 
+#include <sched.h>
 #include <stdint.h>
 
 struct cJSON;
@@ -18,7 +19,9 @@ struct stress_tally {
 	uint64_t ok, failed, bytes, verified;
 	uint64_t errors[FS_ERR_COUNT];
 	double busy; /* seconds spent in operations: the client's duration */
-	double start, end; /* monotonic clock at release and at the end */
+	double start, end; /* monotonic clock at release (or warm-up's end)
+			      and at the end */
+	double cpu_user, cpu_system; /* the worker's own CPU seconds */
 	struct histogram latency;
 	char first_error[200];
 };
@@ -46,8 +49,22 @@ struct stress_config {
 	int processes;	 /* fork workers instead of starting threads */
 	long iterations; /* per client; ignored when duration > 0 */
 	double duration;
+	double warmup; /* seconds before the duration that are not counted */
 	int verify;
+	int pinned; /* client workers run on the CPUs in cpus only */
+	cpu_set_t cpus;
 	const struct stress_hooks *hooks; /* for STRESS_SCRIPT */
+};
+
+/* What the server's STATS said at one moment. */
+struct stress_server_sample {
+	int ok;	       /* STATS answered */
+	int has_usage; /* with CPU and memory figures */
+	char mode[16];
+	int workers;
+	char cpus[64]; /* the CPUs it may run on, as a list; "" unknown */
+	uint64_t succeeded, failed;
+	double cpu_user_s, cpu_system_s, peak_rss_bytes;
 };
 
 struct stress_result {
@@ -55,9 +72,21 @@ struct stress_result {
 	double wall;	    /* seconds from release to last worker done */
 	double client_time; /* mean of each client's own duration */
 	double client_rate; /* mean of each client's bytes / duration */
-	int server_stats;   /* server deltas below are valid */
-	uint64_t server_succeeded, server_failed;
+	double started;	    /* when the run started, in seconds since 1970 */
+	/* STATS before the measured part (after any warm-up) and after */
+	struct stress_server_sample server_before, server_after;
+	int interrupted; /* the signal that stopped the run early, or 0 */
 };
+
+/* Asks the running workload (and any later one) to stop: workers end
+ * after the operation they are in, and stress_run returns what ran, with
+ * res->interrupted = sig. Async-signal-safe: for SIGINT/SIGTERM
+ * handlers. */
+void stress_interrupt(int sig);
+/* The signal stress_interrupt() was given, or 0. */
+int stress_interrupted(void);
+/* "SIGINT", "SIGTERM", or "signal N" for others (static storage). */
+const char *stress_signal_name(int sig);
 
 /* Runs the workload; 0, or -1 with st set if it could not start. */
 int stress_run(const struct stress_config *cfg, struct stress_result *res,

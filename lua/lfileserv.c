@@ -461,6 +461,7 @@ static int server_argv(lua_State *L, const char **argv, int max)
 	    {"min_rate", "--min-rate"},
 	    {"max_conns", "--max-conns"},
 	    {"user", "--user"},
+	    {"cpus", "--cpus"},
 	};
 	int n = 0;
 	argv[n++] = "--quiet";
@@ -546,7 +547,8 @@ static int sleep_l(lua_State *L)
 	double s = luaL_checknumber(L, 1);
 	luaL_argcheck(L, s >= 0 && s < 1e9, 1, "out of range");
 	struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR &&
+	       !stress_interrupted())
 		;
 	return 0;
 }

@@ -8,6 +8,7 @@
  * anything else becomes nil), and `args` as JSON text. Nothing else is
  * shared, so threads and forked processes behave the same. */
 #include "fileserv.h"
+#include "affinity.h"
 #include "client.h"
 #include "lua/json.h"
 #include "lua/lfileserv.h"
@@ -253,12 +254,22 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	cfg->iterations = opt_int(L, "iterations", 1, 1, 1 << 30);
 	lua_getfield(L, 1, "duration");
 	cfg->duration = luaL_optnumber(L, -1, 0);
+	lua_getfield(L, 1, "warmup");
+	cfg->warmup = luaL_optnumber(L, -1, 0);
+	if (cfg->warmup < 0 || (cfg->warmup > 0 && cfg->duration <= 0))
+		luaL_error(L,
+			   "stress: warmup needs a duration and must be >= 0");
 	lua_getfield(L, 1, "verify");
 	cfg->verify = lua_isnil(L, -1) || lua_toboolean(L, -1);
 	const char *pool = opt_string(L, "pool");
 	if (pool && strcmp(pool, "thread") && strcmp(pool, "process"))
 		luaL_error(L, "stress: pool must be \"thread\" or \"process\"");
 	cfg->processes = pool && strcmp(pool, "process") == 0;
+	const char *cpus = opt_string(L, "cpus");
+	struct fs_status st;
+	if (cpus && affinity_parse(cpus, &cfg->cpus, &st) < 0)
+		luaL_error(L, "stress: %s", st.message);
+	cfg->pinned = cpus != NULL;
 	cfg->file = opt_string(L, "file");
 	cfg->name = opt_string(L, "name");
 	if (!cfg->name && cfg->file) {

@@ -12,9 +12,11 @@
 #include "commands.h"
 #include "lua/lfileserv.h"
 #include "lua/lstress.h"
+#include "stress.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -54,11 +56,68 @@ static int load_embedded(lua_State *L)
 
 static lua_State *script_new_state(void);
 
+/* ---- fileserv run: SIGINT and SIGTERM ----
+ *
+ * A signal sets a flag (stress_interrupt) instead of killing the process:
+ * a running fileserv.stress stops its workers and returns what ran, and a
+ * script that asks fileserv.interrupted() can save its work and end. A
+ * script that never asked is stopped at once by a Lua error raised from
+ * a hook (lua.c's way with Ctrl-C), so that old scripts still stop. Either
+ * way the servers it started are stopped at exit, and the exit status is
+ * 128 + the signal unless the script calls os.exit itself. A second
+ * signal ends the process at once. */
+
+static lua_State *script_state;		   /* the script's own state */
+static volatile sig_atomic_t script_polls; /* it asked interrupted() */
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	luaL_error(L, "interrupted (%s)",
+		   stress_signal_name(stress_interrupted()));
+}
+
+static void script_on_signal(int sig)
+{
+	if (stress_interrupted()) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	stress_interrupt(sig);
+	if (!script_polls && script_state)
+		lua_sethook(script_state, stop_hook,
+			    LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* fileserv.interrupted(): "SIGINT", "SIGTERM" or nil */
+static int interrupted_l(lua_State *L)
+{
+	int sig = stress_interrupted();
+	script_polls = 1;
+	if (sig)
+		lua_pushstring(L, stress_signal_name(sig));
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static void script_catch_signals(lua_State *L)
+{
+	struct sigaction sa = {.sa_handler = script_on_signal};
+	script_state = L;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 /* require "fileserv": the C library completed by lua/fileserv.lua. */
 static int open_fileserv(lua_State *L)
 {
 	luaopen_fileserv(L);
 	lstress_open(L, script_new_state);
+	lua_pushcfunction(L, interrupted_l);
+	lua_setfield(L, -2, "interrupted");
 	if (luaL_loadbuffer(L, script_prelude,
 			    (size_t)(script_prelude_end - script_prelude),
 			    "=fileserv/fileserv.lua") != LUA_OK)
@@ -109,6 +168,10 @@ static const char run_usage[] =
     "`...`, os.exit), with the standard libraries and the `fileserv`\n"
     "library (also require \"fileserv\"). See docs/lua.md. Servers the\n"
     "script starts are stopped when it ends, however it ends.\n"
+    "SIGINT/SIGTERM: a running fileserv.stress returns what ran so far;\n"
+    "a script that checks fileserv.interrupted() may then finish its\n"
+    "work, any other is stopped with the error \"interrupted (SIGINT)\".\n"
+    "The exit status is then 130 (SIGINT) or 143 (SIGTERM).\n"
     "Options after SCRIPT are the script's. With -s, the script's client\n"
     "calls default to that server (as $FILESERV_SERVER does).\n"
     "Example: fileserv run scripts/stress_all.lua --sizes 10MB\n";
@@ -159,6 +222,7 @@ int script_main(struct cmdline *cl, int argc, char **argv)
 		return 3;
 	push_args(L, argc - 1, argv + 1);
 	lua_pushcfunction(L, lfileserv_msghandler);
+	script_catch_signals(L);
 	int status = luaL_loadfile(L, argv[1]);
 	if (status == LUA_OK) {
 		for (int i = 2; i < argc; i++)
@@ -167,7 +231,10 @@ int script_main(struct cmdline *cl, int argc, char **argv)
 	}
 	if (status != LUA_OK)
 		fprintf(stderr, "fileserv: %s\n", lua_tostring(L, -1));
+	script_state = NULL;
 	lua_close(L);
+	if (stress_interrupted())
+		return 128 + stress_interrupted();
 	return status == LUA_OK ? 0 : 1;
 }
 

@@ -108,6 +108,25 @@ for _, mode in ipairs { "thread", "process" } do
     check(s.verified_bytes == 8 * 300001, "every byte verified")
     check(s.server.succeeded == 8 and s.server.failed == 0, "server STATS delta")
     check(s.latency_ms.p50 > 0 and s.latency_ms.max >= s.latency_ms.p99, "latency")
+    check(s.ops_per_s > 0 and s.client_cpu_s >= 0, "ops_per_s and client CPU")
+    check(s.target == "127.0.0.1:" .. srv.port and s.timestamp:find("^%d+%-%d+%-%d+T"), "target, timestamp")
+    check(s.options.clients == 4 and s.options.pool == mode and s.options.duration_s == nil, "options")
+    check(s.server.mode == mode and s.server.workers == 3 and s.server.cpu_s >= 0
+          and s.server.peak_rss_bytes > 0, "server mode, workers and CPU from STATS")
+    s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/f",
+                                 clients = 2, duration = 0.3, warmup = 0.2, pool = mode })
+    check(s.warmup_s == 0.2 and s.options.warmup_s == 0.2 and s.options.iterations == nil, "warmup fields")
+    check(s.bytes == s.ok * 300001, "warm-up: whole operations only")
+    check(not pcall(fileserv.stress, { server = srv, op = "list", warmup = 1 }), "warmup without duration raises")
+    s = assert(fileserv.stress { server = srv, clients = 2, pool = mode, cpus = "0",
+      scenario = function()
+        local f = assert(io.open("/proc/thread-self/status"))
+        local list = f:read("a"):match("Cpus_allowed_list:%s*(%S+)")
+        f:close()
+        if list ~= "0" then return nil, "worker runs on CPUs " .. list end
+      end })
+    check(s.ok == 2 and s.options.cpus == "0", "cpus pins the client workers: " .. tostring(s.first_error))
+    check(not pcall(fileserv.stress, { server = srv, op = "list", cpus = "x" }), "bad cpus raises")
 
     fileserv.mkfile(dir .. "/other", 300001, 10)
     s = assert(fileserv.stress { server = srv, op = "download", file = dir .. "/other", name = "f",
@@ -183,11 +202,21 @@ for _, mode in ipairs { "thread", "process" } do
   end)
 end
 
+test("serve{cpus=} pins the server", function()
+  local srv <close> = assert(fileserv.serve { cpus = "0", storage = dir .. "/st-cpus", sync = false })
+  local f = assert(io.open("/proc/" .. srv.pid .. "/status"))
+  local list = f:read("a"):match("Cpus_allowed_list:%s*(%S+)")
+  f:close()
+  check(list == "0", "server runs on CPUs " .. tostring(list))
+  check(assert(srv:stats()).data.cpus == "0", "STATS cpus")
+end)
+
 test("stress argument errors", function()
   check(not pcall(fileserv.stress, { server = "127.0.0.1:1", op = "nope" }), "bad op raises")
   check(not pcall(fileserv.stress, { op = "list" }), "missing server raises")
   local s = assert(fileserv.stress { server = "127.0.0.1:1", op = "list", clients = 2 })
   check(s.failed == 2 and s.errors.refused == 2, "refused counted by class")
+  check(s.server == nil, "no STATS: server is nil")
 end)
 
 test("the verdict finds a real difference (libb64 vs the fast codec)", function()
