@@ -2,8 +2,8 @@
  * original's words download, upload, list, delete): their options (parsed
  * by cmdline.c with the global ones), the progress line, get's target
  * (a file, a directory, stdout), the stats table, messages and exit
- * statuses. The work itself is client.c's. Exit status: 0 ok, 1 the server answered ERROR, 2 usage,
- * 3 network or local I/O failure. */
+ * statuses. The work itself is client.c's. Exit status: 0 ok, 1 the server
+ * answered ERROR, 2 usage, 3 network or local I/O failure. */
 #include "fileserv.h"
 #include "client.h"
 #include "clock.h"
