@@ -1,9 +1,10 @@
 """Packaging: `make install` puts the binary, the man page, the scripts
 and the documentation under DESTDIR and PREFIX, and nothing elsewhere;
 and the repository stands alone: its documents link only to files it
-holds, and nothing refers to files outside it.
+holds, nothing refers to files outside it, and the reliability catalogue
+names the tests of each case.
 """
-import glob, os, re, subprocess
+import collections, glob, os, re, subprocess
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 
@@ -115,3 +116,38 @@ def stands_alone(ctx, _):
                     broken.append("%s: %s" % (name, target))
     check(not found, "references outside the repository: %s", found[:10])
     check(not broken, "links to missing files: %s", broken[:10])
+
+
+@test()
+def catalogue_documented(ctx, _):
+    """docs/reliability.md names every test tagged with a case, under that
+    case, and every test it names exists."""
+    for path in modules():
+        load(path)
+    by_case = collections.defaultdict(set)
+    for t in TESTS.values():
+        for tag in t.tags:
+            if tag.startswith("case "):
+                by_case[int(tag[5:])].add(t.fn.__name__)
+    known = {t.fn.__name__ for t in TESTS.values()}
+    with open(os.path.join(REPO, "docs", "reliability.md")) as f:
+        doc = f.read()
+    # a case is a paragraph "**N. Title.** text ... Test(s): `name`, ..."
+    cases = dict((int(n), text) for n, text in re.findall(
+        r"^\*\*(\d+)\. (.*?)(?=^\*\*\d+\. |^## |\Z)", doc, re.M | re.S))
+    check(sorted(cases) == list(range(1, max(cases) + 1)),
+          "docs/reliability.md: cases %s are not numbered 1..N", sorted(cases))
+    missing, unknown = [], []
+    for num, text in sorted(cases.items()):
+        said = set()
+        for span in re.findall(r"Tests?:\s(.*?)(?:\.\s|\.$|\Z)", text, re.S):
+            said |= set(re.findall(r"`(\w+)`", span))
+        missing += ["case %d: %s" % (num, n) for n in
+                    sorted(by_case[num] - said)]
+        unknown += ["case %d: %s" % (num, n) for n in sorted(said - known)]
+    check(not missing, "tests tagged with a case but not named under it in "
+          "docs/reliability.md: %s", missing)
+    check(not unknown, "docs/reliability.md names tests that do not exist: "
+          "%s", unknown)
+    check(set(by_case) <= set(cases), "tags of cases the catalogue lacks: %s",
+          sorted(set(by_case) - set(cases)))
