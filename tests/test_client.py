@@ -309,6 +309,14 @@ def help_everywhere(ctx, _):
               "%s --help: exit %d %r", cmd, a.returncode, a.stdout[:80])
         check(b.returncode == 0 and b.stdout == a.stdout,
               "help %s differs from %s --help", cmd, cmd)
+    # a short option means one thing in every command
+    meaning = {}
+    for cmd in COMMANDS[:-1]:
+        out = text(ctx.cli(None, cmd, "--help").stdout)
+        for short, long in re.findall(r"^\s+-(\w), (--[a-z-]+)", out, re.M):
+            meaning.setdefault(short, set()).add(long)
+    for short, longs in sorted(meaning.items()):
+        check(len(longs) == 1, "-%s means %s", short, sorted(longs))
     # each command's help names the global options it takes
     for cmd, opts in (("get", ("--server", "--port", "--timeout", "--quiet",
                                "--output", "--force")),
