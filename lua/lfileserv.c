@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "lua/json.h"
 #include "lua/lfileserv.h"
+#include "proto.h"
 #include "spawn.h"
 #include "stress.h"
 #include "testdata.h"
@@ -559,6 +560,19 @@ static int size_l(lua_State *L)
 	return 1;
 }
 
+/* fileserv.visible(text): text as a terminal may show it, every byte
+ * visible (proto_escape_visible). */
+static int visible_l(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	luaL_Buffer b;
+	char *out = luaL_buffinitsize(L, &b, 4 * len + 1);
+	luaL_pushresultsize(&b,
+			    proto_escape_visible(text, len, out, 4 * len + 1));
+	return 1;
+}
+
 /* ---- registration ---- */
 
 static const luaL_Reg client_methods[] = {
@@ -590,7 +604,7 @@ static const luaL_Reg server_meta[] = {
 static const luaL_Reg functions[] = {
     {"client", client_new}, {"serve", server_new}, {"mkfile", mkfile_l},
     {"now", now_l},	    {"sleep", sleep_l},	   {"size", size_l},
-    {NULL, NULL},
+    {"visible", visible_l}, {NULL, NULL},
 };
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,

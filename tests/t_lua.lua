@@ -90,6 +90,8 @@ for _, mode in ipairs { "thread", "process" } do
     local l = assert(c:ls(function(name) seen[#seen + 1] = name end))
     check(l.count == 1 and l.names == nil and seen[1] == "f", "ls(fn) streams the names")
     check(not pcall(c.ls, c, 1), "ls(non-function) raises")
+    check(fileserv.visible("f\n\27[2J\xc2\x9b\\\xff") == "f\\n\\x1b[2J\\u009b\\\\\\xff",
+          "visible escapes a name for the terminal")
     r = assert(c:get("f"))
     check(r.bytes == 300001, "get discards but counts")
     r = assert(c:get("f", dir .. "/f.copy"))
