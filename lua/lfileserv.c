@@ -76,6 +76,38 @@ int lfileserv_msghandler(lua_State *L)
 	return 1;
 }
 
+/* ---- option tables ---- */
+
+void lfileserv_check_options(lua_State *L, int idx, const char *func,
+			     const char *const known[])
+{
+	idx = lua_absindex(L, idx);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		const char *key =
+		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		int i = 0;
+		while (key && known[i] && strcmp(key, known[i]) != 0)
+			i++;
+		if (key && known[i])
+			continue;
+		luaL_Buffer b;
+		luaL_buffinit(L, &b);
+		for (i = 0; known[i]; i++) {
+			luaL_addstring(&b, i ? ", " : "");
+			luaL_addstring(&b, known[i]);
+		}
+		luaL_pushresult(&b);
+		if (key)
+			luaL_error(L, "%s: unknown option '%s' (options: %s)",
+				   func, key, lua_tostring(L, -1));
+		luaL_error(L,
+			   "%s: option keys are names, not a %s (options: %s)",
+			   func, luaL_typename(L, -2), lua_tostring(L, -1));
+	}
+}
+
 /* ---- results ---- */
 
 /* The registry key of the stress worker's tally (lfileserv_set_tally). */
@@ -317,6 +349,9 @@ static int client_new(lua_State *L)
 	const char *server = NULL, *port = NULL;
 	double timeout = 0;
 	if (lua_istable(L, 1)) {
+		static const char *const known[] = {"host", "port", "timeout",
+						    NULL};
+		lfileserv_check_options(L, 1, "fileserv.client", known);
 		lua_getfield(L, 1, "host");
 		lua_getfield(L, 1, "port");
 		lua_getfield(L, 1, "timeout");
@@ -444,34 +479,48 @@ static int server_index(lua_State *L)
 	return 1;
 }
 
+/* serve{} options that become `fileserv serve` flags. */
+static const char *const server_flags[][2] = {
+    {"mode", "--mode"},
+    {"workers", "--workers"},
+    {"host", "--host"},
+    {"port", "--port"},
+    {"storage", "--storage"},
+    {"log", "--log-file"},
+    {"idle_timeout", "--idle-timeout"},
+    {"max_upload", "--max-upload"},
+    {"drain_timeout", "--drain-timeout"},
+    {"codec", "--codec"},
+    {"head_timeout", "--head-timeout"},
+    {"min_rate", "--min-rate"},
+    {"max_conns", "--max-conns"},
+    {"user", "--user"},
+    {"cpus", "--cpus"},
+};
+#define SERVER_FLAGS (sizeof(server_flags) / sizeof(server_flags[0]))
+
+/* Raises unless every key of the options table at 1 is a serve{} option. */
+static void server_check_options(lua_State *L)
+{
+	const char *known[SERVER_FLAGS + 2];
+	for (size_t i = 0; i < SERVER_FLAGS; i++)
+		known[i] = server_flags[i][0];
+	known[SERVER_FLAGS] = "sync";
+	known[SERVER_FLAGS + 1] = NULL;
+	lfileserv_check_options(L, 1, "fileserv.serve", known);
+}
+
 /* Argument vector for `fileserv serve` from the options table at 1. */
 static int server_argv(lua_State *L, const char **argv, int max)
 {
-	static const char *const flags[][2] = {
-	    {"mode", "--mode"},
-	    {"workers", "--workers"},
-	    {"host", "--host"},
-	    {"port", "--port"},
-	    {"storage", "--storage"},
-	    {"log", "--log-file"},
-	    {"idle_timeout", "--idle-timeout"},
-	    {"max_upload", "--max-upload"},
-	    {"drain_timeout", "--drain-timeout"},
-	    {"codec", "--codec"},
-	    {"head_timeout", "--head-timeout"},
-	    {"min_rate", "--min-rate"},
-	    {"max_conns", "--max-conns"},
-	    {"user", "--user"},
-	    {"cpus", "--cpus"},
-	};
 	int n = 0;
 	argv[n++] = "--quiet";
 	argv[n++] = "--port"; /* any free port, unless port= says otherwise */
 	argv[n++] = "0";
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		lua_getfield(L, 1, flags[i][0]);
+	for (size_t i = 0; i < SERVER_FLAGS; i++) {
+		lua_getfield(L, 1, server_flags[i][0]);
 		if (!lua_isnil(L, -1) && n + 2 < max) {
-			argv[n++] = flags[i][1];
+			argv[n++] = server_flags[i][1];
 			argv[n++] = luaL_tolstring(L, -1, NULL);
 		}
 	}
@@ -486,6 +535,7 @@ static int server_argv(lua_State *L, const char **argv, int max)
 static int server_new(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
+	server_check_options(L);
 	struct lua_server *s = lua_newuserdatauv(L, sizeof(*s), 0);
 	memset(s, 0, sizeof(*s)); /* closed until the process runs */
 	luaL_setmetatable(L, SERVER_MT);

@@ -21,6 +21,11 @@ struct fs_client *lfileserv_test_client(lua_State *L, int idx,
  * tally (NULL: nowhere). */
 void lfileserv_set_tally(lua_State *L, struct stress_tally *tally);
 
+/* Raises "FUNC: unknown option 'KEY' (options: ...)" unless every key of
+ * the table at idx is one of known (NULL-terminated). */
+void lfileserv_check_options(lua_State *L, int idx, const char *func,
+			     const char *const known[]);
+
 /* Message handler for lua_pcall: the message with a traceback. */
 int lfileserv_msghandler(lua_State *L);
 /* Stops the servers fileserv.serve started that still run (at exit). */

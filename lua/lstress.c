@@ -245,10 +245,18 @@ static void stress_scenario(lua_State *L, struct scenario *sc)
 	cJSON_Delete(args);
 }
 
+/* The keys of fileserv.stress{}. */
+static const char *const stress_keys[] = {
+    "server", "op",	 "scenario", "args",	   "file",
+    "name",   "clients", "pool",     "iterations", "duration",
+    "verify", "timeout", "warmup",   "cpus",	   NULL,
+};
+
 static void stress_options(lua_State *L, struct stress_config *cfg,
 			   struct scenario *sc)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
+	lfileserv_check_options(L, 1, "fileserv.stress", stress_keys);
 	stress_server(L, cfg);
 	cfg->clients = opt_int(L, "clients", 1, 1, 10000);
 	cfg->iterations = opt_int(L, "iterations", 1, 1, 1 << 30);

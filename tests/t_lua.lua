@@ -221,6 +221,22 @@ test("stress argument errors", function()
   check(s.server == nil, "no STATS: server is nil")
 end)
 
+test("an unknown option raises, naming the key", function()
+  local cases = {
+    { fileserv.stress, { server = "127.0.0.1:1", op = "list", clinets = 5 }, "fileserv.stress: unknown option 'clinets'" },
+    { fileserv.stress, { server = "127.0.0.1:1", op = "list", retries = 2 }, "fileserv.stress: unknown option 'retries'" },
+    { fileserv.serve, { storage = dir .. "/st-typo", wokers = 5 }, "fileserv.serve: unknown option 'wokers'" },
+    { fileserv.client, { host = "127.0.0.1", prot = 1 }, "fileserv.client: unknown option 'prot'" },
+    { fileserv.stress, { server = "127.0.0.1:1", op = "list", [1] = "x" }, "fileserv.stress: option keys are names" },
+  }
+  for i, c in ipairs(cases) do
+    local ok, err = pcall(c[1], c[2])
+    check(not ok and tostring(err):find(c[3], 1, true), "case " .. i .. ": " .. tostring(err))
+  end
+  local ok, err = pcall(fileserv.serve, { storage = dir .. "/st-typo", wokers = 5 })
+  check(not ok and err:find("workers", 1, true), "the message lists the known options: " .. tostring(err))
+end)
+
 test("the verdict finds a real difference (libb64 vs the fast codec)", function()
   local matrix = require "fileserv.matrix"
   local file = dir .. "/codec-src"
