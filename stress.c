@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -333,6 +334,14 @@ static void *worker_thread(void *arg)
 
 /* ---- the pool of workers ---- */
 
+/* A count from a server's reply: the number if it is one in [0, max],
+ * else 0 (casting NaN or an out-of-range double is undefined). */
+static double reply_count(const cJSON *item, double max)
+{
+	double v = cJSON_GetNumberValue(item);
+	return v >= 0 && v <= max ? v : 0;
+}
+
 /* The server's figures from STATS; sample->ok says whether it answered. */
 static void server_sample(const struct fs_client *c,
 			  struct stress_server_sample *sample)
@@ -350,14 +359,14 @@ static void server_sample(const struct fs_client *c,
 	const char *mode =
 	    cJSON_GetStringValue(cJSON_GetObjectItem(data, "mode"));
 	sample->ok = cJSON_IsNumber(ok) && cJSON_IsNumber(failed);
-	sample->succeeded = (uint64_t)cJSON_GetNumberValue(ok);
-	sample->failed = (uint64_t)cJSON_GetNumberValue(failed);
+	sample->succeeded = (uint64_t)reply_count(ok, 0x1p63);
+	sample->failed = (uint64_t)reply_count(failed, 0x1p63);
 	const char *cpus =
 	    cJSON_GetStringValue(cJSON_GetObjectItem(data, "cpus"));
 	snprintf(sample->mode, sizeof(sample->mode), "%s", mode ? mode : "");
 	snprintf(sample->cpus, sizeof(sample->cpus), "%s", cpus ? cpus : "");
 	sample->workers =
-	    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(data, "workers"));
+	    (int)reply_count(cJSON_GetObjectItem(data, "workers"), INT_MAX);
 	sample->has_usage = cJSON_IsNumber(user) && cJSON_IsNumber(system) &&
 			    cJSON_IsNumber(rss);
 	sample->cpu_user_s = cJSON_GetNumberValue(user);
