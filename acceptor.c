@@ -13,14 +13,22 @@
  * one idle worker. When every worker is busy the handed-over connections
  * wait in that socket's buffer and then in a ready list here.
  *
- * Limits enforced here: the connection cap (--max-conns: beyond it a new
- * connection gets a busy ERROR at once), the head timeout (the shorter
- * of --head-timeout and --idle-timeout), and EMFILE, which answers the
- * backlog with a busy ERROR through a spare descriptor and pauses
- * accepting for 100 ms instead of spinning. SIGTERM, SIGINT
- * and (in process mode) SIGCHLD arrive through a signalfd in the same
- * loop. Workers count what they receive in shared memory, which tells the
- * acceptor how many handed-over connections are still waiting. */
+ * Limits enforced here: the connection cap (--max-conns: every connection
+ * open on the server's account counts, whether its head is being read,
+ * it waits for a worker or a worker serves it; beyond the cap a new
+ * connection gets a busy ERROR at once), the head timeout (the shorter of
+ * --head-timeout and --idle-timeout), the queue timeout (a complete
+ * request that no worker has taken within --queue-timeout gets a busy
+ * ERROR: the acceptor takes the oldest back from the channel when it is
+ * overdue, which it can see with MSG_PEEK since the channel is FIFO), and
+ * EMFILE, which answers the backlog with a busy ERROR through a spare
+ * descriptor and pauses accepting for 100 ms instead of spinning. At the
+ * end of a drain, whatever still waits gets a busy ERROR too: a client
+ * is never closed on, or left waiting, without a reply. Signals (SIGTERM,
+ * SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM and, in process mode, SIGCHLD)
+ * arrive through a signalfd in the same loop. Workers count what they receive
+ * in shared memory, which tells the acceptor how many handed-over connections
+ * are still waiting. */
 #include "fileserv.h"
 #include "clock.h"
 #include "log.h"
@@ -51,7 +59,8 @@ struct pending {
 
 struct acceptor {
 	struct server *srv;
-	int epfd, sigfd, chan;
+	int epfd, sigfd, chan, workers_end; /* the channel's two ends */
+	double chan_deadline;	/* when the oldest handed-over one is overdue */
 	int chan_watched;	/* waiting for room in the channel */
 	struct pending reading; /* heads being read, oldest first */
 	struct pending ready;	/* complete heads the channel has no room for */
@@ -59,11 +68,13 @@ struct acceptor {
 	uint64_t sent;
 	double paused_until; /* accept() hit the descriptor limit */
 	int spare; /* a descriptor kept free for refusing under EMFILE */
-	int (*on_child)(void *ctx, struct fs_status *st);
+	int (*on_signal)(void *ctx, int signo, struct fs_status *st);
 	struct fs_status *st; /* why run_loop() failed */
 	void *ctx;
 	double stop_at; /* stopping: the drain deadline */
 };
+
+static int take(int chan, struct handoff *h, int nonblocking);
 
 static void list_init(struct pending *l)
 {
@@ -84,10 +95,9 @@ static void list_remove(struct pending *p)
 	p->next->prev = p->prev;
 }
 
-/* Best-effort ERROR reply to a connection the acceptor refuses. Reading
- * what the client already sent first makes the close a FIN, not a reset
- * that could destroy the reply before the client reads it. */
-static void refuse(int fd, const char *message)
+/* Reading what the client already sent first makes the close a FIN, not
+ * a reset that could destroy the reply before the client reads it. */
+void acceptor_refuse(int fd, const char *message)
 {
 	char buf[4096];
 	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
@@ -106,36 +116,37 @@ static void drop(struct acceptor *a, struct pending *p, const char *why)
 	list_remove(p);
 	a->nreading--;
 	if (why)
-		refuse(p->h.fd, why);
+		acceptor_refuse(p->h.fd, why);
 	else
 		close(p->h.fd);
 	free(p);
 }
 
-/* Connections open on account of the acceptor: heads being read, heads
- * waiting here or in the channel, and at most one per worker. */
+/* Connections open on the server's account: heads being read, complete
+ * ones waiting here or in the channel, and those workers still serve. */
 static uint64_t open_connections(const struct acceptor *a)
 {
-	uint64_t got =
-	    __atomic_load_n(&a->srv->stats->dispatched, __ATOMIC_RELAXED);
-	return a->nreading + a->nready + (a->sent - got) +
-	       (uint64_t)a->srv->cfg.workers;
+	uint64_t done =
+	    __atomic_load_n(&a->srv->stats->completed, __ATOMIC_RELAXED);
+	return a->nreading + a->nready + (a->sent - done);
 }
 
-/* A hand-off message: the peer's address, then the head bytes. */
-static int handoff_iov(struct handoff *h, struct iovec iov[3], size_t len)
+/* A hand-off message: when it was queued, the peer's address, then the
+ * head bytes. */
+static int handoff_iov(struct handoff *h, struct iovec iov[4], size_t len)
 {
-	iov[0] = (struct iovec){&h->peer_len, sizeof(h->peer_len)};
-	iov[1] = (struct iovec){&h->peer, sizeof(h->peer)};
-	iov[2] = (struct iovec){h->head, len};
-	return 3;
+	iov[0] = (struct iovec){&h->queued, sizeof(h->queued)};
+	iov[1] = (struct iovec){&h->peer_len, sizeof(h->peer_len)};
+	iov[2] = (struct iovec){&h->peer, sizeof(h->peer)};
+	iov[3] = (struct iovec){h->head, len};
+	return 4;
 }
 
 /* Sends one connection to the workers; 0, or -1 if the channel is full. */
 static int hand_off(struct acceptor *a, struct pending *p)
 {
 	char control[CMSG_SPACE(sizeof(int))] = {0};
-	struct iovec iov[3];
+	struct iovec iov[4];
 	struct msghdr msg = {.msg_iov = iov,
 			     .msg_iovlen = handoff_iov(&p->h, iov, p->h.len),
 			     .msg_control = control,
@@ -186,6 +197,8 @@ static void head_complete(struct acceptor *a, struct pending *p)
 		epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->h.fd, NULL);
 	list_remove(p);
 	a->nreading--;
+	p->h.queued = clock_now();
+	p->deadline = p->h.queued + a->srv->cfg.queue_timeout;
 	list_push(&a->ready, p);
 	a->nready++;
 	flush_ready(a);
@@ -235,8 +248,8 @@ static void pause_accepting(struct acceptor *a)
 		close(a->spare);
 		int fd = accept4(a->srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0)
-			refuse(fd, "server busy: out of descriptors, try again "
-				   "later");
+			acceptor_refuse(fd, "server busy: out of descriptors, "
+					    "try again later");
 		a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			break;
@@ -260,8 +273,8 @@ static void new_connection(struct acceptor *a, int fd,
 {
 	const struct server_config *cfg = &a->srv->cfg;
 	if (cfg->max_conns && open_connections(a) >= (uint64_t)cfg->max_conns) {
-		refuse(fd,
-		       "server busy: too many connections, try again later");
+		acceptor_refuse(fd, "server busy: too many connections, try "
+				    "again later");
 		return;
 	}
 	struct pending *p = malloc(sizeof(*p));
@@ -314,9 +327,82 @@ static void expire_heads(struct acceptor *a, double now)
 		     "timed out waiting for a complete request");
 }
 
+#define QUEUE_BUSY "server busy: no worker free, try again later"
+
+/* When the oldest connection in the channel was queued: 1, 0 if the
+ * channel is empty, -1 on error. It stays there (MSG_PEEK). */
+static int channel_oldest(const struct acceptor *a, double *queued)
+{
+	ssize_t n = recv(a->workers_end, queued, sizeof(*queued),
+			 MSG_PEEK | MSG_DONTWAIT);
+	if (n == (ssize_t)sizeof(*queued))
+		return 1;
+	return n < 0 && errno == EAGAIN ? 0 : -1;
+}
+
+/* Takes overdue connections back from the channel and answers them busy.
+ * A worker may take the one peeked at first: one received that is not
+ * overdue goes back first in line here. */
+static void expire_channel(struct acceptor *a, double now)
+{
+	double queued, timeout = a->srv->cfg.queue_timeout;
+	struct stats_counters *stats = a->srv->stats;
+	a->chan_deadline = 0;
+	if (a->sent == __atomic_load_n(&stats->dispatched, __ATOMIC_RELAXED))
+		return; /* the workers took all */
+	while (channel_oldest(a, &queued) > 0) {
+		if (queued + timeout > now) {
+			a->chan_deadline = queued + timeout;
+			return;
+		}
+		struct pending *p = malloc(sizeof(*p));
+		int rc = p ? take(a->workers_end, &p->h, 1) : -1;
+		if (rc == 0) {
+			__atomic_fetch_add(&stats->dispatched, 1,
+					   __ATOMIC_RELAXED);
+			__atomic_fetch_add(&stats->completed, 1,
+					   __ATOMIC_RELAXED);
+		}
+		if (rc == 0 && p->h.queued + timeout > now) {
+			p->deadline = p->h.queued + timeout;
+			list_push(a->ready.next, p); /* first in line */
+			a->nready++;
+			flush_ready(a);
+			continue;
+		}
+		if (rc == 0)
+			acceptor_refuse(p->h.fd, QUEUE_BUSY);
+		free(p);
+		if (rc == -1 || rc == -3)
+			return;
+	}
+}
+
+/* Answers busy what has waited --queue-timeout for a worker. */
+static void expire_queued(struct acceptor *a, double now)
+{
+	while (a->nready > 0 && a->ready.next->deadline <= now) {
+		struct pending *p = a->ready.next;
+		list_remove(p);
+		a->nready--;
+		acceptor_refuse(p->h.fd, QUEUE_BUSY);
+		free(p);
+	}
+	if (a->nready == 0)
+		watch_channel(a, 0);
+	expire_channel(a, now);
+}
+
+static double earliest(double a, double b)
+{
+	return a == 0 || (b != 0 && b < a) ? b : a;
+}
+
 static int wait_ms(const struct acceptor *a, double now)
 {
 	double next = a->nreading ? a->reading.next->deadline : 0;
+	next = earliest(next, a->nready ? a->ready.next->deadline : 0);
+	next = earliest(next, a->chan_deadline);
 	if (a->stop_at > 0 && (next == 0 || a->stop_at < next))
 		next = a->stop_at;
 	if (a->paused_until > 0 && (next == 0 || a->paused_until < next))
@@ -335,17 +421,38 @@ static void stop_listening(struct acceptor *a)
 	a->stop_at = clock_now() + a->srv->cfg.drain_timeout;
 }
 
+/* SIGHUP reopens the log file (log rotation) and is passed on; SIGUSR1,
+ * SIGUSR2 and SIGALRM are logged and otherwise ignored. */
+static int other_signal(struct acceptor *a, int signo)
+{
+	if (signo != SIGHUP) {
+		log_info("main", "%s: ignored", strsignal(signo));
+		return 0;
+	}
+	if (log_reopen() < 0)
+		log_error("main", "%s: reopening the log file: %s",
+			  strsignal(signo), strerror(errno));
+	else
+		log_info("main", "%s: log file reopened", strsignal(signo));
+	return a->on_signal && a->on_signal(a->ctx, signo, a->st) < 0 ? -1 : 0;
+}
+
 /* 1 to stop now, -1 on a fatal error, 0 to go on. */
 static int take_signal(struct acceptor *a)
 {
 	struct signalfd_siginfo si;
 	if (read(a->sigfd, &si, sizeof(si)) != sizeof(si))
 		return 0;
-	if (si.ssi_signo == SIGCHLD)
-		return a->on_child && a->on_child(a->ctx, a->st) < 0 ? -1 : 0;
+	int signo = (int)si.ssi_signo;
+	if (signo == SIGCHLD)
+		return a->on_signal && a->on_signal(a->ctx, signo, a->st) < 0
+			   ? -1
+			   : 0;
+	if (signo != SIGTERM && signo != SIGINT)
+		return other_signal(a, signo);
 	if (a->stop_at > 0)
 		return 1; /* a second signal */
-	log_info("main", "%s: stopping", strsignal((int)si.ssi_signo));
+	log_info("main", "%s: stopping", strsignal(signo));
 	stop_listening(a);
 	return 0;
 }
@@ -376,6 +483,7 @@ static int run_loop(struct acceptor *a)
 				return rc > 0 ? 0 : -1;
 		}
 		expire_heads(a, clock_now());
+		expire_queued(a, clock_now());
 		if (!a->stop_at)
 			resume_accepting(a);
 	}
@@ -389,31 +497,33 @@ static void watch(int epfd, int fd, uint32_t events, uint64_t tag)
 }
 
 /* Closes what the acceptor holds: the listener first, so that new
- * connections are refused at once, then heads that never completed. */
+ * connections are refused at once, then what the drain did not get to,
+ * with a busy ERROR. */
 static void shut(struct acceptor *a)
 {
 	if (a->srv->listen_fd >= 0)
 		stop_listening(a);
 	flush_ready(a);
 	while (a->nreading > 0)
-		drop(a, a->reading.next, NULL);
+		drop(a, a->reading.next, SERVER_BUSY_STOPPING);
 	while (a->nready > 0) {
 		struct pending *p = a->ready.next;
 		list_remove(p);
 		a->nready--;
-		close(p->h.fd);
+		acceptor_refuse(p->h.fd, SERVER_BUSY_STOPPING);
 		free(p);
 	}
 	close(a->epfd);
 }
 
-int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
-		 int (*on_child)(void *ctx, struct fs_status *st), void *ctx,
-		 struct fs_status *st)
+int acceptor_run(struct server *srv, const int chan[2], const sigset_t *signals,
+		 int (*on_signal)(void *ctx, int signo, struct fs_status *st),
+		 void *ctx, struct fs_status *st)
 {
 	struct acceptor a = {.srv = srv,
-			     .chan = chan,
-			     .on_child = on_child,
+			     .chan = chan[0],
+			     .workers_end = chan[1],
+			     .on_signal = on_signal,
 			     .ctx = ctx,
 			     .st = st};
 	list_init(&a.reading);
@@ -436,7 +546,7 @@ int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
 	      fcntl(srv->listen_fd, F_GETFL) | O_NONBLOCK);
 	watch(a.epfd, srv->listen_fd, EPOLLIN, TAG_LISTENER);
 	watch(a.epfd, a.sigfd, EPOLLIN, TAG_SIGNALS);
-	watch(a.epfd, chan, 0, TAG_CHANNEL);
+	watch(a.epfd, a.chan, 0, TAG_CHANNEL);
 	int rc = run_loop(&a);
 	shut(&a);
 	close(a.sigfd);
@@ -444,26 +554,46 @@ int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
 	return rc;
 }
 
-int acceptor_receive(int chan, struct handoff *h)
+/* acceptor_receive(), or without waiting: then -3 when none waits. */
+static int take(int chan, struct handoff *h, int nonblocking)
 {
 	char control[CMSG_SPACE(sizeof(int))];
-	struct iovec iov[3];
+	struct iovec iov[4];
 	struct msghdr msg = {.msg_iov = iov,
 			     .msg_iovlen = handoff_iov(h, iov, sizeof(h->head)),
 			     .msg_control = control,
 			     .msg_controllen = sizeof(control)};
-	ssize_t n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(
+	    chan, &msg, MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0));
+	if (n < 0 && errno == EAGAIN)
+		return -3;
 	if (n <= 0)
 		return n == 0 ? -1 : errno == EINTR ? -2 : -1;
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	h->fd = -1;
 	if (cm && cm->cmsg_type == SCM_RIGHTS)
 		memcpy(&h->fd, CMSG_DATA(cm), sizeof(int));
-	size_t fixed = sizeof(h->peer_len) + sizeof(h->peer);
+	size_t fixed =
+	    sizeof(h->queued) + sizeof(h->peer_len) + sizeof(h->peer);
 	if (h->fd >= 0 && (size_t)n < fixed) {
 		close(h->fd);
 		h->fd = -1;
 	}
 	h->len = h->fd >= 0 ? (size_t)n - fixed : 0;
 	return h->fd >= 0 ? 0 : -2;
+}
+
+int acceptor_receive(int chan, struct handoff *h)
+{
+	return take(chan, h, 0);
+}
+
+void acceptor_refuse_waiting(int chan, const char *message)
+{
+	struct handoff *h = malloc(sizeof(*h));
+	int rc;
+	while (h && (rc = take(chan, h, 1)) != -1 && rc != -3)
+		if (rc == 0)
+			acceptor_refuse(h->fd, message);
+	free(h);
 }

@@ -40,9 +40,19 @@ static const char serve_usage[] =
     "bytes/s over\n"
     "                          an idle-timeout window (default 4kB; 0 "
     "off)\n"
-    "      --max-conns N       connections beyond N get a busy ERROR "
+    "      --max-conns N       open connections beyond N (heads being "
+    "read,\n"
+    "                          waiting or served) get a busy ERROR "
     "(default\n"
-    "                          4096, lowered to fit the descriptor limit)\n"
+    "                          4096, lowered to fit the descriptor limit; "
+    "a\n"
+    "                          value the limit cannot hold is refused)\n"
+    "      --queue-timeout T   a request no worker has taken within T gets "
+    "a\n"
+    "                          busy ERROR (default 10s)\n"
+    "      --transfer-timeout T  cut a connection still transferring after "
+    "T\n"
+    "                          (default 1h; 0 off)\n"
     "      --drain-timeout T   on SIGTERM, wait this long for transfers in\n"
     "                          flight (default 10s)\n"
     "      --max-upload SIZE   refuse uploads larger than SIZE (default "
@@ -61,9 +71,11 @@ static const char serve_usage[] =
     "An event loop reads each request head without holding a worker, then\n"
     "hands the connection to a worker: single is one worker thread, thread\n"
     "N threads, process N pre-forked processes, each serving one "
-    "connection\nat a time; further connections wait their turn. SIGTERM "
-    "or SIGINT stops\naccepting, lets transfers finish, and exits 0; a "
-    "second signal exits\nat once.\n";
+    "connection\nat a time; further connections wait their turn, up to "
+    "--queue-timeout.\nSIGTERM or SIGINT stops accepting, lets transfers "
+    "finish, and exits 0; a\nsecond signal exits at once. SIGHUP reopens "
+    "the log file; SIGUSR1, SIGUSR2\nand SIGALRM are logged and "
+    "ignored.\n";
 
 enum {
 	OPT_NO_SYNC = 256,
@@ -76,7 +88,9 @@ enum {
 	OPT_MIN_RATE,
 	OPT_MAX_CONNS,
 	OPT_USER,
-	OPT_CPUS
+	OPT_CPUS,
+	OPT_QUEUE,
+	OPT_TRANSFER
 };
 
 static int serve_rate(struct server_config *cfg, const char *arg,
@@ -131,6 +145,10 @@ static int serve_option(void *ctx, int ch, const char *arg,
 		return units_parse_timeout(arg, &cfg->head_timeout, st);
 	case OPT_MIN_RATE:
 		return serve_rate(cfg, arg, st);
+	case OPT_QUEUE:
+		return units_parse_timeout(arg, &cfg->queue_timeout, st);
+	case OPT_TRANSFER:
+		return units_parse_seconds(arg, &cfg->transfer_timeout, st);
 	case OPT_MAX_CONNS:
 		if (units_parse_long(arg, 1, 1000000, "connection cap", &n,
 				     st) < 0)
@@ -159,18 +177,42 @@ static int serve_option(void *ctx, int ch, const char *arg,
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
 
-/* Keeps the connection cap under the descriptor limit, leaving room for
- * the storage, logs, channel and a connection per worker. */
-static void fit_descriptor_limit(struct server_config *cfg)
+#define FD_RESERVE	  32 /* stdio, listener, epoll, signals, channel, log... */
+#define DEFAULT_MAX_CONNS 4096
+#define FD_PER_WORKER	  2 /* a file being read or written, a replaced one */
+
+/* Fits the connection cap to the descriptor limit: the acceptor's
+ * process holds every connection open on the server's account, and in
+ * thread and single mode also the files its workers have open. A default
+ * cap is lowered to fit; a given one that does not fit, or a limit that
+ * cannot hold a connection per worker, is refused. */
+static int fit_descriptor_limit(struct server_config *cfg, struct fs_status *st)
 {
+	int cap_given = cfg->max_conns > 0;
+	if (!cap_given)
+		cfg->max_conns = DEFAULT_MAX_CONNS;
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-		return;
-	long room = (long)rl.rlim_cur - 32 - cfg->workers;
-	if (room < 1)
-		room = 1;
-	if (cfg->max_conns > room)
-		cfg->max_conns = (int)room;
+		return 0;
+	long limit = (long)rl.rlim_cur;
+	long files = strcmp(cfg->mode, "process") ? FD_PER_WORKER : 0;
+	long fixed = FD_RESERVE + files * cfg->workers;
+	if (limit - fixed < cfg->workers)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--workers %d in %s mode needs at least %ld "
+			       "descriptors, but the limit (ulimit -n) is %ld",
+			       cfg->workers, cfg->mode, fixed + cfg->workers,
+			       limit);
+	if (cap_given && fixed + cfg->max_conns > limit)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--max-conns %d needs %ld descriptors with %d "
+			       "workers, but the limit (ulimit -n) is %ld: at "
+			       "most --max-conns %ld",
+			       cfg->max_conns, fixed + cfg->max_conns,
+			       cfg->workers, limit, limit - fixed);
+	if (cfg->max_conns > limit - fixed)
+		cfg->max_conns = (int)(limit - fixed);
+	return 0;
 }
 
 static const struct option serve_long[] = {
@@ -190,6 +232,8 @@ static const struct option serve_long[] = {
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"user", required_argument, NULL, OPT_USER},
     {"cpus", required_argument, NULL, OPT_CPUS},
+    {"queue-timeout", required_argument, NULL, OPT_QUEUE},
+    {"transfer-timeout", required_argument, NULL, OPT_TRANSFER},
     {NULL, 0, NULL, 0},
 };
 
@@ -214,8 +258,7 @@ static int serve_options(struct cmdline *cl, struct server_config *cfg,
 	cfg->quiet = cl->quiet;
 	if (strcmp(cfg->mode, "single") == 0)
 		cfg->workers = 1;
-	fit_descriptor_limit(cfg);
-	return at;
+	return fit_descriptor_limit(cfg, st) < 0 ? -1 : at;
 }
 
 int serve_main(struct cmdline *cl, int argc, char **argv)
@@ -232,7 +275,9 @@ int serve_main(struct cmdline *cl, int argc, char **argv)
 	    .ready_fd = -1,
 	    .head_timeout = 10,
 	    .min_rate = 4000,
-	    .max_conns = 4096,
+	    .max_conns = 0, /* DEFAULT_MAX_CONNS, fitted */
+	    .queue_timeout = 10,
+	    .transfer_timeout = 3600,
 	};
 	struct fs_status st = {0};
 	int rc = serve_options(cl, &cfg, argc, argv, &st);

@@ -2,7 +2,9 @@
  *   2025-05-24 19:02:59,174 - INFO - worker-1 - message
  * to stderr and, when asked, appended to a log file. Each line is written
  * with a single write() so that threads and processes never interleave
- * within a line. */
+ * within a line. log_reopen() (SIGHUP: log rotation) opens the file's path
+ * again onto the same descriptor with dup2(), so a writer in another
+ * thread only ever sees the old file or the new one. */
 #include "fileserv.h"
 #include "log.h"
 
@@ -17,17 +19,37 @@
 
 static int log_fd = -1;
 static int log_quiet;
+static const char *log_path;
+
+static int log_open_path(void)
+{
+	return open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
 
 int log_open(const char *path, int quiet, struct fs_status *st)
 {
 	log_quiet = quiet;
+	log_path = path;
 	if (!path)
 		return 0;
-	log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	log_fd = log_open_path();
 	if (log_fd < 0)
 		return fs_fail(st, FS_ERR_LOCAL, "log file %s: %s", path,
 			       strerror(errno));
 	return 0;
+}
+
+int log_reopen(void)
+{
+	if (log_fd < 0)
+		return 0;
+	int saved = errno, fd = log_open_path();
+	int rc = fd >= 0 && dup3(fd, log_fd, O_CLOEXEC) >= 0 ? 0 : -1;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		errno = saved;
+	return rc;
 }
 
 int log_file_fd(void)

@@ -13,7 +13,10 @@
  * refused at once) and the channel; workers finish the connections they
  * hold or that were already handed over, then see the channel's end and
  * exit. Whatever still runs at --drain-timeout is cut, and a second signal
- * cuts it at once. */
+ * cuts it at once.
+ * Other signals never kill the server silently: SIGHUP reopens the log
+ * file (log rotation; the parent passes it on to process workers), and
+ * SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored. */
 #include "fileserv.h"
 #include "clock.h"
 #include "log.h"
@@ -47,6 +50,7 @@ static void pool_serve(struct server *srv, int chan, const char *worker)
 		__atomic_fetch_add(&srv->stats->dispatched, 1,
 				   __ATOMIC_RELAXED);
 		server_handle(srv, worker, h);
+		__atomic_fetch_add(&srv->stats->completed, 1, __ATOMIC_RELAXED);
 		usage_publish(srv->usage, srv->worker);
 	}
 	free(h);
@@ -73,18 +77,18 @@ static void announce(struct server *srv)
 	}
 }
 
-/* A second stop signal, without waiting. */
+/* A second stop signal, without waiting; a SIGHUP meanwhile still
+ * reopens the log. */
 static int second_signal(const sigset_t *set)
 {
 	struct timespec zero = {0, 0};
-	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGINT);
 	int sig;
-	while ((sig = sigtimedwait(set, NULL, &zero)) > 0)
-		if (sigismember(&stop, sig))
+	while ((sig = sigtimedwait(set, NULL, &zero)) > 0) {
+		if (sig == SIGTERM || sig == SIGINT)
 			return 1;
+		if (sig == SIGHUP)
+			log_reopen();
+	}
 	return 0;
 }
 
@@ -175,7 +179,7 @@ static int run_threads(struct server *srv, int chan[2], const sigset_t *set,
 		return -1;
 	}
 	announce(srv);
-	int rc = acceptor_run(srv, chan[0], set, NULL, NULL, st);
+	int rc = acceptor_run(srv, chan, set, NULL, NULL, st);
 	close(chan[0]);
 	/* Workers still running at the deadline keep their memory and the
 	 * channel: the process exits under them. */
@@ -183,6 +187,7 @@ static int run_threads(struct server *srv, int chan[2], const sigset_t *set,
 		close(chan[1]);
 		free(w);
 	} else {
+		acceptor_refuse_waiting(chan[1], SERVER_BUSY_STOPPING);
 		srv->abandoned = 1;
 	}
 	return rc;
@@ -208,6 +213,29 @@ static void on_stop_signal(int sig)
 {
 	(void)sig;
 	stopping = 1;
+}
+
+static void on_hangup(int sig)
+{
+	(void)sig;
+	log_reopen();
+}
+
+/* A worker process's signals: SIGTERM/SIGINT stop it after its
+ * connection, SIGHUP reopens its log, the others the server ignores are
+ * ignored. */
+static void worker_signals(const sigset_t *oldmask)
+{
+	struct sigaction stop = {.sa_handler = on_stop_signal};
+	struct sigaction hup = {.sa_handler = on_hangup,
+				.sa_flags = SA_RESTART};
+	sigaction(SIGTERM, &stop, NULL);
+	sigaction(SIGINT, &stop, NULL);
+	sigaction(SIGHUP, &hup, NULL);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGALRM, SIG_IGN);
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
 }
 
 /* In a new worker: close what belongs to the parent (the listener, the
@@ -243,10 +271,7 @@ static pid_t spawn_worker(struct supervisor *sup, int id)
 	if (getppid() != sup->self)
 		_exit(0);
 	close_inherited(sup);
-	struct sigaction sa = {.sa_handler = on_stop_signal};
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigprocmask(SIG_SETMASK, &sup->oldmask, NULL);
+	worker_signals(&sup->oldmask);
 	if (getenv("FILESERV_TEST_WORKER_EXIT")) /* test hook: crash loop */
 		_exit(3);
 	char name[32];
@@ -267,11 +292,22 @@ static void log_death(int id, pid_t pid, int status)
 			  id + 1, (int)pid, WEXITSTATUS(status));
 }
 
+/* SIGHUP: each worker reopens its own log descriptor. */
+static int pass_hangup(struct supervisor *sup)
+{
+	for (int i = 0; i < sup->n; i++)
+		if (sup->pids[i] > 0)
+			kill(sup->pids[i], SIGHUP);
+	return 0;
+}
+
 /* SIGCHLD: reaps and replaces workers; -1 with st set if they keep dying
- * or one cannot be replaced. */
-static int supervise(void *ctx, struct fs_status *st)
+ * or one cannot be replaced. SIGHUP: passed on to the workers. */
+static int supervise(void *ctx, int signo, struct fs_status *st)
 {
 	struct supervisor *sup = ctx;
+	if (signo == SIGHUP)
+		return pass_hangup(sup);
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -376,10 +412,11 @@ static int run_processes(struct server *srv, int chan[2], sigset_t *set,
 		goto out;
 	usage_publish(srv->usage, -1);
 	announce(srv);
-	rc = acceptor_run(srv, chan[0], set, supervise, &sup, st);
+	rc = acceptor_run(srv, chan, set, supervise, &sup, st);
 	close(chan[0]);
 	stop_workers(&sup, clock_now() + (rc ? 0 : srv->cfg.drain_timeout),
 		     set);
+	acceptor_refuse_waiting(chan[1], SERVER_BUSY_STOPPING);
 out:
 	close(chan[1]);
 	free(sup.pids);
@@ -392,8 +429,9 @@ int pool_run(struct server *srv, struct fs_status *st)
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t set, oldmask;
 	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
+	int handled[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
+	for (size_t i = 0; i < sizeof(handled) / sizeof(*handled); i++)
+		sigaddset(&set, handled[i]);
 	pthread_sigmask(SIG_BLOCK, &set, &oldmask);
 	int chan[2], rc;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)

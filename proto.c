@@ -93,6 +93,20 @@ static size_t utf8_sequence(const unsigned char *s, size_t len, unsigned *cp)
 	return n;
 }
 
+/* C0 and C1 control characters and DEL: a terminal acts on them. */
+static int is_control(unsigned cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/* Bidirectional embeddings, overrides and isolates (U+202A..U+202E,
+ * U+2066..U+2069): they reorder how the rest of a line is displayed, so
+ * "txt.exe" can be made to look like "exe.txt". */
+static int is_bidi_control(unsigned cp)
+{
+	return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 const char *proto_check_name(const char *name, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)name;
@@ -105,12 +119,15 @@ const char *proto_check_name(const char *name, size_t len)
 	for (size_t i = 0; i < len;) {
 		if (s[i] == '/')
 			return "invalid name: contains '/'";
-		if (s[i] < 0x20 || s[i] == 0x7f)
-			return "invalid name: contains a control byte";
 		unsigned cp;
 		size_t n = utf8_sequence(s + i, len - i, &cp);
 		if (n == 0)
 			return "invalid name: not valid UTF-8";
+		if (is_control(cp))
+			return "invalid name: contains a control character";
+		if (is_bidi_control(cp))
+			return "invalid name: contains a bidirectional "
+			       "control character";
 		i += n;
 	}
 	return NULL;
@@ -354,6 +371,28 @@ static char *json_string(const char *text)
 	char *out = item ? cJSON_PrintUnformatted(item) : NULL;
 	cJSON_Delete(item);
 	return out;
+}
+
+size_t proto_put_json_string(char *out, const char *name)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	out[n++] = '"';
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)*p;
+		} else if (*p < 0x20) {
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[*p >> 4];
+			out[n + 5] = hex[*p & 15];
+			n += 6;
+		} else {
+			out[n++] = (char)*p;
+		}
+	}
+	out[n++] = '"';
+	return n;
 }
 
 /* Python json.dumps spacing: {"status": "OK", "data": ...}. */

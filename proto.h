@@ -59,6 +59,13 @@ char *proto_reply_error(const char *message);
 char *proto_reply_text(const char *message);
 /* Takes ownership of data (a cJSON item). */
 char *proto_reply_data(struct cJSON *data);
+/* A LIST reply is streamed: this head, the names as JSON strings joined
+ * by ",", then the tail. */
+#define PROTO_LIST_HEAD "{\"status\": \"OK\", \"data\": ["
+#define PROTO_LIST_TAIL "]}" PROTO_TERMINATOR
+/* Writes name (NUL-terminated UTF-8) as a JSON string into out, which
+ * has room for 6 * strlen(name) + 3 bytes; returns the length written. */
+size_t proto_put_json_string(char *out, const char *name);
 /* The part of a GET reply before the base64 text; heap-allocated. */
 char *proto_reply_get_head(const char *name);
 #define PROTO_GET_TAIL "\"}" PROTO_TERMINATOR

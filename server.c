@@ -23,18 +23,22 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONN_BUF      (256 * 1024)
-#define LINGER_MAX    2.0	  /* seconds spent draining a refused upload */
-#define HEAD_READ_MAX (64 * 1024) /* bytes read of an invalid request */
+#define CONN_BUF	(256 * 1024)
+#define LINGER_MAX	2.0	   /* seconds spent draining a refused upload */
+#define CLOSE_DRAIN_MAX (1u << 20) /* bytes dropped after a reply */
+#define HEAD_READ_MAX	(64 * 1024) /* bytes read of an invalid request */
 
 /* The listening socket. Accepted sockets inherit its timeouts (one call
  * here, not two per connection), so they are set before listen(): a
@@ -158,22 +162,32 @@ struct request {
 	uint64_t file_bytes;
 	struct fs_status st; /* error reply text, or what went wrong */
 	int counted;	     /* 1 as succeeded, -1 as failed, 0 not yet */
+	double started;	     /* when a worker took the connection */
 	double pace_start;   /* the current --min-rate window */
 	uint64_t pace_bytes;
-	int too_slow;
-	int stalled; /* the client stopped sending or went away */
+	int too_slow, too_long;
+	int stalled;  /* the client stopped sending or went away */
+	int cut;      /* the reply was cut off: close with a reset */
+	int lingered; /* linger_drain() has read what the client sent */
 };
 
 /* The connection's check: fails the transfer (ETIMEDOUT) when it moved
- * less than --min-rate over the last window, one idle timeout long. This
- * cuts a client that trickles a body, or reads a reply, just fast enough
- * to dodge the idle timeout. */
+ * less than --min-rate over the last window, one idle timeout long, or
+ * has lasted longer than --transfer-timeout. This cuts a client that
+ * trickles a body, or reads a reply, just fast enough to dodge the idle
+ * timeout, and bounds how long any client can hold a worker. */
 static int check_pace(struct conn *c)
 {
 	struct request *r =
 	    (struct request *)((char *)c - offsetof(struct request, conn));
 	const struct server_config *cfg = &r->srv->cfg;
 	double now = clock_now(), span = now - r->pace_start;
+	if (cfg->transfer_timeout > 0 &&
+	    now - r->started > cfg->transfer_timeout) {
+		r->too_long = 1;
+		errno = ETIMEDOUT;
+		return -1;
+	}
 	if (cfg->min_rate <= 0 || span < cfg->idle_timeout)
 		return 0;
 	uint64_t moved = c->bytes_in + c->bytes_out;
@@ -192,6 +206,8 @@ static const char *io_error(const struct request *r, ssize_t n)
 {
 	if (r->too_slow)
 		return "transfer too slow (under --min-rate)";
+	if (r->too_long)
+		return "transfer took longer than --transfer-timeout";
 	if (n == 0)
 		return "client closed the connection";
 	return errno == EAGAIN ? "timed out" : strerror(errno);
@@ -225,10 +241,45 @@ static int reply_error(struct request *r)
 /* A reply cut off midway cannot be completed: close with a reset, so
  * that the client learns at once instead of after reading whatever is
  * still queued in the socket buffers. */
-static void reset_on_close(int fd)
+static void reset_on_close(struct request *r)
 {
 	struct linger lg = {1, 0};
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	setsockopt(r->conn.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	r->cut = 1;
+}
+
+/* Ends a connection whose reply is written without letting a reset
+ * destroy the reply: closing a socket with unread bytes (a client that
+ * sent more than its request), or one that receives bytes after the
+ * close, makes the kernel send RST and drop what the client has not yet
+ * acknowledged. So the write side is shut first (FIN after the reply),
+ * then whatever the client sends is read and dropped until it closes or
+ * has acknowledged the whole reply, within LINGER_MAX seconds and max
+ * bytes. */
+static void finish_connection(struct conn *c, uint64_t max)
+{
+	shutdown(c->fd, SHUT_WR);
+	double until = clock_now() + LINGER_MAX;
+	uint64_t drained = 0;
+	for (;;) {
+		ssize_t n = -1;
+		while (
+		    drained < max &&
+		    (n = recv(c->fd, c->buf,
+			      max - drained < c->cap ? max - drained : c->cap,
+			      MSG_DONTWAIT)) > 0)
+			drained += (uint64_t)n;
+		int unacked = 0;
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break; /* the client closed, or is gone */
+		if (ioctl(c->fd, SIOCOUTQ, &unacked) < 0 || unacked == 0)
+			break; /* the client has the whole reply */
+		if (drained >= max || clock_now() >= until)
+			break;
+		struct pollfd p = {c->fd, POLLIN, 0};
+		poll(&p, 1, 5);
+	}
+	c->bytes_in += drained;
 }
 
 /* Reads until the head is complete; 1 ok, 0 the client went away, -1 an
@@ -310,7 +361,7 @@ static int handle_get(struct request *r)
 			if (conn_write(&r->conn, out, pending) < 0) {
 				snprintf(r->st.message, sizeof(r->st.message),
 					 "sending: %s", io_error(r, -1));
-				reset_on_close(r->conn.fd);
+				reset_on_close(r);
 				break;
 			}
 			pending = 0;
@@ -351,7 +402,8 @@ static int upload_fail(struct request *r, struct upload *u)
 {
 	storage_upload_abort(u);
 	reply_error(r);
-	if (!r->stalled)
+	r->lingered = !r->stalled;
+	if (r->lingered)
 		linger_drain(&r->conn, UINT64_MAX);
 	return -1;
 }
@@ -436,10 +488,50 @@ static int handle_upload(struct request *r)
 	return rc;
 }
 
+#define LIST_FLUSH (64 * 1024) /* reply bytes gathered before a send */
+
+/* Streams the listing: the reply's memory is one buffer, whatever the
+ * directory holds. A listing that fails once its first bytes are sent
+ * cannot become an ERROR reply: the connection is reset instead. */
 static int handle_list(struct request *r)
 {
-	cJSON *list = storage_list(&r->srv->storage, &r->st);
-	return list ? reply(r, proto_reply_data(list), 1) : reply_error(r);
+	struct storage_listing *l = storage_list_open(&r->srv->storage, &r->st);
+	if (!l)
+		return reply_error(r);
+	char *out = malloc(LIST_FLUSH + 6 * FS_NAME_MAX + 16);
+	size_t n = 0;
+	const char *name;
+	int rc = out ? 0 : -1, more = 1;
+	if (out) {
+		memcpy(out, PROTO_LIST_HEAD, sizeof(PROTO_LIST_HEAD) - 1);
+		n = sizeof(PROTO_LIST_HEAD) - 1;
+	}
+	for (int first = 1; rc == 0 && more; first = 0) {
+		more = storage_list_next(l, &name, &r->st);
+		if (more > 0) {
+			if (!first)
+				out[n++] = ',';
+			n += proto_put_json_string(out + n, name);
+		} else if (more == 0) {
+			memcpy(out + n, PROTO_LIST_TAIL,
+			       sizeof(PROTO_LIST_TAIL) - 1);
+			n += sizeof(PROTO_LIST_TAIL) - 1;
+			settle(r, 1);
+		}
+		rc = more < 0 ? -1 : 0;
+		if (rc == 0 && (n >= LIST_FLUSH || !more)) {
+			rc = conn_write(&r->conn, out, n);
+			if (rc < 0)
+				fs_fail(&r->st, FS_ERR_NETWORK, "sending: %s",
+					io_error(r, -1));
+			n = 0;
+		}
+	}
+	if (rc < 0)
+		reset_on_close(r);
+	free(out);
+	storage_list_close(l);
+	return rc;
 }
 
 static int handle_delete(struct request *r)
@@ -492,8 +584,10 @@ static void refuse_head(struct request *r)
 	reply_error(r);
 	/* at most 64 KiB read in all for a request that never was one */
 	if (proto_find_terminator(c->buf + c->start, c->end - c->start) < 0 &&
-	    c->bytes_in < HEAD_READ_MAX)
+	    c->bytes_in < HEAD_READ_MAX) {
 		linger_drain(c, HEAD_READ_MAX - c->bytes_in);
+		r->lingered = 1;
+	}
 }
 
 static void peer_name(const struct handoff *h, char *buf, size_t len)
@@ -528,7 +622,7 @@ void server_handle(struct server *srv, const char *worker,
 	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);
 	log_info(worker, "connection from %s", peer);
 	double t0 = clock_now();
-	r.pace_start = t0;
+	r.started = r.pace_start = t0;
 	if (conn_init(&r.conn, fd, CONN_BUF) == 0) {
 		memcpy(r.conn.buf, h->head, h->len);
 		r.conn.end = h->len;
@@ -546,6 +640,13 @@ void server_handle(struct server *srv, const char *worker,
 		} else {
 			log_info(worker, "%s: %s", peer, r.st.message);
 		}
+		/* what a request that never was one may still have read */
+		uint64_t head_left = r.conn.bytes_in < HEAD_READ_MAX
+					 ? HEAD_READ_MAX - r.conn.bytes_in
+					 : 0;
+		if (!r.cut && !r.lingered)
+			finish_connection(&r.conn, head > 0 ? CLOSE_DRAIN_MAX
+							    : head_left);
 	}
 	int up = r.req.cmd == CMD_UPLOAD;
 	stats_count_bytes(srv->stats, r.conn.bytes_in, r.conn.bytes_out,

@@ -25,10 +25,12 @@ struct server_config {
 	const char *log_file;
 	int quiet;
 	int sync;
-	double idle_timeout; /* seconds between reads or writes */
-	double head_timeout; /* seconds for a complete request head */
-	double min_rate;     /* bytes/s over each idle_timeout window; 0 off */
-	int max_conns;	     /* open connections; 0 = no limit */
+	double idle_timeout;  /* seconds between reads or writes */
+	double head_timeout;  /* seconds for a complete request head */
+	double min_rate;      /* bytes/s over each idle_timeout window; 0 off */
+	double queue_timeout; /* seconds a request waits for a worker */
+	double transfer_timeout; /* seconds a connection may last; 0 off */
+	int max_conns;		 /* open connections; 0 = no limit */
 	double drain_timeout;
 	uint64_t max_upload; /* decoded bytes; 0 = unlimited */
 	int ready_fd;	     /* write "PORT\n" here once listening, or -1 */
@@ -59,6 +61,7 @@ void server_close(struct server *srv);
 /* A connection as the acceptor hands it to a worker: the descriptor, the
  * peer's address as accept() gave it, and the head bytes read so far. */
 struct handoff {
+	double queued; /* clock_now() when the request was complete */
 	int fd;
 	socklen_t peer_len;
 	struct sockaddr_storage peer;
@@ -76,15 +79,24 @@ void server_handle(struct server *srv, const char *worker,
 
 /* Runs the acceptor on srv's listener until SIGTERM or SIGINT (taken from
  * signals through a signalfd; they must be blocked), handing connections
- * over chan. SIGCHLD, if in signals, calls on_child, whose -1 (with st
- * set) is fatal. Closes the listener before returning 0, or -1 with st
- * set on a fatal error. */
-int acceptor_run(struct server *srv, int chan, const sigset_t *signals,
-		 int (*on_child)(void *ctx, struct fs_status *st), void *ctx,
-		 struct fs_status *st);
+ * over chan[0] (chan[1] is the workers' end, from which it takes back
+ * what waits too long). SIGHUP reopens the log file, other signals in the
+ * set are logged and ignored; SIGCHLD and SIGHUP then call on_signal (if
+ * not NULL), whose -1 (with st set) is fatal. Closes the listener before
+ * returning 0, or -1 with st set on a fatal error. */
+int acceptor_run(struct server *srv, const int chan[2], const sigset_t *signals,
+		 int (*on_signal)(void *ctx, int signo, struct fs_status *st),
+		 void *ctx, struct fs_status *st);
 /* A worker's next connection, into h: 0, or -1 once the acceptor has
  * closed, -2 if interrupted. */
 int acceptor_receive(int chan, struct handoff *h);
+/* The reply to connections still waiting when a stop ends the drain. */
+#define SERVER_BUSY_STOPPING "server busy: shutting down, try again later"
+/* Best-effort ERROR reply with message to a connection, then closes it. */
+void acceptor_refuse(int fd, const char *message);
+/* Answers every connection still waiting in the channel (the workers'
+ * end) with an ERROR reply, without waiting for more. */
+void acceptor_refuse_waiting(int chan, const char *message);
 
 /* ---- pool.c ---- */
 

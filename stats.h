@@ -17,7 +17,8 @@ struct stats_counters {
 	    wire_out; /* bytes on the socket: heads, JSON, base64 */
 	uint64_t file_in, file_out; /* file bytes uploaded and downloaded */
 	uint64_t connections;
-	uint64_t dispatched; /* connections workers took from the acceptor */
+	uint64_t dispatched; /* connections taken from the acceptor's channel */
+	uint64_t completed;  /* of those, connections closed since */
 };
 
 /* Counters in memory shared with forked children; NULL on failure. */

@@ -6,8 +6,12 @@
  * FIFO or device is ever served.
  *
  * An upload is written to an anonymous O_TMPFILE in the directory (or, on
- * file systems without it, to a dot-named temporary that LIST never shows
- * and start-up sweeps away). Commit is fsync(file), a link to a temporary
+ * file systems without it, or where such a file cannot be given a name,
+ * to a dot-named temporary that LIST never shows and start-up sweeps
+ * away). An anonymous file is named through /proc/self/fd, or with
+ * linkat(AT_EMPTY_PATH) where /proc is not mounted (chroots, minimal
+ * containers); which works is found out once, at a process's first
+ * upload. Commit is fsync(file), a link to a temporary
  * name, renameat() over the target (over an existing file: an exchange of
  * the two names, then an unlink of the old version; see replace_name()),
  * fsync(directory): the new version appears whole or not at all, the old
@@ -19,7 +23,6 @@
 #include "proto.h"
 #include "storage.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +63,7 @@ int storage_open(struct storage *s, const char *path, int sync,
 		return fs_fail(st, FS_ERR_LOCAL, "storage %s: %s", path,
 			       strerror(errno));
 	s->sync = sync;
+	s->link_method = STORAGE_LINK_UNKNOWN;
 	storage_sweep(s, 0);
 	return 0;
 }
@@ -131,59 +135,129 @@ static int compare_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads the listed names into a sorted array; returns the count or -1. */
-static ssize_t read_names(int dirfd, char ***out)
+/* The listing is read in passes over the directory, each keeping only
+ * the LIST_BATCH smallest names after the last one returned (in an array
+ * of twice that, sorted and cut in half when full), so that its memory is
+ * bounded whatever the directory holds: about LIST_BATCH * 2 * 256 bytes
+ * at most. A directory of up to LIST_BATCH names takes one pass. Each
+ * name is returned once, in strictly increasing order; a file created or
+ * removed while a listing runs may or may not be in it. */
+#define LIST_BATCH 8192
+
+struct storage_listing {
+	struct storage *storage;
+	char **names; /* the current batch, sorted; up to 2 * LIST_BATCH */
+	size_t n, next;
+	int last_pass; /* the current batch holds all that is left */
+	char last[FS_NAME_MAX + 1]; /* the last name returned, or "" */
+};
+
+static void batch_clear(struct storage_listing *l, size_t from)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = from; i < l->n; i++)
+		free(l->names[i]);
+	l->n = from < l->n ? from : l->n;
+}
+
+/* Sorts the batch and keeps its LIST_BATCH smallest names. */
+static void batch_trim(struct storage_listing *l)
+{
+	qsort(l->names, l->n, sizeof(*l->names), compare_names);
+	if (l->n > LIST_BATCH) {
+		batch_clear(l, LIST_BATCH);
+		l->last_pass = 0;
+	}
+}
+
+/* Whether e belongs to this pass: listed, after the last name returned,
+ * and (once the batch was cut) before the largest name kept. */
+static int batch_wants(const struct storage_listing *l, const struct dirent *e,
+		       int cut)
+{
+	if (l->last[0] && strcmp(e->d_name, l->last) <= 0)
+		return 0;
+	if (cut && strcmp(e->d_name, l->names[LIST_BATCH - 1]) >= 0)
+		return 0;
+	return is_listed(l->storage->dirfd, e);
+}
+
+/* Reads the next batch of names; 0, or -1 with errno set. */
+static int batch_read(struct storage_listing *l)
+{
+	int fd =
+	    openat(l->storage->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!dir) {
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	batch_clear(l, 0);
+	l->next = 0;
+	l->last_pass = 1;
+	int cut = 0, err = 0;
 	struct dirent *e;
-	while ((e = readdir(dir))) {
-		if (!is_listed(dirfd, e))
+	while (!err && (errno = 0, e = readdir(dir))) {
+		if (!batch_wants(l, e, cut))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			char **p = realloc(names, cap * sizeof(*names));
-			if (!p)
-				break;
-			names = p;
+		if (l->n == 2 * LIST_BATCH) {
+			batch_trim(l);
+			cut = 1;
+			if (strcmp(e->d_name, l->names[LIST_BATCH - 1]) >= 0)
+				continue;
 		}
-		names[n] = strdup(e->d_name);
-		if (names[n])
-			n++;
+		l->names[l->n] = strdup(e->d_name);
+		err = l->names[l->n] ? 0 : ENOMEM;
+		l->n += !err;
 	}
+	err = err ? err : errno;
 	closedir(dir);
-	if (n > 1)
-		qsort(names, n, sizeof(*names), compare_names);
-	*out = names;
-	return (ssize_t)n;
+	batch_trim(l);
+	errno = err;
+	return err ? -1 : 0;
 }
 
-cJSON *storage_list(struct storage *s, struct fs_status *st)
+struct storage_listing *storage_list_open(struct storage *s,
+					  struct fs_status *st)
 {
-	char **names = NULL;
-	ssize_t n = read_names(s->dirfd, &names);
-	if (n < 0) {
-		fail(st, "listing storage", errno);
+	struct storage_listing *l = calloc(1, sizeof(*l));
+	if (l)
+		l->names = malloc(2 * LIST_BATCH * sizeof(*l->names));
+	if (!l || !l->names) {
+		free(l);
+		fail(st, "listing storage", ENOMEM);
 		return NULL;
 	}
-	cJSON *list = cJSON_CreateArray();
-	for (ssize_t i = 0; i < n; i++) {
-		if (list)
-			cJSON_AddItemToArray(list,
-					     cJSON_CreateString(names[i]));
-		free(names[i]);
+	l->storage = s;
+	if (batch_read(l) < 0) {
+		fail(st, "listing storage", errno);
+		storage_list_close(l);
+		return NULL;
 	}
-	free(names);
-	if (!list)
-		fs_fail(st, FS_ERR_LOCAL, "out of memory");
-	return list;
+	return l;
+}
+
+int storage_list_next(struct storage_listing *l, const char **name,
+		      struct fs_status *st)
+{
+	if (l->next == l->n && l->n > 0 && !l->last_pass) {
+		snprintf(l->last, sizeof(l->last), "%s", l->names[l->n - 1]);
+		if (batch_read(l) < 0)
+			return fail(st, "listing storage", errno);
+	}
+	if (l->next == l->n)
+		return 0;
+	*name = l->names[l->next++];
+	return 1;
+}
+
+void storage_list_close(struct storage_listing *l)
+{
+	if (!l)
+		return;
+	batch_clear(l, 0);
+	free(l->names);
+	free(l);
 }
 
 int storage_delete(struct storage *s, const char *name, struct fs_status *st)
@@ -212,14 +286,52 @@ static void temp_name(char *buf, size_t len)
 	snprintf(buf, len, "%s%ld-%lu", FS_TMP_PREFIX, (long)getpid(), n);
 }
 
+/* Names the anonymous file fd as name in dirfd, one way; 0 or -1. */
+static int link_anonymous(int dirfd, int fd, const char *name, int how)
+{
+	if (how == STORAGE_LINK_EMPTY_PATH)
+		return linkat(fd, "", dirfd, name, AT_EMPTY_PATH);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, path, dirfd, name, AT_SYMLINK_FOLLOW);
+}
+
+/* How this process can name an anonymous temporary: tries each way on a
+ * probe file (O_TMPFILE itself may be unsupported). */
+static int find_link_method(struct storage *s)
+{
+	int fd = openat(s->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	int how = STORAGE_LINK_NAMED;
+	char name[64];
+	for (int way = STORAGE_LINK_PROC; fd >= 0 && way < STORAGE_LINK_NAMED;
+	     way++) {
+		temp_name(name, sizeof(name));
+		if (link_anonymous(s->dirfd, fd, name, way) == 0) {
+			unlinkat(s->dirfd, name, 0);
+			how = way;
+			break;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return how;
+}
+
 int storage_upload_begin(struct storage *s, struct upload *u,
 			 struct fs_status *st)
 {
 	memset(u, 0, sizeof(*u));
 	u->storage = s;
 	u->replaced_fd = -1;
-	u->fd = openat(s->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-	if (u->fd >= 0)
+	int how = __atomic_load_n(&s->link_method, __ATOMIC_RELAXED);
+	if (how == STORAGE_LINK_UNKNOWN) {
+		how = find_link_method(s);
+		__atomic_store_n(&s->link_method, how, __ATOMIC_RELAXED);
+	}
+	if (how != STORAGE_LINK_NAMED)
+		u->fd = openat(s->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+			       0644);
+	if (how != STORAGE_LINK_NAMED && u->fd >= 0)
 		return 0;
 	temp_name(u->tmpname, sizeof(u->tmpname));
 	u->fd =
@@ -244,11 +356,11 @@ int storage_upload_write(struct upload *u, const void *buf, size_t len,
 /* Gives an anonymous temporary file a (hidden) name to rename from. */
 static int link_temporary(struct upload *u)
 {
-	char path[64];
+	struct storage *s = u->storage;
 	temp_name(u->tmpname, sizeof(u->tmpname));
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", u->fd);
-	if (linkat(AT_FDCWD, path, u->storage->dirfd, u->tmpname,
-		   AT_SYMLINK_FOLLOW) == 0)
+	if (link_anonymous(
+		s->dirfd, u->fd, u->tmpname,
+		__atomic_load_n(&s->link_method, __ATOMIC_RELAXED)) == 0)
 		return 0;
 	u->tmpname[0] = '\0';
 	return -1;

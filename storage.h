@@ -11,11 +11,18 @@
 
 #define FS_TMP_PREFIX ".fileserv-tmp-"
 
-struct cJSON;
+/* How an upload's anonymous O_TMPFILE gets a name at commit. */
+enum storage_link {
+	STORAGE_LINK_UNKNOWN = 0, /* found out at the first upload */
+	STORAGE_LINK_PROC,	  /* linkat of /proc/self/fd/N */
+	STORAGE_LINK_EMPTY_PATH,  /* linkat(fd, "", AT_EMPTY_PATH) */
+	STORAGE_LINK_NAMED	  /* neither: named temporaries instead */
+};
 
 struct storage {
 	int dirfd;
-	int sync; /* fsync uploads and the directory */
+	int sync;	 /* fsync uploads and the directory */
+	int link_method; /* an enum storage_link */
 };
 
 /* Opens (creating if missing) the storage directory and removes stale
@@ -33,8 +40,16 @@ void storage_sweep(struct storage *s, pid_t pid);
 /* Opens a regular file for reading and sets *size. */
 int storage_open_file(struct storage *s, const char *name, uint64_t *size,
 		      struct fs_status *st);
-/* Sorted names of the regular files. */
-struct cJSON *storage_list(struct storage *s, struct fs_status *st);
+/* The names of the regular files in sorted order, read a bounded batch at
+ * a time (see storage.c): storage_list_open() reads the first batch, and
+ * storage_list_next() sets *name (valid until the next call) and returns
+ * 1, or 0 at the end. */
+struct storage_listing;
+struct storage_listing *storage_list_open(struct storage *s,
+					  struct fs_status *st);
+int storage_list_next(struct storage_listing *l, const char **name,
+		      struct fs_status *st);
+void storage_list_close(struct storage_listing *l);
 int storage_delete(struct storage *s, const char *name, struct fs_status *st);
 
 /* An upload in progress: invisible until committed. */

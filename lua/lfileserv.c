@@ -494,6 +494,8 @@ static const char *const server_flags[][2] = {
     {"head_timeout", "--head-timeout"},
     {"min_rate", "--min-rate"},
     {"max_conns", "--max-conns"},
+    {"queue_timeout", "--queue-timeout"},
+    {"transfer_timeout", "--transfer-timeout"},
     {"user", "--user"},
     {"cpus", "--cpus"},
 };

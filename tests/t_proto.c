@@ -391,6 +391,17 @@ static void test_check_name(void)
 	NAME_BAD("\xed\xa0\x80");     /* surrogate */
 	NAME_BAD("\xf4\x90\x80\x80"); /* above U+10FFFF */
 	NAME_BAD("\xf8\x88\x80\x80\x80");
+	NAME_BAD("a\xc2\x80");		 /* U+0080: C1 control */
+	NAME_BAD("\xc2\x9b[2J");	 /* U+009B: CSI */
+	NAME_BAD("a\xc2\x9f");		 /* U+009F */
+	NAME_BAD("\xe2\x80\xaetxt.exe"); /* U+202E: right-to-left override */
+	NAME_BAD("a\xe2\x80\xaa");	 /* U+202A */
+	NAME_BAD("a\xe2\x81\xa6");	 /* U+2066: isolate */
+	NAME_BAD("a\xe2\x81\xa9");	 /* U+2069 */
+	NAME_OK("\xc2\xa0");		 /* U+00A0: no-break space */
+	NAME_OK("a\xe2\x80\xa9");	 /* U+2029, next to the overrides */
+	NAME_OK("a\xe2\x80\xaf");	 /* U+202F */
+	NAME_OK("a\xe2\x81\xaa");	 /* U+206A */
 	NAME_OK("a");
 	NAME_OK("a.b");
 	NAME_OK("a..");

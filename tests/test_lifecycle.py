@@ -196,8 +196,14 @@ def workers_cannot_start(ctx, mode):
                    "space than the cap)")
     log = ctx.path("w-server.log")
 
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if nofile != resource.RLIM_INFINITY and nofile < 4096:
+        raise Skip("1000 thread workers need 4096 descriptors; the hard "
+                   "limit is %d" % nofile)
+
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (300 * MiB, 300 * MiB))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, nofile))
     r = subprocess.run([ctx.bin, "serve", "--mode", mode, "--workers", "1000",
                         "--port", "0", "--storage", ctx.storage,
                         "--log-file", log, "-q"], preexec_fn=cap,

@@ -4,9 +4,10 @@
  * exact-length heap copy), and also, as it is, a candidate name for
  * proto_check_name. Asserts:
  *   - proto_check_name accepts exactly what an independent model accepts:
- *     1-255 bytes, no '/', NUL, control byte (< 0x20, 0x7f) or leading
- *     '.', and strictly valid UTF-8 (no overlong forms, surrogates or code
- *     points above U+10FFFF);
+ *     1-255 bytes, no '/', NUL, control character (< 0x20, 0x7f, U+0080
+ *     to U+009F), bidirectional control (U+202A to U+202E, U+2066 to
+ *     U+2069) or leading '.', and strictly valid UTF-8 (no overlong forms,
+ *     surrogates or code points above U+10FFFF);
  *   - every name in an accepted GET/DELETE/UPLOAD head passes that model,
  *     and LIST/STATS carry no name;
  *   - proto_format_head(cmd, name) writes a head that parses back to the
@@ -57,6 +58,9 @@ static int model_name_ok(const unsigned char *s, size_t len)
 			cp = cp << 6 | (s[i + j] & 0x3f);
 		}
 		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		if (cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
+		    (cp >= 0x2066 && cp <= 0x2069))
 			return 0;
 		i += n;
 	}

@@ -1,0 +1,2 @@
+build2/codec.o: codec.c codec.h
+codec.h:

@@ -1,0 +1,2 @@
+build2/error.o: error.c fileserv.h
+fileserv.h:

@@ -1,0 +1,4 @@
+build2/spawn.o: spawn.c fileserv.h spawn.h units.h
+fileserv.h:
+spawn.h:
+units.h:

@@ -1,0 +1,4 @@
+build2/stats.o: stats.c proto.h fileserv.h stats.h
+proto.h:
+fileserv.h:
+stats.h:

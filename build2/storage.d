@@ -1,0 +1,6 @@
+build2/storage.o: storage.c fileserv.h conn.h log.h proto.h storage.h
+fileserv.h:
+conn.h:
+log.h:
+proto.h:
+storage.h:

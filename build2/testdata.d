@@ -1,0 +1,2 @@
+build2/testdata.o: testdata.c testdata.h
+testdata.h:

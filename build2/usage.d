@@ -1,0 +1,2 @@
+build2/usage.o: usage.c usage.h
+usage.h:
