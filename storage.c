@@ -136,19 +136,23 @@ static int compare_names(const void *a, const void *b)
 }
 
 /* The listing is read in passes over the directory, each keeping only
- * the LIST_BATCH smallest names after the last one returned (in an array
- * of twice that, sorted and cut in half when full), so that its memory is
- * bounded whatever the directory holds: about LIST_BATCH * 2 * 256 bytes
- * at most. A directory of up to LIST_BATCH names takes one pass. Each
- * name is returned once, in strictly increasing order; a file created or
- * removed while a listing runs may or may not be in it. */
-#define LIST_BATCH 8192
+ * the smallest names after the last one returned that fit in LIST_BUDGET
+ * bytes (names, their allocation and their pointer): names are gathered
+ * up to twice that, then sorted and cut back, so that a listing's memory
+ * is bounded whatever the directory holds, about 2 * LIST_BUDGET. A
+ * directory whose names fit takes one pass (some 60,000 names of 20
+ * bytes, 9,000 of 200). Each name is returned once, in strictly
+ * increasing order; a file created or removed while a listing runs may or
+ * may not be in it. */
+#define LIST_BUDGET	  (2 << 20)
+#define NAME_COST(length) ((length) + 1 + 32)
 
 struct storage_listing {
 	struct storage *storage;
-	char **names; /* the current batch, sorted; up to 2 * LIST_BATCH */
-	size_t n, next;
-	int last_pass; /* the current batch holds all that is left */
+	char **names; /* the current batch, sorted once read */
+	size_t n, cap, next;
+	size_t cost;	    /* NAME_COST of the names held */
+	const char *cutoff; /* once cut: the largest name kept, or NULL */
 	char last[FS_NAME_MAX + 1]; /* the last name returned, or "" */
 };
 
@@ -159,26 +163,50 @@ static void batch_clear(struct storage_listing *l, size_t from)
 	l->n = from < l->n ? from : l->n;
 }
 
-/* Sorts the batch and keeps its LIST_BATCH smallest names. */
+/* Sorts the batch and keeps the smallest names that fit the budget. */
 static void batch_trim(struct storage_listing *l)
 {
 	qsort(l->names, l->n, sizeof(*l->names), compare_names);
-	if (l->n > LIST_BATCH) {
-		batch_clear(l, LIST_BATCH);
-		l->last_pass = 0;
+	size_t keep = 0, cost = 0;
+	while (keep < l->n &&
+	       cost + NAME_COST(strlen(l->names[keep])) <= LIST_BUDGET)
+		cost += NAME_COST(strlen(l->names[keep++]));
+	if (keep < l->n) {
+		batch_clear(l, keep);
+		l->cutoff = l->names[keep - 1];
 	}
+	l->cost = cost;
 }
 
 /* Whether e belongs to this pass: listed, after the last name returned,
  * and (once the batch was cut) before the largest name kept. */
-static int batch_wants(const struct storage_listing *l, const struct dirent *e,
-		       int cut)
+static int batch_wants(const struct storage_listing *l, const struct dirent *e)
 {
 	if (l->last[0] && strcmp(e->d_name, l->last) <= 0)
 		return 0;
-	if (cut && strcmp(e->d_name, l->names[LIST_BATCH - 1]) >= 0)
+	if (l->cutoff && strcmp(e->d_name, l->cutoff) >= 0)
 		return 0;
 	return is_listed(l->storage->dirfd, e);
+}
+
+/* Adds a copy of name to the batch; 0 or -1 (ENOMEM). */
+static int batch_add(struct storage_listing *l, const char *name)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 1024;
+		char **p = realloc(l->names, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		l->names = p;
+		l->cap = cap;
+	}
+	if (!(l->names[l->n] = strdup(name)))
+		return -1;
+	l->n++;
+	l->cost += NAME_COST(strlen(name));
+	if (l->cost > 2 * LIST_BUDGET)
+		batch_trim(l);
+	return 0;
 }
 
 /* Reads the next batch of names; 0, or -1 with errno set. */
@@ -193,23 +221,13 @@ static int batch_read(struct storage_listing *l)
 		return -1;
 	}
 	batch_clear(l, 0);
-	l->next = 0;
-	l->last_pass = 1;
-	int cut = 0, err = 0;
+	l->next = l->cost = 0;
+	l->cutoff = NULL;
+	int err = 0;
 	struct dirent *e;
-	while (!err && (errno = 0, e = readdir(dir))) {
-		if (!batch_wants(l, e, cut))
-			continue;
-		if (l->n == 2 * LIST_BATCH) {
-			batch_trim(l);
-			cut = 1;
-			if (strcmp(e->d_name, l->names[LIST_BATCH - 1]) >= 0)
-				continue;
-		}
-		l->names[l->n] = strdup(e->d_name);
-		err = l->names[l->n] ? 0 : ENOMEM;
-		l->n += !err;
-	}
+	while (!err && (errno = 0, e = readdir(dir)))
+		if (batch_wants(l, e) && batch_add(l, e->d_name) < 0)
+			err = ENOMEM;
 	err = err ? err : errno;
 	closedir(dir);
 	batch_trim(l);
@@ -221,10 +239,7 @@ struct storage_listing *storage_list_open(struct storage *s,
 					  struct fs_status *st)
 {
 	struct storage_listing *l = calloc(1, sizeof(*l));
-	if (l)
-		l->names = malloc(2 * LIST_BATCH * sizeof(*l->names));
-	if (!l || !l->names) {
-		free(l);
+	if (!l) {
 		fail(st, "listing storage", ENOMEM);
 		return NULL;
 	}
@@ -240,7 +255,7 @@ struct storage_listing *storage_list_open(struct storage *s,
 int storage_list_next(struct storage_listing *l, const char **name,
 		      struct fs_status *st)
 {
-	if (l->next == l->n && l->n > 0 && !l->last_pass) {
+	if (l->next == l->n && l->cutoff) {
 		snprintf(l->last, sizeof(l->last), "%s", l->names[l->n - 1]);
 		if (batch_read(l) < 0)
 			return fail(st, "listing storage", errno);

@@ -227,7 +227,7 @@ def limits_add_up(ctx, _):
 
 # ---------------------------------------------------------------- LIST
 
-@pool_test(timeout=120)
+@pool_test(timeout=180)
 def list_bounded(ctx, mode):
     """LIST of 40,000 names of 200 bytes (an 8 MB reply), twice at once:
     complete and sorted, with the server's peak memory growing by less
