@@ -30,6 +30,7 @@ LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LUA_SRCS:%.c=$(BUILD)/%.o) \
             $(BUILD)/lua/embed.o
 UNIT_SRCS = $(wildcard tests/t_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/%.c=$(BUILD)/tests/%)
+LUA_UNITS = $(wildcard tests/t_*.lua)
 
 .PHONY: all deps test check-long run install clean format check-format
 
@@ -67,12 +68,12 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libfileserv.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(BUILD)/libfileserv.a $(LDLIBS)
 
 test: deps fileserv $(UNIT_BINS)
-	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua tests/t_verdict.lua tests/t_report.lua"
+	python3 tests/run.py --bin ./fileserv --units "$(UNIT_BINS) $(LUA_UNITS)"
 
 # The long variants: 1000 clients, 900-connection slowloris, 500 MB round
 # trips, a 10-minute soak, then 10 minutes of fuzzing per target.
 check-long: deps fileserv $(UNIT_BINS)
-	python3 tests/run.py --long --bin ./fileserv --units "$(UNIT_BINS) tests/t_lua.lua tests/t_verdict.lua tests/t_report.lua"
+	python3 tests/run.py --long --bin ./fileserv --units "$(UNIT_BINS) $(LUA_UNITS)"
 	$(MAKE) fuzz FUZZ_SECONDS=600
 
 run: deps fileserv

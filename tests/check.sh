@@ -87,7 +87,7 @@ stage_asan() {
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:log_path=$T/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		python3 tests/run.py --bin build-asan/fileserv -j "$JOBS" -v \
-		--units "$units tests/t_lua.lua" | tee "$T/run-asan.txt"
+		--units "$units $(echo tests/t_*.lua)" | tee "$T/run-asan.txt"
 	add_summary "$T/run-asan.txt" "asan run.py"
 	sanitizer_logs "$T/asan" "ASan/UBSan"
 }
