@@ -7,19 +7,29 @@
  * provides, one Lua state per worker, so the engine knows nothing of Lua.
  * All workers are released at once from a barrier; each notes its own
  * start and end, and the wall time runs from the first start to the last
- * end, so that it never depends on when the parent got the CPU. */
+ * end, so that it never depends on when the parent got the CPU.
+ *
+ * In the closed loop each worker starts its next operation when the last
+ * one ends. In the open model (wrk2's -R, k6's arrival rates) operations
+ * start on a schedule (arrival.c) that replies cannot slow down: a free
+ * worker takes the next arrival under a lock shared by threads and
+ * processes alike, sleeps until its time on an absolute deadline, and
+ * measures latency from that intended time. */
 #include "fileserv.h"
 #include "affinity.h"
+#include "arrival.h"
 #include "client.h"
 #include "clock.h"
 #include "conn.h"
 #include "stats.h"
 #include "stress.h"
+#include "threshold.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -87,6 +97,12 @@ int stress_op_parse(const char *text, enum stress_op *op)
 struct run_shared {
 	double released; /* when the parent released the workers */
 	int stop;	 /* a signal asked every worker to stop */
+	/* the open model: the next arrival, taken under the lock (shared
+	 * between processes) */
+	pthread_mutex_t arrivals;
+	uint64_t next_arrival;
+	struct arrival_clock clock;
+	struct stress_open_tally *open; /* one per worker, or NULL */
 	struct stress_tally tally[];
 };
 
@@ -106,6 +122,7 @@ struct worker {
 	int id;
 	struct run_shared *shared;
 	struct stress_tally *tally;
+	struct stress_open_tally *open; /* open model only */
 	int ref_fd;	/* local copy to verify downloads against */
 	int release_fd; /* process workers wait for EOF on it */
 	pthread_barrier_t *barrier;
@@ -283,11 +300,92 @@ static void worker_wait_release(struct worker *w)
 	}
 }
 
+/* ---- the open model ---- */
+
+static uint64_t to_ns(double seconds)
+{
+	return seconds > 0 ? (uint64_t)(seconds * 1e9) : 0;
+}
+
+static void open_reset(struct stress_open_tally *o)
+{
+	memset(o, 0, sizeof(*o));
+	hist_init(&o->service);
+	hist_init(&o->lateness);
+}
+
+/* The next arrival's intended start (monotonic clock) and its index in
+ * *index; -1 once the plan has ended. */
+static double arrival_take(struct run_shared *shared, long *index)
+{
+	pthread_mutex_lock(&shared->arrivals);
+	uint64_t k = shared->next_arrival++;
+	double t = arrival_clock_at(&shared->clock, k);
+	pthread_mutex_unlock(&shared->arrivals);
+	*index = (long)k;
+	return t < 0 ? -1 : shared->released + t;
+}
+
+/* Sleeps until the monotonic time `when` on an absolute deadline (no
+ * drift from rounding sleeps), waking at least every 50 ms to see whether
+ * the run was stopped. */
+static void sleep_until(const struct run_shared *shared, double when)
+{
+	for (double now;
+	     (now = clock_now()) < when && !worker_stopped(shared);) {
+		double until = when - now > 0.05 ? now + 0.05 : when;
+		struct timespec ts = {
+		    (time_t)until,
+		    (long)((until - (double)(time_t)until) * 1e9)};
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
+}
+
+/* The open model's loop: take the next arrival, wait for its time, run
+ * it. Latency counts from the intended start, so time spent waiting for
+ * a free worker (coordinated omission) is in it; the service time from
+ * the actual start is kept beside it. */
+static void worker_loop_open(struct worker *w, double warm)
+{
+	const struct stress_config *cfg = w->cfg;
+	struct stress_open_tally *o = w->open;
+	struct fs_status st = {0};
+	long k;
+	double due;
+	while (!worker_stopped(w->shared) &&
+	       (due = arrival_take(w->shared, &k)) >= 0) {
+		sleep_until(w->shared, due);
+		if (worker_stopped(w->shared))
+			break;
+		double t0 = clock_now(), late = t0 - due;
+		if (cfg->max_late > 0 && late > cfg->max_late) {
+			o->dropped++;
+			continue;
+		}
+		if (o->started++ == 0)
+			o->first_start = t0;
+		o->last_start = t0;
+		o->late += late > STRESS_LATE_S;
+		hist_record(&o->lateness, to_ns(late));
+		int rc = worker_step(w, k, &st);
+		double t1 = clock_now();
+		tally_step(w->tally, rc, &st, t1 - due);
+		hist_record(&o->service, to_ns(t1 - t0));
+		if (t1 < warm) { /* warm-up: not counted */
+			tally_reset(w->tally);
+			tally_begin(w->tally, warm);
+			open_reset(o);
+		}
+	}
+}
+
 static void worker_run(struct worker *w)
 {
 	const struct stress_config *cfg = w->cfg;
 	struct fs_status st = {0};
 	tally_reset(w->tally);
+	if (w->open)
+		open_reset(w->open);
 	if (cfg->pinned && affinity_apply(&cfg->cpus, &st) < 0)
 		tally_step(w->tally, -1, &st, 0);
 	if (cfg->op == STRESS_DOWNLOAD &&
@@ -306,7 +404,10 @@ static void worker_run(struct worker *w)
 		end = (warm > start ? warm : start) + cfg->duration;
 	}
 	tally_begin(w->tally, cfg->warmup > 0 && warm > start ? warm : start);
-	for (long i = 0; w->script || cfg->op != STRESS_SCRIPT; i++) {
+	if (w->open && (w->script || cfg->op != STRESS_SCRIPT))
+		worker_loop_open(w, warm);
+	for (long i = 0; !w->open && (w->script || cfg->op != STRESS_SCRIPT);
+	     i++) {
 		if (end ? clock_now() >= end : i >= cfg->iterations)
 			break;
 		if (worker_stopped(w->shared))
@@ -493,6 +594,51 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 	res->wall = last - first;
 }
 
+static void merge_open(struct stress_result *res,
+		       const struct stress_open_tally *o, int n)
+{
+	struct stress_open_tally *all = &res->open;
+	open_reset(all);
+	for (int i = 0; i < n; i++) {
+		hist_merge(&all->service, &o[i].service);
+		hist_merge(&all->lateness, &o[i].lateness);
+		all->late += o[i].late;
+		all->dropped += o[i].dropped;
+		if (!o[i].started)
+			continue;
+		if (!all->started || o[i].first_start < all->first_start)
+			all->first_start = o[i].first_start;
+		if (!all->started || o[i].last_start > all->last_start)
+			all->last_start = o[i].last_start;
+		all->started += o[i].started;
+	}
+	double span = all->last_start - all->first_start;
+	res->achieved_rate = all->started > 1 && span > 0
+				 ? (double)(all->started - 1) / span
+				 : 0;
+}
+
+/* The open model's shared parts: the arrival lock and clock, and a tally
+ * per worker (mapped only for open runs: 75 KB a worker). 0 or -1. */
+static int open_setup(const struct stress_config *cfg,
+		      struct run_shared *shared, int n)
+{
+	pthread_mutexattr_t attr;
+	shared->open =
+	    mmap(NULL, (size_t)n * sizeof(*shared->open),
+		 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared->open == MAP_FAILED) {
+		shared->open = NULL;
+		return -1;
+	}
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	pthread_mutex_init(&shared->arrivals, &attr);
+	pthread_mutexattr_destroy(&attr);
+	arrival_clock_init(&shared->clock, cfg->plan);
+	return 0;
+}
+
 /* The local file a worker reads: a descriptor, -1 when none is needed,
  * or -2 on error with st set. */
 static int open_reference(const struct stress_config *cfg, struct fs_status *st)
@@ -526,6 +672,11 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 		free(w);
 		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
 	}
+	if (cfg->plan && open_setup(cfg, shared, n) < 0) {
+		munmap(shared, size);
+		free(w);
+		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
+	}
 	res->started = (double)time(NULL);
 	stop_word = &shared->stop;
 	if (stop_signal) /* asked before this run began */
@@ -537,7 +688,9 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 		w[i] = (struct worker){.cfg = cfg,
 				       .id = i + 1,
 				       .shared = shared,
-				       .tally = &shared->tally[i]};
+				       .tally = &shared->tally[i],
+				       .open = shared->open ? &shared->open[i]
+							    : NULL};
 		w[i].ref_fd = open_reference(cfg, st);
 		if (w[i].ref_fd == -2)
 			rc = -1;
@@ -548,6 +701,8 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	stop_word = NULL;
 	if (rc == 0) {
 		merge(res, shared->tally, n);
+		if (shared->open)
+			merge_open(res, shared->open, n);
 		res->interrupted =
 		    __atomic_load_n(&shared->stop, __ATOMIC_RELAXED);
 		server_sample(&cfg->server, &res->server_after);
@@ -555,6 +710,10 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	for (int i = 0; i < n; i++)
 		if (w[i].ref_fd >= 0)
 			close(w[i].ref_fd);
+	if (shared->open) {
+		pthread_mutex_destroy(&shared->arrivals);
+		munmap(shared->open, (size_t)n * sizeof(*shared->open));
+	}
 	munmap(shared, size);
 	free(w);
 	return rc;
@@ -562,9 +721,9 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 
 /* ---- the summary ---- */
 
-static void add_latency(cJSON *obj, const struct histogram *h)
+static void add_latency(cJSON *obj, const char *key, const struct histogram *h)
 {
-	cJSON *l = cJSON_AddObjectToObject(obj, "latency_ms");
+	cJSON *l = cJSON_AddObjectToObject(obj, key);
 	cJSON_AddNumberToObject(l, "min", h->n ? h->min_ns / 1e6 : 0);
 	cJSON_AddNumberToObject(l, "mean", h->n ? h->sum_ns / h->n / 1e6 : 0);
 	cJSON_AddNumberToObject(l, "p50", hist_quantile(h, 0.50) / 1e6);
@@ -631,6 +790,8 @@ static void add_options(cJSON *o, const struct stress_config *cfg)
 	add_number_or_null(opt, "iterations", cfg->duration <= 0,
 			   (double)cfg->iterations);
 	add_number_or_null(opt, "duration_s", cfg->duration > 0, cfg->duration);
+	add_number_or_null(opt, "rate", cfg->plan && !cfg->plan->nstages,
+			   cfg->plan ? cfg->plan->start_rate : 0);
 	cJSON_AddNumberToObject(opt, "warmup_s", cfg->warmup);
 	cJSON_AddBoolToObject(opt, "verify", cfg->verify);
 	char cpus[256];
@@ -657,6 +818,61 @@ static void add_target(cJSON *o, const struct stress_config *cfg,
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ",
 		 gmtime_r(&when, &tm));
 	cJSON_AddStringToObject(o, "timestamp", stamp);
+}
+
+/* The open model's figures: the schedule asked for and what it got. */
+static void add_open(cJSON *o, const struct stress_config *cfg,
+		     const struct stress_result *res)
+{
+	const struct stress_open_tally *op = &res->open;
+	const struct arrival_plan *p = cfg->plan;
+	cJSON *m = cJSON_AddObjectToObject(o, "open_model");
+	double length = arrival_length(p);
+	if (p->nstages)
+		cJSON_AddNumberToObject(m, "target_rate",
+					arrival_total(p) / length);
+	else
+		cJSON_AddNumberToObject(m, "target_rate", p->start_rate);
+	cJSON_AddBoolToObject(m, "stages", p->nstages > 0);
+	cJSON_AddStringToObject(m, "arrivals",
+				p->poisson ? "poisson" : "uniform");
+	cJSON_AddNumberToObject(m, "achieved_rate", res->achieved_rate);
+	cJSON_AddNumberToObject(m, "started", (double)op->started);
+	cJSON_AddNumberToObject(m, "late", (double)op->late);
+	cJSON_AddNumberToObject(m, "late_threshold_ms", STRESS_LATE_S * 1e3);
+	cJSON_AddNumberToObject(m, "dropped", (double)op->dropped);
+	add_number_or_null(m, "max_late_s", cfg->max_late > 0, cfg->max_late);
+	add_latency(m, "lateness_ms", &op->lateness);
+	add_latency(o, "service_ms", &op->service);
+}
+
+static void add_thresholds(cJSON *o, const struct stress_config *cfg,
+			   const struct stress_result *res)
+{
+	const struct stress_tally *t = &res->total;
+	struct threshold_figures f = {
+	    .latency = &t->latency,
+	    .service = cfg->plan ? &res->open.service : NULL,
+	    .ok = t->ok,
+	    .failed = t->failed,
+	    .bytes = t->bytes,
+	    .seconds = res->wall,
+	    .achieved_rate = cfg->plan ? res->achieved_rate : -1};
+	cJSON *list = cJSON_AddArrayToObject(o, "thresholds");
+	int failed = 0;
+	for (int i = 0; i < cfg->nthresholds; i++) {
+		const struct threshold *th = &cfg->thresholds[i];
+		double v = threshold_value(th, &f);
+		int pass = threshold_passes(th, v);
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "threshold", th->text);
+		add_number_or_null(item, "value", !isnan(v), v);
+		cJSON_AddStringToObject(item, "unit", threshold_unit(th));
+		cJSON_AddBoolToObject(item, "pass", pass);
+		cJSON_AddItemToArray(list, item);
+		failed += !pass;
+	}
+	cJSON_AddBoolToObject(o, "thresholds_passed", failed == 0);
 }
 
 cJSON *stress_to_json(const struct stress_config *cfg,
@@ -696,8 +912,13 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 	cJSON_AddNumberToObject(o, "client_cpu_system_s", t->cpu_system);
 	cJSON_AddNumberToObject(o, "warmup_s",
 				cfg->duration > 0 ? cfg->warmup : 0);
-	add_latency(o, &t->latency);
+	add_latency(o, "latency_ms", &t->latency);
+	if (cfg->plan)
+		add_open(o, cfg, res);
+	else
+		cJSON_AddNullToObject(o, "open_model");
 	add_server(o, res, t->bytes);
 	add_options(o, cfg);
+	add_thresholds(o, cfg, res);
 	return o;
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 struct cJSON;
+struct arrival_plan;
+struct threshold;
 
 enum stress_op { STRESS_UPLOAD, STRESS_DOWNLOAD, STRESS_LIST, STRESS_SCRIPT };
 
@@ -54,6 +56,26 @@ struct stress_config {
 	int pinned; /* client workers run on the CPUs in cpus only */
 	cpu_set_t cpus;
 	const struct stress_hooks *hooks; /* for STRESS_SCRIPT */
+	/* The open model: operations start when the plan says (duration is
+	 * then the plan's length), and clients is the most in flight; NULL
+	 * for the closed loop. */
+	const struct arrival_plan *plan;
+	double max_late; /* open model: arrivals later than this are dropped;
+			    0 never */
+	const struct threshold *thresholds;
+	int nthresholds;
+};
+
+/* An arrival that starts more than this after its intended time counts
+ * as late. */
+#define STRESS_LATE_S 0.001
+
+/* What one worker saw of the open model's schedule. */
+struct stress_open_tally {
+	struct histogram service;  /* from the actual start to the end */
+	struct histogram lateness; /* actual start - intended start */
+	uint64_t started, late, dropped;
+	double first_start, last_start; /* monotonic clock */
 };
 
 /* What the server's STATS said at one moment. */
@@ -76,6 +98,8 @@ struct stress_result {
 	/* STATS before the measured part (after any warm-up) and after */
 	struct stress_server_sample server_before, server_after;
 	int interrupted; /* the signal that stopped the run early, or 0 */
+	struct stress_open_tally open; /* open model: all workers merged */
+	double achieved_rate; /* open model: operations started per second */
 };
 
 /* Asks the running workload (and any later one) to stop: workers end
@@ -93,7 +117,8 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	       struct fs_status *st);
 const char *stress_op_name(enum stress_op op);
 /* The summary as JSON: the one representation the CLI prints and the Lua
- * binding converts. */
+ * binding converts. It checks cfg's thresholds: "thresholds" lists each
+ * with its value and pass, and "thresholds_passed" says whether all did. */
 struct cJSON *stress_to_json(const struct stress_config *cfg,
 			     const struct stress_result *res);
 int stress_op_parse(const char *text, enum stress_op *op);

@@ -2,11 +2,13 @@
  * engine (stress.c), and the summary printed as text or JSON. */
 #include "fileserv.h"
 #include "affinity.h"
+#include "arrival.h"
 #include "client.h"
 #include "cmdline.h"
 #include "commands.h"
 #include "stats.h"
 #include "stress.h"
+#include "threshold.h"
 #include "units.h"
 
 #include <cjson/cJSON.h>
@@ -39,6 +41,25 @@ static const char stress_usage[] =
     "      --warmup T        with --duration: run T more first, and count\n"
     "                        nothing that finishes in it (default 0)\n"
     "      --no-verify       do not compare downloads with --file\n"
+    "\n"
+    "Open model (operations start on a schedule, not when the last ends):\n"
+    "      --rate R          R operations per second, all workers together;\n"
+    "                        --clients is then the most in flight; needs\n"
+    "                        --duration or --stages\n"
+    "      --stages LIST     DURATION:RATE,... with linear ramps between\n"
+    "                        them, from --rate (default 0): 10s:100,30s:500\n"
+    "      --poisson         exponential gaps (seeded by --seed N) instead\n"
+    "                        of even ones\n"
+    "      --max-late T      drop (do not send) arrivals that could not\n"
+    "                        start within T of their time\n"
+    "Latency is then measured from each operation's intended start (time\n"
+    "spent waiting for a free worker counts), with the service time from\n"
+    "its actual start beside it.\n"
+    "\n"
+    "      --threshold EXPR  a condition the run must meet, repeatable:\n"
+    "                        p99<50ms, service_p99<10ms, failed<1%%,\n"
+    "                        throughput>500MB/s, ops>1000, rate>990;\n"
+    "                        exit status 4 when one fails\n"
     "      --cpus LIST       run the client workers on these CPUs only\n"
     "                        (e.g. 0, 0-1, 1,3; the server has its own\n"
     "                        serve --cpus)\n"
@@ -47,7 +68,9 @@ static const char stress_usage[] =
     "\n"
     "SIGINT (Ctrl-C) or SIGTERM stops the workers after the operation each\n"
     "is in and prints the summary of what ran, marked interrupted; the\n"
-    "exit status is then 130 or 143. A second signal ends it at once.\n";
+    "exit status is then 130 or 143. A second signal ends it at once.\n"
+    "Exit status: 0 all ok, 1 some operations failed, 2 usage, 3 the run\n"
+    "could not start, 4 a threshold failed.\n";
 
 enum {
 	OPT_OP = 256,
@@ -55,13 +78,59 @@ enum {
 	OPT_DURATION,
 	OPT_WARMUP,
 	OPT_CPUS,
-	OPT_NO_VERIFY
+	OPT_NO_VERIFY,
+	OPT_RATE,
+	OPT_STAGES,
+	OPT_POISSON,
+	OPT_SEED,
+	OPT_MAX_LATE,
+	OPT_THRESHOLD
 };
+
+#define MAX_THRESHOLDS 32
 
 struct stress_cli {
 	struct stress_config cfg;
-	int json, have_op;
+	int json, have_op, open, have_duration, have_iterations;
+	struct arrival_plan plan;
+	struct threshold thresholds[MAX_THRESHOLDS];
 };
+
+/* The open model's options; 0 or -1 with st set. */
+static int open_option(struct stress_cli *sc, int ch, const char *arg,
+		       struct fs_status *st)
+{
+	struct arrival_plan *p = &sc->plan;
+	long n;
+	char *end;
+	sc->open |= ch == OPT_RATE || ch == OPT_STAGES;
+	switch (ch) {
+	case OPT_RATE:
+		p->start_rate = strtod(arg, &end);
+		if (end == arg || *end || !(p->start_rate > 0))
+			return fs_fail(st, FS_ERR_USAGE,
+				       "invalid rate '%s' (operations per "
+				       "second, above 0)",
+				       arg);
+		return 0;
+	case OPT_STAGES:
+		return arrival_parse_stages(arg, p, st);
+	case OPT_POISSON:
+		p->poisson = 1;
+		return 0;
+	case OPT_SEED:
+		if (units_parse_long(arg, 0, (1L << 62), "seed", &n, st) < 0)
+			return -1;
+		p->seed = (uint64_t)n;
+		return 0;
+	case OPT_MAX_LATE:
+		return units_parse_seconds(arg, &sc->cfg.max_late, st);
+	}
+	if (sc->cfg.nthresholds == MAX_THRESHOLDS)
+		return fs_fail(st, FS_ERR_USAGE, "at most %d thresholds",
+			       MAX_THRESHOLDS);
+	return threshold_parse(arg, &sc->thresholds[sc->cfg.nthresholds++], st);
+}
 
 static int stress_option(void *ctx, int ch, const char *arg,
 			 struct fs_status *st)
@@ -94,9 +163,11 @@ static int stress_option(void *ctx, int ch, const char *arg,
 		cfg->processes = strcmp(arg, "process") == 0;
 		return 0;
 	case 'i':
+		sc->have_iterations = 1;
 		return units_parse_long(arg, 1, 1L << 40, "iteration count",
 					&cfg->iterations, st);
 	case OPT_DURATION:
+		sc->have_duration = 1;
 		return units_parse_seconds(arg, &cfg->duration, st);
 	case OPT_WARMUP:
 		return units_parse_seconds(arg, &cfg->warmup, st);
@@ -109,6 +180,13 @@ static int stress_option(void *ctx, int ch, const char *arg,
 	case 'j':
 		sc->json = 1;
 		return 0;
+	case OPT_RATE:
+	case OPT_STAGES:
+	case OPT_POISSON:
+	case OPT_SEED:
+	case OPT_MAX_LATE:
+	case OPT_THRESHOLD:
+		return open_option(sc, ch, arg, st);
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -124,6 +202,12 @@ static const struct option stress_long[] = {
     {"warmup", required_argument, NULL, OPT_WARMUP},
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"stages", required_argument, NULL, OPT_STAGES},
+    {"poisson", no_argument, NULL, OPT_POISSON},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"max-late", required_argument, NULL, OPT_MAX_LATE},
+    {"threshold", required_argument, NULL, OPT_THRESHOLD},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
@@ -149,6 +233,29 @@ static int stress_options(struct cmdline *cl, struct stress_cli *sc, int argc,
 	return 1;
 }
 
+/* The open model's plan from --rate, --stages and --duration. */
+static int open_settle(struct stress_cli *sc, struct fs_status *st)
+{
+	struct stress_config *cfg = &sc->cfg;
+	struct arrival_plan *p = &sc->plan;
+	if (sc->have_iterations)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--iterations is for the closed loop; with "
+			       "--rate give --duration");
+	if (p->nstages && sc->have_duration)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--stages set the duration; leave out "
+			       "--duration");
+	if (!p->nstages && !sc->have_duration)
+		return fs_fail(st, FS_ERR_USAGE, "--rate needs --duration");
+	p->duration = cfg->duration;
+	if (arrival_check(p, st) < 0)
+		return -1;
+	cfg->duration = arrival_length(p);
+	cfg->plan = p;
+	return 0;
+}
+
 /* Fills the defaults that depend on other options; -1 on bad combos. */
 static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 			 struct fs_status *st)
@@ -165,6 +272,13 @@ static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 			       stress_op_name(cfg->op));
 	if (cfg->op == STRESS_UPLOAD && !cfg->file)
 		return fs_fail(st, FS_ERR_USAGE, "upload needs --file");
+	cfg->thresholds = sc->thresholds;
+	if (sc->open && open_settle(sc, st) < 0)
+		return -1;
+	if (!sc->open && (sc->plan.poisson || cfg->max_late > 0))
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--poisson and --max-late need --rate or "
+			       "--stages");
 	if (cfg->warmup > 0 && cfg->duration <= 0)
 		return fs_fail(st, FS_ERR_USAGE, "--warmup needs --duration");
 	return 0;
@@ -205,6 +319,44 @@ static void stress_print_server(const cJSON *srv)
 	       units_format_bytes(number(srv, "peak_rss_bytes"), a, sizeof(a)));
 }
 
+/* The open model's lines: the schedule asked for, what it got, and the
+ * service time beside the latency. */
+static void stress_print_open(const cJSON *j)
+{
+	const cJSON *m = cJSON_GetObjectItem(j, "open_model");
+	if (!cJSON_IsObject(m))
+		return;
+	const cJSON *s = cJSON_GetObjectItem(j, "service_ms");
+	const cJSON *l = cJSON_GetObjectItem(m, "lateness_ms");
+	printf("  open model (%s arrivals): target %.1f/s, achieved %.1f/s; "
+	       "%d started, %d late by over %.0f ms (p99 %.1f ms, max %.1f "
+	       "ms), %d dropped\n",
+	       string(m, "arrivals"), number(m, "target_rate"),
+	       number(m, "achieved_rate"), (int)number(m, "started"),
+	       (int)number(m, "late"), number(m, "late_threshold_ms"),
+	       number(l, "p99"), number(l, "max"), (int)number(m, "dropped"));
+	printf("  latency is from each intended start; service time ms: p50 "
+	       "%.1f p90 %.1f p99 %.1f max %.1f\n",
+	       number(s, "p50"), number(s, "p90"), number(s, "p99"),
+	       number(s, "max"));
+}
+
+static void stress_print_thresholds(const cJSON *j)
+{
+	const cJSON *t;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItem(j, "thresholds"))
+	{
+		const cJSON *v = cJSON_GetObjectItem(t, "value");
+		printf("  threshold %-24s %s (value %s%.6g %s)\n",
+		       string(t, "threshold"),
+		       cJSON_IsTrue(cJSON_GetObjectItem(t, "pass")) ? "pass"
+								    : "FAIL",
+		       cJSON_IsNumber(v) ? "" : "n/a ",
+		       cJSON_IsNumber(v) ? v->valuedouble : 0,
+		       cJSON_IsNumber(v) ? string(t, "unit") : "");
+	}
+}
+
 static void stress_print(const cJSON *j)
 {
 	const cJSON *l = cJSON_GetObjectItem(j, "latency_ms");
@@ -233,6 +385,7 @@ static void stress_print(const cJSON *j)
 	       "max %.1f\n",
 	       number(l, "min"), number(l, "mean"), number(l, "p50"),
 	       number(l, "p90"), number(l, "p99"), number(l, "max"));
+	stress_print_open(j);
 	printf("  client CPU %.3f s (user %.3f, system %.3f)\n",
 	       number(j, "client_cpu_s"), number(j, "client_cpu_user_s"),
 	       number(j, "client_cpu_system_s"));
@@ -241,6 +394,7 @@ static void stress_print(const cJSON *j)
 	    cJSON_GetStringValue(cJSON_GetObjectItem(j, "first_error"));
 	if (err)
 		printf("  first error: %s\n", err);
+	stress_print_thresholds(j);
 }
 
 /* The first SIGINT or SIGTERM stops the run, whose summary is printed;
@@ -290,8 +444,12 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		stress_print(j);
 	}
 	int failed = rc == 0 && res.total.failed > 0;
+	int missed = rc == 0 &&
+		     cJSON_IsFalse(cJSON_GetObjectItem(j, "thresholds_passed"));
 	cJSON_Delete(j);
 	if (rc == 0 && res.interrupted)
 		return 128 + res.interrupted;
-	return rc < 0 ? fs_exit_code(st.code) : failed ? 1 : 0;
+	if (rc < 0)
+		return fs_exit_code(st.code);
+	return missed ? THRESHOLD_EXIT : failed ? 1 : 0;
 }
