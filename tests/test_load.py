@@ -1,0 +1,140 @@
+"""The open model of `fileserv stress`: arrivals on a schedule (--rate,
+--stages, --poisson), latency from the intended start against a server
+that stalls, and thresholds that set the exit status.
+"""
+import json, os, signal, subprocess, threading, time
+
+from harness import *  # noqa: F401,F403  (tests/harness.py)
+
+POOLS = ("thread", "process")
+
+
+def stress(ctx, port, *args, timeout=60):
+    """Runs fileserv stress --json; returns (exit status, summary, stderr)."""
+    r = ctx.cli(port, "stress", "--json", *args, timeout=timeout)
+    try:
+        summary = json.loads(r.stdout.decode())
+    except ValueError:
+        summary = None
+    return r.returncode, summary, r.stderr.decode(errors="replace")
+
+
+@test(modes=POOLS, timeout=60)
+def rate_is_kept(ctx, pool):
+    """With a fast server the achieved rate is within 1% of the target,
+    in both client pools, and every arrival is started."""
+    srv = ctx.server("thread", workers=4)
+    rc, s, err = stress(ctx, srv.port, "--op", "list", "--rate", "200",
+                        "--duration", "2s", "--clients", "4", "--pool", pool)
+    check(rc == 0 and s, "exit %d: %s", rc, err)
+    m = s["open_model"]
+    check(m["started"] == 400 and m["dropped"] == 0 and s["ok"] == 400,
+          "400 arrivals in 2 s at 200/s: %s", m)
+    check(abs(m["achieved_rate"] / 200 - 1) < 0.01,
+          "achieved %.2f/s for a target of 200/s", m["achieved_rate"])
+    check(m["target_rate"] == 200 and m["arrivals"] == "uniform", "%s", m)
+    check(s["options"]["rate"] == 200, "rate in the options")
+
+
+@test(timeout=60)
+def stall_shows_in_latency(ctx, _):
+    """A server stopped for a second: the latency from the intended start
+    shows the stall, the service time does not (coordinated omission)."""
+    srv = ctx.server("thread", workers=4)
+    p = subprocess.Popen([ctx.bin, "stress", "--json", "--op", "list",
+                          "--rate", "100", "--duration", "3s", "--clients",
+                          "2", "-p", str(srv.port)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    ctx.procs.append(p)
+    time.sleep(1)
+    for pid in srv.pids():
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(1)
+    for pid in srv.pids():
+        os.kill(pid, signal.SIGCONT)
+    out, err = p.communicate(timeout=30)
+    check(p.returncode == 0, "exit %d: %s", p.returncode, err.decode())
+    s = json.loads(out.decode())
+    lat, svc = s["latency_ms"], s["service_ms"]
+    check(lat["p99"] > 700, "corrected p99 %.1f ms misses a 1 s stall",
+          lat["p99"])
+    check(svc["p99"] < 300, "service p99 %.1f ms should not show it",
+          svc["p99"])
+    check(s["open_model"]["late"] >= 50, "arrivals late: %s",
+          s["open_model"])
+
+
+@test(timeout=60)
+def stages_follow_the_plan(ctx, _):
+    """0 -> 100/s over 0.5 s, then 100/s for 0.5 s: exactly 75 arrivals;
+    Poisson arrivals with a seed run the same plan."""
+    srv = ctx.server("thread", workers=4)
+    rc, s, err = stress(ctx, srv.port, "--op", "list", "--stages",
+                        "0.5s:100,0.5s:100", "--clients", "2")
+    check(rc == 0 and s, "exit %d: %s", rc, err)
+    check(s["open_model"]["started"] == 75 and s["ok"] == 75,
+          "ramp and plateau: %s", s["open_model"])
+    check(s["open_model"]["stages"] is True, "stages recorded")
+    rc, s, err = stress(ctx, srv.port, "--op", "list", "--rate", "300",
+                        "--duration", "1s", "--poisson", "--seed", "7")
+    check(rc == 0 and s["open_model"]["arrivals"] == "poisson" and
+          200 < s["ok"] < 400, "poisson: exit %d, %s", rc, s and s["ok"])
+
+
+@test(timeout=60)
+def thresholds_set_the_exit_status(ctx, _):
+    srv = ctx.server("thread", workers=2)
+    rc, s, err = stress(ctx, srv.port, "--op", "list", "--rate", "100",
+                        "--duration", "0.5s", "--threshold", "p99<10s",
+                        "--threshold", "failed<1%", "--threshold",
+                        "rate>=50")
+    check(rc == 0 and s["thresholds_passed"] is True, "exit %d: %s", rc,
+          s and s["thresholds"])
+    check([t["threshold"] for t in s["thresholds"]] ==
+          ["p99<10s", "failed<1%", "rate>=50"] and
+          all(t["pass"] for t in s["thresholds"]), "%s", s["thresholds"])
+    rc, s, err = stress(ctx, srv.port, "--op", "list", "--iterations", "5",
+                        "--threshold", "ops>1000000000", "--threshold",
+                        "p99<10s", "--threshold", "rate>1")
+    check(rc == 4 and s["thresholds_passed"] is False, "exit %d", rc)
+    check([t["pass"] for t in s["thresholds"]] == [False, True, False],
+          "%s", s["thresholds"])
+    check(s["thresholds"][2]["value"] is None,
+          "a rate threshold in a closed run has no value")
+    r = ctx.cli(srv.port, "stress", "--op", "list", "--threshold",
+                "ops>1000000000")
+    out = r.stdout.decode()
+    check(r.returncode == 4 and "threshold ops>1000000000" in out and
+          "FAIL" in out, "text summary: %s", out)
+
+
+@test(timeout=60)
+def bad_load_options(ctx, _):
+    """Refused before any load is sent, naming the value, exit 2."""
+    srv = ctx.server("thread", workers=2)
+    before = stats_data(srv.port)["requests"]
+    cases = [
+        (["--rate", "0", "--duration", "1s"], "'0'"),
+        (["--rate", "-5", "--duration", "1s"], "'-5'"),
+        (["--rate", "abc", "--duration", "1s"], "'abc'"),
+        (["--rate", "100"], "--duration"),
+        (["--rate", "100", "--duration", "1s", "--iterations", "5"],
+         "--iterations"),
+        (["--stages", "10s:x"], "10s:x"),
+        (["--stages", "0s:10"], "0s:10"),
+        (["--stages", "1s:0"], "no arrival"),
+        (["--stages", "1s:10", "--duration", "1s"], "--duration"),
+        (["--poisson"], "--rate"),
+        (["--threshold", "p99<5"], "p99<5"),
+        (["--threshold", "lag<1s"], "lag<1s"),
+        (["--threshold", "failed<2"], "failed<2"),
+    ]
+    for args, named in cases:
+        r = ctx.cli(srv.port, "stress", "--op", "list", *args)
+        err = r.stderr.decode()
+        check(r.returncode == 2 and named in err,
+              "%s: exit %d, message %r should name %r", args, r.returncode,
+              err, named)
+    check(stats_data(srv.port)["requests"] == before,
+          "a refused run sent requests")
