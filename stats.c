@@ -15,6 +15,7 @@
 #include "stats.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -127,8 +128,10 @@ void hist_init(struct histogram *h)
 
 void hist_record(struct histogram *h, uint64_t ns)
 {
-	h->count[hist_index(ns)]++;
-	h->n++;
+	/* relaxed atomic adds: a stress run's interval monitor reads the
+	 * counts while the worker records (sum, min and max it never reads) */
+	__atomic_fetch_add(&h->count[hist_index(ns)], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&h->n, 1, __ATOMIC_RELAXED);
 	h->sum_ns += (double)ns;
 	if (ns < h->min_ns)
 		h->min_ns = ns;
@@ -165,4 +168,22 @@ uint64_t hist_quantile(const struct histogram *h, double q)
 		}
 	}
 	return h->max_ns;
+}
+
+cJSON *hist_to_json(const struct histogram *h)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "sub_bits", HIST_SUB_BITS);
+	cJSON_AddNumberToObject(o, "max_bits", HIST_MAX_BITS);
+	cJSON_AddStringToObject(o, "unit", "ns");
+	cJSON_AddNumberToObject(o, "n", (double)h->n);
+	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+	for (int b = 0; b < HIST_BUCKETS; b++)
+		if (h->count[b]) {
+			char key[16];
+			snprintf(key, sizeof(key), "%d", b);
+			cJSON_AddNumberToObject(counts, key,
+						(double)h->count[b]);
+		}
+	return o;
 }

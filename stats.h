@@ -51,9 +51,15 @@ struct histogram {
 	double sum_ns;
 };
 void hist_init(struct histogram *h);
+/* Records one value. The counts (count[] and n) are added atomically, so
+ * that another thread may read them with atomic loads meanwhile. */
 void hist_record(struct histogram *h, uint64_t ns);
 void hist_merge(struct histogram *into, const struct histogram *from);
 /* Value (ns) at quantile q in [0,1]; 0 for an empty histogram. */
 uint64_t hist_quantile(const struct histogram *h, double q);
+/* The buckets as JSON, enough to merge exactly elsewhere: {"sub_bits",
+ * "max_bits", "unit": "ns", "n", "counts": {"INDEX": COUNT, ...}} with the
+ * non-empty buckets only. */
+struct cJSON *hist_to_json(const struct histogram *h);
 
 #endif

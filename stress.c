@@ -20,6 +20,7 @@
 #include "arrival.h"
 #include "client.h"
 #include "clock.h"
+#include "interval.h"
 #include "conn.h"
 #include "stats.h"
 #include "stress.h"
@@ -233,7 +234,8 @@ static int worker_step(struct worker *w, long iteration, struct fs_status *st)
 		return cfg->hooks->step(w->script, w->id, iteration, st);
 	}
 	if (rc == 0)
-		w->tally->bytes += res.bytes;
+		__atomic_fetch_add(&w->tally->bytes, res.bytes,
+				   __ATOMIC_RELAXED);
 	client_result_free(&res);
 	return rc;
 }
@@ -244,10 +246,10 @@ static void tally_step(struct stress_tally *t, int rc,
 	hist_record(&t->latency, (uint64_t)(seconds * 1e9));
 	t->busy += seconds;
 	if (rc == 0) {
-		t->ok++;
+		__atomic_fetch_add(&t->ok, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	t->failed++;
+	__atomic_fetch_add(&t->failed, 1, __ATOMIC_RELAXED);
 	t->errors[st->code < FS_ERR_COUNT ? st->code : FS_ERR_PROTOCOL]++;
 	if (!t->first_error[0])
 		snprintf(t->first_error, sizeof(t->first_error), "%s: %.180s",
@@ -269,6 +271,12 @@ static void tally_reset(struct stress_tally *t)
 {
 	memset(t, 0, sizeof(*t));
 	hist_init(&t->latency);
+}
+
+/* From now on the tally only grows: the interval monitor may read it. */
+static void tally_measuring(struct stress_tally *t)
+{
+	__atomic_store_n(&t->measuring, 1, __ATOMIC_RELEASE);
 }
 
 /* The measured part starts at `start`; CPU is counted from now. */
@@ -375,6 +383,8 @@ static void worker_loop_open(struct worker *w, double warm)
 			tally_reset(w->tally);
 			tally_begin(w->tally, warm);
 			open_reset(o);
+		} else if (!w->tally->measuring) {
+			tally_measuring(w->tally);
 		}
 	}
 }
@@ -404,6 +414,8 @@ static void worker_run(struct worker *w)
 		end = (warm > start ? warm : start) + cfg->duration;
 	}
 	tally_begin(w->tally, cfg->warmup > 0 && warm > start ? warm : start);
+	if (!(cfg->warmup > 0 && warm > start))
+		tally_measuring(w->tally);
 	if (w->open && (w->script || cfg->op != STRESS_SCRIPT))
 		worker_loop_open(w, warm);
 	for (long i = 0; !w->open && (w->script || cfg->op != STRESS_SCRIPT);
@@ -419,6 +431,8 @@ static void worker_run(struct worker *w)
 		if (t1 < warm) { /* warm-up: not counted */
 			tally_reset(w->tally);
 			tally_begin(w->tally, warm);
+		} else if (!w->tally->measuring) {
+			tally_measuring(w->tally);
 		}
 	}
 	tally_end(w->tally);
@@ -522,9 +536,12 @@ static int run_threads(struct worker *w, int n, struct stress_result *res)
 		abort();
 	w[0].shared->released = clock_now(); /* the barrier publishes it */
 	pthread_barrier_wait(&barrier);
+	struct interval_monitor *m = interval_start(
+	    w[0].cfg, w[0].shared->tally, n, w[0].shared->released);
 	parent_released(w[0].cfg, w[0].shared, res);
 	for (int i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
+	interval_finish(m);
 	pthread_barrier_destroy(&barrier);
 	free(tids);
 	return 0;
@@ -555,11 +572,14 @@ static int run_processes(struct worker *w, int n, struct stress_result *res)
 	close(release[0]);
 	w[0].shared->released = clock_now(); /* before the workers read */
 	close(release[1]); /* EOF releases every worker at once */
+	struct interval_monitor *m = interval_start(
+	    w[0].cfg, w[0].shared->tally, n, w[0].shared->released);
 	parent_released(w[0].cfg, w[0].shared, res);
 	for (int i = 0; i < n; i++)
 		while (pids[i] > 0 && waitpid(pids[i], NULL, 0) < 0 &&
 		       errno == EINTR)
 			;
+	interval_finish(m);
 	free(pids);
 	return 0;
 }
@@ -913,6 +933,8 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 	cJSON_AddNumberToObject(o, "warmup_s",
 				cfg->duration > 0 ? cfg->warmup : 0);
 	add_latency(o, "latency_ms", &t->latency);
+	cJSON_AddItemToObject(o, "latency_histogram",
+			      hist_to_json(&t->latency));
 	if (cfg->plan)
 		add_open(o, cfg, res);
 	else

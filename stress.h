@@ -8,6 +8,7 @@
 #include "stats.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdint.h>
 
 struct cJSON;
@@ -18,7 +19,10 @@ enum stress_op { STRESS_UPLOAD, STRESS_DOWNLOAD, STRESS_LIST, STRESS_SCRIPT };
 
 /* What one client worker did; merged by the parent after join/waitpid. */
 struct stress_tally {
+	/* ok, failed, bytes and the latency counts are added atomically once
+	 * `measuring` is set, so that the interval monitor can read them */
 	uint64_t ok, failed, bytes, verified;
+	int measuring; /* past the warm-up: no more resets */
 	uint64_t errors[FS_ERR_COUNT];
 	double busy; /* seconds spent in operations: the client's duration */
 	double start, end; /* monotonic clock at release (or warm-up's end)
@@ -64,6 +68,11 @@ struct stress_config {
 			    0 never */
 	const struct threshold *thresholds;
 	int nthresholds;
+	/* interval output while the run goes: a JSON line per interval into
+	 * stream, and/or a live line on live (a terminal); see interval.c */
+	double interval; /* seconds; 0 none */
+	FILE *stream;
+	FILE *live;
 };
 
 /* An arrival that starts more than this after its intended time counts

@@ -12,11 +12,13 @@
 #include "units.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char stress_usage[] =
     "usage: fileserv stress --op OP [--file PATH] [--name NAME] "
@@ -60,6 +62,15 @@ static const char stress_usage[] =
     "                        p99<50ms, service_p99<10ms, failed<1%%,\n"
     "                        throughput>500MB/s, ops>1000, rate>990;\n"
     "                        exit status 4 when one fails\n"
+    "\n"
+    "While it runs, on a terminal, one line shows every --interval (1s)\n"
+    "the operations, ops/s, MB/s and the interval's p50 and p99 (-q hides\n"
+    "it).\n"
+    "      --json-stream FILE  write one JSON object per interval (counts,\n"
+    "                        bytes, latency histogram buckets) and a last\n"
+    "                        {\"summary\": ...} line to FILE (- for stdout,\n"
+    "                        which then carries nothing else)\n"
+    "      --interval T      the interval (default 1s)\n"
     "      --cpus LIST       run the client workers on these CPUs only\n"
     "                        (e.g. 0, 0-1, 1,3; the server has its own\n"
     "                        serve --cpus)\n"
@@ -84,7 +95,9 @@ enum {
 	OPT_POISSON,
 	OPT_SEED,
 	OPT_MAX_LATE,
-	OPT_THRESHOLD
+	OPT_THRESHOLD,
+	OPT_INTERVAL,
+	OPT_JSON_STREAM
 };
 
 #define MAX_THRESHOLDS 32
@@ -92,6 +105,7 @@ enum {
 struct stress_cli {
 	struct stress_config cfg;
 	int json, have_op, open, have_duration, have_iterations;
+	const char *stream_path;
 	struct arrival_plan plan;
 	struct threshold thresholds[MAX_THRESHOLDS];
 };
@@ -187,6 +201,17 @@ static int stress_option(void *ctx, int ch, const char *arg,
 	case OPT_MAX_LATE:
 	case OPT_THRESHOLD:
 		return open_option(sc, ch, arg, st);
+	case OPT_INTERVAL:
+		if (units_parse_seconds(arg, &cfg->interval, st) < 0)
+			return -1;
+		return cfg->interval >= 0.01
+			   ? 0
+			   : fs_fail(st, FS_ERR_USAGE,
+				     "invalid interval '%s' (at least 10ms)",
+				     arg);
+	case OPT_JSON_STREAM:
+		sc->stream_path = arg;
+		return 0;
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -208,6 +233,8 @@ static const struct option stress_long[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"max-late", required_argument, NULL, OPT_MAX_LATE},
     {"threshold", required_argument, NULL, OPT_THRESHOLD},
+    {"interval", required_argument, NULL, OPT_INTERVAL},
+    {"json-stream", required_argument, NULL, OPT_JSON_STREAM},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
@@ -216,7 +243,7 @@ static const struct cmdline_spec stress_spec = {
     .usage = stress_usage,
     .shortopts = "n:c:P:i:j",
     .longopts = stress_long,
-    .globals = CMDLINE_SERVER | CMDLINE_PORT | CMDLINE_TIMEOUT,
+    .globals = CMDLINE_SERVER | CMDLINE_PORT | CMDLINE_TIMEOUT | CMDLINE_QUIET,
     .no_operands = 1,
     .option = stress_option,
 };
@@ -248,10 +275,15 @@ static int open_settle(struct stress_cli *sc, struct fs_status *st)
 			       "--duration");
 	if (!p->nstages && !sc->have_duration)
 		return fs_fail(st, FS_ERR_USAGE, "--rate needs --duration");
-	p->duration = cfg->duration;
+	/* the warm-up comes first, then --duration; stages hold both */
+	p->duration = cfg->duration + cfg->warmup;
 	if (arrival_check(p, st) < 0)
 		return -1;
-	cfg->duration = arrival_length(p);
+	if (p->nstages && arrival_length(p) <= cfg->warmup)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "the stages last %gs, no more than --warmup",
+			       arrival_length(p));
+	cfg->duration = arrival_length(p) - cfg->warmup;
 	cfg->plan = p;
 	return 0;
 }
@@ -419,6 +451,20 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		return 0;
 	if (rc > 0)
 		rc = stress_settle(cl, &sc, &st);
+	FILE *stream = NULL;
+	if (rc == 0 && sc.stream_path) {
+		stream = strcmp(sc.stream_path, "-") == 0
+			     ? stdout
+			     : fopen(sc.stream_path, "w");
+		if (!stream)
+			rc = fs_fail(&st, FS_ERR_LOCAL, "--json-stream %s: %s",
+				     sc.stream_path, strerror(errno));
+	}
+	sc.cfg.stream = stream;
+	if (isatty(STDERR_FILENO) && !cl->quiet && stream != stdout)
+		sc.cfg.live = stderr;
+	if (sc.cfg.interval <= 0)
+		sc.cfg.interval = 1;
 	struct stress_result res;
 	struct sigaction sa = {.sa_handler = stress_on_signal};
 	sigaction(SIGINT, &sa, NULL);
@@ -436,11 +482,23 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		else
 			fprintf(stderr, "fileserv stress: %s\n", st.message);
 	}
-	if (sc.json) {
+	if (stream) {
+		cJSON *last = cJSON_CreateObject();
+		cJSON_AddItemReferenceToObject(last, "summary", j);
+		char *text = cJSON_PrintUnformatted(last);
+		fprintf(stream, "%s\n", text ? text : "{}");
+		free(text);
+		cJSON_Delete(last);
+		if (stream != stdout && fclose(stream) != 0 && rc == 0)
+			fprintf(stderr,
+				"fileserv stress: --json-stream %s: %s\n",
+				sc.stream_path, strerror(errno));
+	}
+	if (stream != stdout && sc.json) { /* else the stream is the output */
 		char *text = cJSON_Print(j);
 		printf("%s\n", text ? text : "{}");
 		free(text);
-	} else if (rc == 0) {
+	} else if (stream != stdout && rc == 0) {
 		stress_print(j);
 	}
 	int failed = rc == 0 && res.total.failed > 0;

@@ -140,7 +140,7 @@ static void push_result(lua_State *L, const struct fs_result *res)
 	struct stress_tally *tally = lua_touserdata(L, -1);
 	lua_pop(L, 1);
 	if (tally)
-		tally->bytes += res->bytes;
+		__atomic_fetch_add(&tally->bytes, res->bytes, __ATOMIC_RELAXED);
 }
 
 /* ---- client handles ---- */

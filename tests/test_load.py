@@ -138,3 +138,69 @@ def bad_load_options(ctx, _):
               err, named)
     check(stats_data(srv.port)["requests"] == before,
           "a refused run sent requests")
+
+
+@test(modes=POOLS, timeout=60)
+def json_stream_adds_up(ctx, pool):
+    """Every line is JSON; the intervals add up to the final summary,
+    histogram bucket by bucket, warm-up left out of both."""
+    srv = ctx.server("thread", workers=4)
+    path = ctx.path("stream.jsonl")
+    r = ctx.cli(srv.port, "stress", "--op", "list", "--rate", "300",
+                "--duration", "1.5s", "--warmup", "0.3s", "--clients", "3",
+                "--pool", pool, "--interval", "0.25s", "--json-stream", path)
+    check(r.returncode == 0, "exit %d: %s", r.returncode, r.stderr.decode())
+    with open(path) as f:
+        lines = [json.loads(line) for line in f]
+    intervals, summary = lines[:-1], lines[-1]["summary"]
+    check(len(intervals) >= 6 and
+          [i["interval"] for i in intervals] == list(range(len(intervals))),
+          "numbered intervals: %d", len(intervals))
+    for key in ("ok", "failed", "bytes"):
+        check(sum(i[key] for i in intervals) == summary[key],
+              "%s: intervals %d, summary %d", key,
+              sum(i[key] for i in intervals), summary[key])
+    merged = {}
+    for i in intervals:
+        for b, n in i["histogram"]["counts"].items():
+            merged[b] = merged.get(b, 0) + n
+    check(merged == summary["latency_histogram"]["counts"],
+          "histograms merge to the summary's")
+    check(abs(summary["ok"] - 450) <= 20,
+          "about 1.5 s at 300/s after the warm-up: %d", summary["ok"])
+    r = ctx.cli(srv.port, "stress", "--op", "list", "--iterations", "3",
+                "--json-stream", "-")
+    lines = r.stdout.decode().splitlines()
+    check(r.returncode == 0 and json.loads(lines[-1])["summary"]["ok"] == 3
+          and all(json.loads(x) for x in lines), "stream on stdout: %s",
+          lines)
+
+
+@test(timeout=60)
+def live_line_on_a_terminal(ctx, _):
+    """On a terminal the run shows a line every interval; -q hides it."""
+    import pty
+    srv = ctx.server("thread", workers=2)
+    for quiet, want in ((False, True), (True, False)):
+        master, slave = pty.openpty()
+        args = [ctx.bin, "stress", "--op", "list", "--rate", "100",
+                "--duration", "1s", "--interval", "0.2s", "-p",
+                str(srv.port)] + (["-q"] if quiet else [])
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        p.wait(timeout=30)
+        os.close(master)
+        text = out.decode(errors="replace")
+        check(p.returncode == 0, "exit %d: %s", p.returncode, text[-300:])
+        check(("ops/s" in text and text.count("\r") >= 4) == want,
+              "quiet=%s: %r", quiet, text[-300:])
