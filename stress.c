@@ -33,6 +33,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,7 +270,10 @@ static void thread_cpu(double *user, double *system)
 /* Forgets what was counted so far. */
 static void tally_reset(struct stress_tally *t)
 {
-	memset(t, 0, sizeof(*t));
+	/* all but `measuring`, which the interval monitor reads meanwhile
+	 * (and which is 0 whenever a reset can happen) */
+	size_t skip = offsetof(struct stress_tally, ok);
+	memset((char *)t + skip, 0, sizeof(*t) - skip);
 	hist_init(&t->latency);
 }
 

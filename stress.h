@@ -19,10 +19,11 @@ enum stress_op { STRESS_UPLOAD, STRESS_DOWNLOAD, STRESS_LIST, STRESS_SCRIPT };
 
 /* What one client worker did; merged by the parent after join/waitpid. */
 struct stress_tally {
-	/* ok, failed, bytes and the latency counts are added atomically once
-	 * `measuring` is set, so that the interval monitor can read them */
+	/* Past the warm-up: no more resets. From then on ok, failed, bytes
+	 * and the latency counts are added atomically, so that the interval
+	 * monitor can read them. First: a reset clears what follows it. */
+	int measuring;
 	uint64_t ok, failed, bytes, verified;
-	int measuring; /* past the warm-up: no more resets */
 	uint64_t errors[FS_ERR_COUNT];
 	double busy; /* seconds spent in operations: the client's duration */
 	double start, end; /* monotonic clock at release (or warm-up's end)
