@@ -123,8 +123,8 @@ def stress_summary(ctx, pool):
           s["pool"])
     check(s["options"] == {"op": "download", "file": data, "name": "f",
                            "clients": 2, "pool": pool, "iterations": 4,
-                           "duration_s": None, "warmup_s": 0,
-                           "verify": True, "timeout_s": 300,
+                           "duration_s": None, "rate": None,
+                           "warmup_s": 0, "verify": True, "timeout_s": 300,
                            "cpus": None},
           "options %r", s["options"])
     check(number(s, "ops_per_s") > 0, "ops_per_s %r", s["ops_per_s"])
