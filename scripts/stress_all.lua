@@ -219,9 +219,10 @@ end
 
 local state = { servers = {}, remote_names = {} }
 
-local function interrupted()
-  return fileserv.interrupted and fileserv.interrupted() or nil
-end
+-- Asking once takes charge of Ctrl-C and SIGTERM: a running stress
+-- returns what it did, and the rounds stop with the cells finished so far.
+local function interrupted() return fileserv.interrupted() end
+interrupted()
 
 local function start_servers(work)
   for _, mode in ipairs(axes.modes) do
@@ -394,9 +395,11 @@ local function main(work)
 end
 
 local dir = run_dir()
-local work = os.tmpname()
-os.remove(work)
-assert(os.execute("mkdir -p " .. sh_quote(work)))
+-- test files and server storage, under $TMPDIR (default /tmp)
+local mktemp = assert(io.popen("mktemp -d -t fileserv-matrix.XXXXXX"))
+local work = mktemp:read("l")
+mktemp:close()
+assert(work and work ~= "", "mktemp -d failed")
 local ran, cells, meta, sig = xpcall(main, debug.traceback, work)
 if not ran then
   cleanup(work)
