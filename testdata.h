@@ -5,7 +5,8 @@
 #include <stdint.h>
 
 /* Writes size pseudo-random bytes, a function of seed, to path; 0, or -1
- * with errno set. */
+ * with errno set and then no file left at path (unless it is not a
+ * regular file, as /dev/full). */
 int testdata_make(const char *path, uint64_t size, uint64_t seed);
 
 #endif

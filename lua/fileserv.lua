@@ -79,8 +79,9 @@ end
 function csv.read(path)
   local f, err = io.open(path, "r")
   if not f then return nil, err end
-  local text = f:read("a")
+  local text, rerr = f:read("a")
   f:close()
+  if not text then return nil, path .. ": " .. tostring(rerr) end
   local ok, records = pcall(csv_parse, text)
   if not ok then return nil, records end
   local header, rows = records[1] or {}, {}
@@ -147,7 +148,19 @@ function fileserv.seconds(text)
   return n * scale
 end
 
+-- A number that is not finite, as "n/a" (NaN), "inf" or "-inf"; nil
+-- for a finite one.
+local function not_finite(n)
+  if n ~= n then return "n/a" end
+  if n == math.huge then return "inf" end
+  if n == -math.huge then return "-inf" end
+end
+
+-- "12.3 MB" (decimal units); NaN gives "n/a", infinity "inf B".
 function fileserv.format_bytes(n)
+  n = assert(tonumber(n), "format_bytes: a number expected")
+  local odd = not_finite(n)
+  if odd then return odd == "n/a" and odd or odd .. " B" end
   local units, i = { "B", "kB", "MB", "GB", "TB" }, 1
   while n >= 1000 and i < #units do
     n, i = n / 1000, i + 1
@@ -155,9 +168,13 @@ function fileserv.format_bytes(n)
   return string.format(i == 1 and "%.0f %s" or "%.1f %s", n, units[i])
 end
 
+-- "12.3s" below a minute, else "4m05s"; NaN gives "n/a", infinity "inf s".
 function fileserv.format_seconds(s)
+  s = assert(tonumber(s), "format_seconds: a number expected")
+  local odd = not_finite(s)
+  if odd then return odd == "n/a" and odd or odd .. " s" end
   if s < 60 then return string.format("%.1fs", s) end
-  return string.format("%dm%02ds", s // 60, math.floor(s % 60))
+  return string.format("%.0fm%02ds", s // 60, math.floor(s % 60))
 end
 
 return fileserv

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define JSON_DEPTH 64
 
@@ -87,6 +88,12 @@ static cJSON *to_json(lua_State *L, int idx)
 	case LUA_TBOOLEAN:
 		return cJSON_CreateBool(lua_toboolean(L, idx));
 	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx)) { /* exact, beyond a double's 2^53 */
+			char digits[32];
+			snprintf(digits, sizeof(digits), LUA_INTEGER_FMT,
+				 lua_tointeger(L, idx));
+			return cJSON_CreateRaw(digits);
+		}
 		return cJSON_CreateNumber(lua_tonumber(L, idx));
 	case LUA_TSTRING:
 		return cJSON_CreateString(lua_tostring(L, idx));
@@ -97,24 +104,68 @@ static cJSON *to_json(lua_State *L, int idx)
 	}
 }
 
-void json_push(lua_State *L, const cJSON *item)
+/* The numbers of a JSON text in document order, the order in which
+ * push_json meets them in the parsed tree. */
+struct json_numbers {
+	const char *p, *end;
+};
+
+/* The next number token; its length in *len. */
+static const char *next_number(struct json_numbers *nums, size_t *len)
+{
+	const char *p = nums->p;
+	while (p < nums->end && !(*p == '-' || (*p >= '0' && *p <= '9'))) {
+		if (*p++ != '"')
+			continue;
+		while (p < nums->end && *p != '"')
+			p += *p == '\\' ? 2 : 1;
+		p++;
+	}
+	const char *start = p;
+	while (p < nums->end && strchr("+-.0123456789eE", *p))
+		p++;
+	nums->p = p;
+	*len = (size_t)(p - start);
+	return start;
+}
+
+/* A number: an integer literal as a Lua integer when it fits, exactly;
+ * otherwise a float (an integral one below 2^53 as an integer). */
+static void push_number(lua_State *L, const cJSON *item,
+			struct json_numbers *nums)
+{
+	char digits[48];
+	size_t len = 0;
+	const char *tok = nums ? next_number(nums, &len) : NULL;
+	if (tok && len < sizeof(digits) && !memchr(tok, '.', len) &&
+	    !memchr(tok, 'e', len) && !memchr(tok, 'E', len)) {
+		memcpy(digits, tok, len);
+		digits[len] = '\0';
+		if (lua_stringtonumber(L, digits) == len + 1)
+			return;
+	}
+	double d = item->valuedouble;
+	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+		lua_pushinteger(L, (lua_Integer)d);
+	else
+		lua_pushnumber(L, d);
+}
+
+static void push_json(lua_State *L, const cJSON *item,
+		      struct json_numbers *nums)
 {
 	luaL_checkstack(L, 4, "json: nested too deeply");
 	if (cJSON_IsBool(item)) {
 		lua_pushboolean(L, cJSON_IsTrue(item));
 	} else if (cJSON_IsNumber(item)) {
-		double d = item->valuedouble;
-		if (d == floor(d) && fabs(d) < 9007199254740992.0)
-			lua_pushinteger(L, (lua_Integer)d);
-		else
-			lua_pushnumber(L, d);
+		push_number(L, item, nums);
 	} else if (cJSON_IsString(item)) {
 		lua_pushstring(L, item->valuestring);
 	} else if (cJSON_IsArray(item) || cJSON_IsObject(item)) {
 		lua_newtable(L);
 		lua_Integer i = 1;
 		for (const cJSON *c = item->child; c; c = c->next) {
-			json_push(L, c);
+			push_json(L, c, nums);
 			if (cJSON_IsArray(item))
 				lua_rawseti(L, -2, i++);
 			else
@@ -123,6 +174,32 @@ void json_push(lua_State *L, const cJSON *item)
 	} else {
 		lua_pushnil(L);
 	}
+}
+
+void json_push(lua_State *L, const cJSON *item)
+{
+	push_json(L, item, NULL);
+}
+
+int json_push_text(lua_State *L, const char *text, size_t len)
+{
+	const char *end = text;
+	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	while (j && end < text + len && *end && strchr(" \t\r\n", *end))
+		end++;
+	if (!j || end < text + len) {
+		cJSON_Delete(j);
+		lua_pushlstring(L, end, strnlen(end, 20));
+		lua_pushfstring(L, "json: %s near '%s'",
+				j ? "trailing characters" : "invalid JSON",
+				lua_tostring(L, -1));
+		lua_remove(L, -2);
+		return -1;
+	}
+	struct json_numbers nums = {text, text + len};
+	push_json(L, j, &nums);
+	cJSON_Delete(j);
+	return 0;
 }
 
 static int json_encode(lua_State *L)
@@ -148,18 +225,11 @@ static int json_decode(lua_State *L)
 {
 	size_t len;
 	const char *text = luaL_checklstring(L, 1, &len);
-	cJSON *j = cJSON_ParseWithLength(text, len);
-	if (!j) {
-		char near[24] = "";
-		if (cJSON_GetErrorPtr())
-			snprintf(near, sizeof(near), "%s", cJSON_GetErrorPtr());
-		luaL_pushfail(L);
-		lua_pushfstring(L, "json: invalid JSON near '%s'", near);
-		return 2;
-	}
-	json_push(L, j);
-	cJSON_Delete(j);
-	return 1;
+	if (json_push_text(L, text, len) == 0)
+		return 1;
+	luaL_pushfail(L);
+	lua_insert(L, -2);
+	return 2;
 }
 
 void json_open(lua_State *L)

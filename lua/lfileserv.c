@@ -66,10 +66,35 @@ void lfileserv_stop_servers(void)
 			waitpid(children[i], NULL, 0);
 }
 
+double lfileserv_opt_seconds(lua_State *L, int idx, const char *key, double def,
+			     int zero_ok)
+{
+	int type = lua_getfield(L, idx, key);
+	double v = def;
+	struct fs_status st;
+	if (type == LUA_TSTRING &&
+	    units_parse_seconds(lua_tostring(L, -1), &v, &st) < 0)
+		luaL_error(L, "%s: %s", key, st.message);
+	if (type == LUA_TNUMBER)
+		v = lua_tonumber(L, -1);
+	if ((type != LUA_TNIL && type != LUA_TSTRING && type != LUA_TNUMBER) ||
+	    !(v > 0 || (zero_ok && v == 0)) || v > 1e9)
+		luaL_error(L, "%s must be %s seconds (at most 1e9), not %s",
+			   key, zero_ok ? "0 or more" : "more than 0",
+			   luaL_tolstring(L, -1, NULL));
+	lua_pop(L, 1);
+	return v;
+}
+
+/* An error object that is not a string is shown through its __tostring,
+ * as lua.c does. */
 int lfileserv_msghandler(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
-	if (!msg)
+	if (!msg && luaL_callmeta(L, 1, "__tostring") &&
+	    lua_type(L, -1) == LUA_TSTRING)
+		msg = lua_tostring(L, -1);
+	else if (!msg)
 		msg = lua_pushfstring(L, "(error object is a %s value)",
 				      luaL_typename(L, 1));
 	luaL_traceback(L, L, msg, 1);
@@ -347,17 +372,14 @@ static int client_tostring(lua_State *L)
 static int client_new(lua_State *L)
 {
 	const char *server = NULL, *port = NULL;
-	double timeout = 0;
 	if (lua_istable(L, 1)) {
 		static const char *const known[] = {"host", "port", "timeout",
 						    NULL};
 		lfileserv_check_options(L, 1, "fileserv.client", known);
 		lua_getfield(L, 1, "host");
 		lua_getfield(L, 1, "port");
-		lua_getfield(L, 1, "timeout");
-		server = lua_tostring(L, -3);
-		port = lua_tostring(L, -2);
-		timeout = lua_tonumber(L, -1);
+		server = lua_tostring(L, -2);
+		port = lua_tostring(L, -1);
 	} else {
 		server = luaL_optstring(L, 1, NULL);
 	}
@@ -365,8 +387,9 @@ static int client_new(lua_State *L)
 	struct fs_status st = {0};
 	if (client_init(&c, server, port, &st) < 0)
 		return luaL_error(L, "%s", st.message);
-	if (timeout > 0)
-		c.timeout = timeout;
+	if (lua_istable(L, 1))
+		c.timeout =
+		    lfileserv_opt_seconds(L, 1, "timeout", c.timeout, 0);
 	lfileserv_push_client(L, &c);
 	return 1;
 }
@@ -512,14 +535,20 @@ static void server_check_options(lua_State *L)
 	lfileserv_check_options(L, 1, "fileserv.serve", known);
 }
 
-/* Argument vector for `fileserv serve` from the options table at 1. */
-static int server_argv(lua_State *L, const char **argv, int max)
+/* Argument vector for `fileserv serve` from the options table at 1 and
+ * the host to listen on (host= with its brackets removed). */
+static int server_argv(lua_State *L, const char *host, const char **argv,
+		       int max)
 {
 	int n = 0;
 	argv[n++] = "--quiet";
 	argv[n++] = "--port"; /* any free port, unless port= says otherwise */
 	argv[n++] = "0";
+	argv[n++] = "--host";
+	argv[n++] = host;
 	for (size_t i = 0; i < SERVER_FLAGS; i++) {
+		if (strcmp(server_flags[i][0], "host") == 0)
+			continue; /* given above */
 		lua_getfield(L, 1, server_flags[i][0]);
 		if (!lua_isnil(L, -1) && n + 2 < max) {
 			argv[n++] = server_flags[i][1];
@@ -533,6 +562,23 @@ static int server_argv(lua_State *L, const char **argv, int max)
 	return n;
 }
 
+/* The host= option, as an address to listen on: "[::1]" is "::1". */
+static void server_host(lua_State *L, struct lua_server *s)
+{
+	size_t len;
+	lua_getfield(L, 1, "host");
+	const char *host = luaL_optlstring(L, -1, "127.0.0.1", &len);
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+		host++;
+		len -= 2;
+	}
+	if (len == 0 || len >= sizeof(s->host) || memchr(host, '\0', len))
+		luaL_error(L, "serve: invalid host '%s'", host);
+	memcpy(s->host, host, len);
+	s->host[len] = '\0';
+	lua_pop(L, 1);
+}
+
 /* fileserv.serve{mode=, workers=, port=0, storage=, sync=, ...} */
 static int server_new(lua_State *L)
 {
@@ -541,11 +587,9 @@ static int server_new(lua_State *L)
 	struct lua_server *s = lua_newuserdatauv(L, sizeof(*s), 0);
 	memset(s, 0, sizeof(*s)); /* closed until the process runs */
 	luaL_setmetatable(L, SERVER_MT);
-	lua_getfield(L, 1, "host");
-	snprintf(s->host, sizeof(s->host), "%s",
-		 luaL_optstring(L, -1, "127.0.0.1"));
+	server_host(L, s);
 	const char *argv[40];
-	server_argv(L, argv, 36);
+	server_argv(L, s->host, argv, 36);
 	struct fs_status st = {0};
 	int port;
 	pid_t pid = server_spawn(argv, &port, &st);

@@ -26,6 +26,11 @@ void lfileserv_set_tally(lua_State *L, struct stress_tally *tally);
 void lfileserv_check_options(lua_State *L, int idx, const char *func,
 			     const char *const known[]);
 
+/* Option key of the table at idx in seconds: a number or a string such as
+ * "30s"; def when nil. Raises unless it is above 0 (or 0 when zero_ok)
+ * and at most 1e9. */
+double lfileserv_opt_seconds(lua_State *L, int idx, const char *key, double def,
+			     int zero_ok);
 /* Message handler for lua_pcall: the message with a traceback. */
 int lfileserv_msghandler(lua_State *L);
 /* Stops the servers fileserv.serve started that still run (at exit). */

@@ -49,6 +49,17 @@ static const char *loaded_name(lua_State *L)
 	return found;
 }
 
+/* Adds item to obj as its JSON text (whose integers json_push_text
+ * restores exactly); takes ownership of item. */
+static void add_json_text(cJSON *obj, const char *key, cJSON *item)
+{
+	char *text = cJSON_PrintUnformatted(item);
+	cJSON_Delete(item);
+	if (text)
+		cJSON_AddStringToObject(obj, key, text);
+	free(text);
+}
+
 /* How each upvalue of the function at f is rebuilt in a worker. */
 static char *describe_upvalues(lua_State *L, int f)
 {
@@ -67,7 +78,7 @@ static char *describe_upvalues(lua_State *L, int f)
 		else if (global)
 			cJSON_AddStringToObject(u, "global", name);
 		else if (json_is_plain(L, -1))
-			cJSON_AddItemToObject(u, "value", json_from_lua(L, -1));
+			add_json_text(u, "value", json_from_lua(L, -1));
 		lua_pop(L, 1);
 		cJSON_AddItemToArray(list, u);
 	}
@@ -94,7 +105,12 @@ static void push_upvalue(lua_State *L, const cJSON *u)
 	} else if (global) {
 		lua_getglobal(L, global);
 	} else {
-		json_push(L, cJSON_GetObjectItem(u, "value"));
+		const char *v =
+		    cJSON_GetStringValue(cJSON_GetObjectItem(u, "value"));
+		if (!v || json_push_text(L, v, strlen(v)) < 0) {
+			lua_pop(L, !!v);
+			lua_pushnil(L);
+		}
 	}
 }
 
@@ -149,9 +165,11 @@ static void *scenario_start(void *ctx, int worker, struct stress_tally *tally,
 	}
 	restore_upvalues(L, 2, sc->upvalues);
 	lfileserv_push_client(L, &sc->server);
-	cJSON *args = cJSON_Parse(sc->args);
-	json_push(L, args);
-	cJSON_Delete(args);
+	if (json_push_text(L, sc->args, strlen(sc->args)) < 0) {
+		fs_fail(st, FS_ERR_SCRIPT, "args: %s", lua_tostring(L, -1));
+		lua_close(L);
+		return NULL;
+	}
 	return L;
 }
 
@@ -225,9 +243,8 @@ static void stress_server(lua_State *L, struct stress_config *cfg)
 		luaL_error(L, "stress: server must be a server, a client or "
 			      "\"host:port\"");
 	}
-	lua_getfield(L, 1, "timeout");
-	if (lua_isnumber(L, -1))
-		cfg->server.timeout = lua_tonumber(L, -1);
+	cfg->server.timeout =
+	    lfileserv_opt_seconds(L, 1, "timeout", cfg->server.timeout, 0);
 }
 
 static void stress_scenario(lua_State *L, struct scenario *sc)
@@ -260,8 +277,7 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	stress_server(L, cfg);
 	cfg->clients = opt_int(L, "clients", 1, 1, 10000);
 	cfg->iterations = opt_int(L, "iterations", 1, 1, 1 << 30);
-	lua_getfield(L, 1, "duration");
-	cfg->duration = luaL_optnumber(L, -1, 0);
+	cfg->duration = lfileserv_opt_seconds(L, 1, "duration", 0, 1);
 	lua_getfield(L, 1, "warmup");
 	cfg->warmup = luaL_optnumber(L, -1, 0);
 	if (cfg->warmup < 0 || (cfg->warmup > 0 && cfg->duration <= 0))

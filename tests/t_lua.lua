@@ -64,6 +64,88 @@ test("csv quoting round trip", function()
   check(fileserv.csv.read(dir .. "/missing.csv") == nil, "missing file: nil")
 end)
 
+test("json refuses trailing characters", function()
+  local v, msg = fileserv.json.decode("{} x")
+  check(v == nil and msg:find("trailing"), "{} x: nil, message: " .. tostring(msg))
+  check(fileserv.json.decode('"a" , 1') == nil, "a second value is refused")
+  check(fileserv.json.decode("{}\0x") == nil, "bytes after a NUL are refused")
+  check(type(fileserv.json.decode(" {} \r\n\t")) == "table", "white space is fine")
+end)
+
+test("json keeps integers exact", function()
+  local json = fileserv.json
+  local big = json.decode("9007199254740993")
+  check(big == 9007199254740993 and math.type(big) == "integer", "2^53+1 decoded exactly")
+  check(json.encode(math.maxinteger) == "9223372036854775807", "maxinteger encoded exactly")
+  local t = json.decode(json.encode { a = math.mininteger, b = { (1 << 60) + 1 }, c = "12345678901234567" })
+  check(t.a == math.mininteger and t.b[1] == (1 << 60) + 1 and t.c == "12345678901234567",
+        "round trip in tables; digits in strings untouched")
+  check(math.type(json.decode("18446744073709551616")) == "float", "beyond 64 bits: a float")
+  check(json.decode("2.5") == 2.5 and math.type(json.decode("1e2")) == "integer", "floats as before")
+  -- what crosses into stress workers (args, upvalues) is exact too
+  local up = (1 << 53) + 1
+  for _, pool in ipairs { "thread", "process" } do
+    local s = assert(fileserv.stress { server = "127.0.0.1:1", pool = pool, args = { v = (1 << 62) + 1 },
+      scenario = function(_, _, _, args)
+        return args.v == (1 << 62) + 1 and math.type(args.v) == "integer" and up == (1 << 53) + 1
+      end })
+    check(s.ok == 1, pool .. ": args and upvalues exact in the worker: " .. tostring(s.first_error))
+  end
+end)
+
+test("format helpers on NaN and infinity", function()
+  check(fileserv.format_bytes(0 / 0) == "n/a" and fileserv.format_seconds(0 / 0) == "n/a", "NaN is n/a")
+  check(fileserv.format_bytes(1 / 0) == "inf B" and fileserv.format_seconds(-1 / 0) == "-inf s", "infinity")
+  check(fileserv.format_seconds(1e30):find("m") ~= nil, "huge seconds do not raise")
+  check(fileserv.format_bytes(1234567) == "1.2 MB" and fileserv.format_seconds(125) == "2m05s", "as before")
+end)
+
+test("csv.read of a directory", function()
+  local rows, msg = fileserv.csv.read(dir)
+  check(rows == nil and type(msg) == "string" and msg:find("directory"), "nil, message: " .. tostring(msg))
+end)
+
+test("mkfile on a full disk leaves no file", function()
+  local p, target = dir .. "/fsize.lua", dir .. "/big"
+  local f = io.open(p, "w")
+  f:write("local ok, msg = fileserv.mkfile(arg[1], '1MB')\n",
+          "print(ok, msg, io.open(arg[1]) == nil and 'gone' or 'left')\n")
+  f:close()
+  local text = sh("trap '' XFSZ; ulimit -f 64; exec " .. bin .. " run " .. p .. " " .. target)
+  check(text:find("^nil\t.*File too large.*\tgone"), "nil, message, no partial file: " .. text)
+  local ok, msg = fileserv.mkfile("/dev/full", 100)
+  check(ok == nil and msg:find("No space") and io.open("/dev/full") ~= nil, "a device is not removed")
+end)
+
+test("error objects with __tostring", function()
+  local p = dir .. "/obj.lua"
+  local f = io.open(p, "w")
+  f:write("error(setmetatable({}, { __tostring = function() return 'custom error object' end }))\n")
+  f:close()
+  local text, rc = sh(bin .. " run " .. p)
+  check(rc == 1 and text:find("fileserv: custom error object"), "shown through __tostring: " .. text)
+end)
+
+test("serve takes a bracketed IPv6 host", function()
+  local plain = fileserv.serve { storage = dir .. "/st-v6", host = "::1" }
+  if not plain then return end -- no IPv6 loopback here
+  plain:stop()
+  local srv, msg = fileserv.serve { storage = dir .. "/st-v6", host = "[::1]" }
+  check(srv and srv.host == "::1", "[::1] serves: " .. tostring(msg))
+  check(srv and srv:client():ls() ~= nil, "and answers")
+  if srv then srv:stop() end
+end)
+
+test("timeouts must be positive", function()
+  for _, t in ipairs { -1, 0, 0 / 0, 1 / 0, "soon", true } do
+    check(not pcall(fileserv.stress, { server = "127.0.0.1:1", op = "list", timeout = t }),
+          "stress timeout " .. tostring(t) .. " raises")
+    check(not pcall(fileserv.client, { timeout = t }), "client timeout " .. tostring(t) .. " raises")
+  end
+  check(not pcall(fileserv.stress, { server = "127.0.0.1:1", op = "list", duration = -1 }), "negative duration")
+  check(pcall(fileserv.client, { timeout = "2s" }) and pcall(fileserv.client, { timeout = 0.5 }), "2s and 0.5 work")
+end)
+
 test("options parser", function()
   local o, rest = fileserv.options({ "--sizes", "1MB", "--sync", "x", "--out=d" },
     { sizes = "10MB", sync = false, out = "r" })
