@@ -71,6 +71,13 @@ static const char stress_usage[] =
     "                        {\"summary\": ...} line to FILE (- for stdout,\n"
     "                        which then carries nothing else)\n"
     "      --interval T      the interval (default 1s)\n"
+    "\n"
+    "      --find-max        capacity search: open-model steps of --duration\n"
+    "                        each, from --rate (default 10/s) doubling until\n"
+    "                        a --threshold fails, then halving the gap to "
+    "5%%;\n"
+    "                        prints every step and the highest rate that\n"
+    "                        held (exit status 4 if none did)\n"
     "      --cpus LIST       run the client workers on these CPUs only\n"
     "                        (e.g. 0, 0-1, 1,3; the server has its own\n"
     "                        serve --cpus)\n"
@@ -97,14 +104,15 @@ enum {
 	OPT_MAX_LATE,
 	OPT_THRESHOLD,
 	OPT_INTERVAL,
-	OPT_JSON_STREAM
+	OPT_JSON_STREAM,
+	OPT_FIND_MAX
 };
 
 #define MAX_THRESHOLDS 32
 
 struct stress_cli {
 	struct stress_config cfg;
-	int json, have_op, open, have_duration, have_iterations;
+	int json, have_op, open, have_duration, have_iterations, find_max;
 	const char *stream_path;
 	struct arrival_plan plan;
 	struct threshold thresholds[MAX_THRESHOLDS];
@@ -212,6 +220,9 @@ static int stress_option(void *ctx, int ch, const char *arg,
 	case OPT_JSON_STREAM:
 		sc->stream_path = arg;
 		return 0;
+	case OPT_FIND_MAX:
+		sc->find_max = 1;
+		return 0;
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -235,6 +246,7 @@ static const struct option stress_long[] = {
     {"threshold", required_argument, NULL, OPT_THRESHOLD},
     {"interval", required_argument, NULL, OPT_INTERVAL},
     {"json-stream", required_argument, NULL, OPT_JSON_STREAM},
+    {"find-max", no_argument, NULL, OPT_FIND_MAX},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
@@ -305,6 +317,16 @@ static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 	if (cfg->op == STRESS_UPLOAD && !cfg->file)
 		return fs_fail(st, FS_ERR_USAGE, "upload needs --file");
 	cfg->thresholds = sc->thresholds;
+	if (sc->find_max) {
+		if (!cfg->nthresholds || sc->plan.nstages || sc->stream_path)
+			return fs_fail(
+			    st, FS_ERR_USAGE,
+			    "--find-max needs a --threshold to hold, "
+			    "and takes no --stages or --json-stream");
+		if (!sc->open)
+			sc->plan.start_rate = 10;
+		sc->open = 1;
+	}
 	if (sc->open && open_settle(sc, st) < 0)
 		return -1;
 	if (!sc->open && (sc->plan.poisson || cfg->max_late > 0))
@@ -441,6 +463,85 @@ static void stress_on_signal(int sig)
 	stress_interrupt(sig);
 }
 
+/* One step of the capacity search as JSON: its rate and what it got. */
+static cJSON *find_max_step(const cJSON *j, double rate, int pass)
+{
+	const cJSON *m = cJSON_GetObjectItem(j, "open_model");
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "rate", rate);
+	cJSON_AddNumberToObject(o, "achieved_rate", number(m, "achieved_rate"));
+	cJSON_AddNumberToObject(
+	    o, "p99_ms", number(cJSON_GetObjectItem(j, "latency_ms"), "p99"));
+	cJSON_AddNumberToObject(o, "ok", number(j, "ok"));
+	cJSON_AddNumberToObject(o, "failed", number(j, "failed"));
+	cJSON_AddBoolToObject(o, "passed", pass);
+	cJSON_AddItemReferenceToObject(o, "thresholds",
+				       cJSON_GetObjectItem(j, "thresholds"));
+	return o;
+}
+
+/* --find-max: runs open-model steps, doubling the rate while every
+ * threshold holds, then bisecting between the last rate that held and the
+ * first that did not until they are within 5% (at most 8 more steps).
+ * Fills *out with the steps and the result; returns the exit status. */
+static int find_max(struct stress_cli *sc, cJSON **out, struct fs_status *st)
+{
+	double lo = 0, hi = 0, rate = sc->plan.start_rate;
+	cJSON *steps = cJSON_CreateArray();
+	int bisections = 0, interrupted = 0;
+	for (int step = 1; rate <= 1e7 && !interrupted; step++) {
+		struct stress_result res;
+		sc->plan.start_rate = rate;
+		if (stress_run(&sc->cfg, &res, st) < 0) {
+			cJSON_Delete(steps);
+			return fs_exit_code(st->code);
+		}
+		cJSON *j = stress_to_json(&sc->cfg, &res);
+		int pass =
+		    cJSON_IsTrue(cJSON_GetObjectItem(j, "thresholds_passed"));
+		cJSON *o = find_max_step(j, rate, pass);
+		cJSON_AddItemToArray(steps, cJSON_Duplicate(o, 1));
+		if (!sc->json)
+			printf(
+			    "step %d: %.1f/s -> achieved %.1f/s, p99 %.2f ms, "
+			    "%d failed: %s\n",
+			    step, rate, number(o, "achieved_rate"),
+			    number(o, "p99_ms"), (int)number(o, "failed"),
+			    pass ? "held" : "a threshold failed");
+		cJSON_Delete(o);
+		cJSON_Delete(j);
+		interrupted = res.interrupted;
+		*(pass ? &lo : &hi) = rate;
+		if (!hi)
+			rate *= 2;
+		else if (!lo || (hi - lo) <= 0.05 * lo || ++bisections > 8)
+			break;
+		else
+			rate = (lo + hi) / 2;
+	}
+	*out = cJSON_CreateObject();
+	cJSON *fm = cJSON_AddObjectToObject(*out, "find_max");
+	cJSON_AddItemToObject(fm, "steps", steps);
+	if (lo > 0)
+		cJSON_AddNumberToObject(fm, "max_rate", lo);
+	else
+		cJSON_AddNullToObject(fm, "max_rate");
+	if (hi > 0)
+		cJSON_AddNumberToObject(fm, "first_failing_rate", hi);
+	else
+		cJSON_AddNullToObject(fm, "first_failing_rate");
+	if (!sc->json && lo > 0)
+		printf("highest rate that held every threshold: %.1f/s%s\n", lo,
+		       hi > 0 ? "" : " (the search stopped before one failed)");
+	else if (!sc->json)
+		printf("no rate held every threshold (the first step, %.1f/s, "
+		       "failed)\n",
+		       hi);
+	if (interrupted)
+		return 128 + interrupted;
+	return lo > 0 ? 0 : THRESHOLD_EXIT;
+}
+
 int stress_main(struct cmdline *cl, int argc, char **argv)
 {
 	struct stress_cli sc = {
@@ -469,6 +570,19 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 	struct sigaction sa = {.sa_handler = stress_on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (rc == 0 && sc.find_max) {
+		cJSON *fm = NULL;
+		rc = find_max(&sc, &fm, &st);
+		if (fm && sc.json) {
+			char *text = cJSON_Print(fm);
+			printf("%s\n", text ? text : "{}");
+			free(text);
+		}
+		cJSON_Delete(fm);
+		if (!fm)
+			fprintf(stderr, "fileserv stress: %s\n", st.message);
+		return rc;
+	}
 	if (rc == 0)
 		rc = stress_run(&sc.cfg, &res, &st);
 	cJSON *j =

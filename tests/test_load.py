@@ -204,3 +204,67 @@ def live_line_on_a_terminal(ctx, _):
         check(p.returncode == 0, "exit %d: %s", p.returncode, text[-300:])
         check(("ops/s" in text and text.count("\r") >= 4) == want,
               "quiet=%s: %r", quiet, text[-300:])
+
+
+def slow_server(delay, stop):
+    """A server of known capacity: one request at a time, each answered
+    after `delay` seconds (so at most 1/delay a second). Returns its port."""
+    import socket
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(512)
+    ls.settimeout(0.2)
+
+    def serve():
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data and len(data) < 4096:
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    time.sleep(delay)
+                    c.sendall(b'{"status": "OK", "data": []}\r\n\r\n')
+                except OSError:
+                    pass
+        ls.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return ls.getsockname()[1]
+
+
+@test(timeout=120)
+def find_max_finds_the_capacity(ctx, _):
+    """Against a server that answers 100 requests a second at most, the
+    capacity search finds a rate below that which keeps p99 < 100 ms."""
+    stop = threading.Event()
+    port = slow_server(0.01, stop)
+    try:
+        r = ctx.cli(port, "stress", "--op", "list", "--find-max",
+                    "--threshold", "p99<100ms", "--rate", "20",
+                    "--duration", "1s", "--clients", "16", "--json",
+                    timeout=100)
+    finally:
+        stop.set()
+    check(r.returncode == 0, "exit %d: %s", r.returncode, r.stderr.decode())
+    fm = json.loads(r.stdout.decode())["find_max"]
+    rates = [s["rate"] for s in fm["steps"]]
+    check(rates[:3] == [20, 40, 80], "doubling: %s", rates)
+    check(fm["max_rate"] is not None and 30 <= fm["max_rate"] <= 110 and
+          fm["first_failing_rate"] > fm["max_rate"],
+          "capacity about 100/s: held %s, failed %s (steps %s)",
+          fm["max_rate"], fm["first_failing_rate"], rates)
+    check(all(s["passed"] == (s["rate"] <= fm["max_rate"])
+              for s in fm["steps"]), "evidence per step: %s", fm["steps"])
+    r = ctx.cli(port, "stress", "--op", "list", "--find-max",
+                "--duration", "1s")
+    check(r.returncode == 2 and b"--threshold" in r.stderr,
+          "find-max without a threshold: %s", r.stderr)
