@@ -105,7 +105,9 @@ struct run_shared {
 	uint64_t next_arrival;
 	struct arrival_clock clock;
 	struct stress_open_tally *open; /* one per worker, or NULL */
+	struct stress_step_names step_names;
 	struct stress_tally tally[];
+	/* then, for a scenario, each worker's struct stress_steps */
 };
 
 /* In a process worker: a signal sent to it alone stops it alone. */
@@ -270,11 +272,65 @@ static void thread_cpu(double *user, double *system)
 /* Forgets what was counted so far. */
 static void tally_reset(struct stress_tally *t)
 {
+	struct stress_steps *steps = t->steps;
 	/* all but `measuring`, which the interval monitor reads meanwhile
 	 * (and which is 0 whenever a reset can happen) */
 	size_t skip = offsetof(struct stress_tally, ok);
 	memset((char *)t + skip, 0, sizeof(*t) - skip);
 	hist_init(&t->latency);
+	t->steps = steps;
+	if (steps)
+		steps->used = 0;
+}
+
+/* The index of step `name`, added if new; -1 when the table is full. */
+static int step_index(struct stress_step_names *names, const char *name)
+{
+	int n = __atomic_load_n(&names->n, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < n; i++)
+		if (strcmp(names->name[i], name) == 0)
+			return i;
+	while (__atomic_exchange_n(&names->lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	int i = 0;
+	n = names->n;
+	while (i < n && strcmp(names->name[i], name) != 0)
+		i++;
+	if (i == n && n < STRESS_STEPS_MAX) {
+		snprintf(names->name[n], STRESS_STEP_NAME_MAX, "%s", name);
+		__atomic_store_n(&names->n, n + 1, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&names->lock, 0, __ATOMIC_RELEASE);
+	return i < STRESS_STEPS_MAX ? i : -1;
+}
+
+int stress_step_record(struct stress_tally *t, const char *name, int ok,
+		       double seconds, struct fs_status *st)
+{
+	struct stress_steps *steps = t->steps;
+	if (!steps)
+		return 0;
+	if (strlen(name) >= STRESS_STEP_NAME_MAX)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "step name '%.60s...' is longer than %d bytes",
+			       name, STRESS_STEP_NAME_MAX - 1);
+	int i = step_index(steps->names, name);
+	if (i < 0)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "step '%s': a run has at most %d step names",
+			       name, STRESS_STEPS_MAX);
+	struct stress_step_tally *s = &steps->step[i];
+	if (!(steps->used & 1u << i)) {
+		s->ok = s->failed = 0;
+		hist_init(&s->latency);
+		steps->used |= 1u << i;
+	}
+	hist_record(&s->latency, (uint64_t)(seconds * 1e9));
+	if (ok)
+		s->ok++;
+	else
+		s->failed++;
+	return 0;
 }
 
 /* From now on the tally only grows: the interval monitor may read it. */
@@ -618,6 +674,46 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 	res->wall = last - first;
 }
 
+static struct stress_latency latency_of(const struct histogram *h)
+{
+	return (struct stress_latency){
+	    .n = h->n,
+	    .min = h->n ? h->min_ns : 0,
+	    .max = h->max_ns,
+	    .p50 = hist_quantile(h, 0.50),
+	    .p90 = hist_quantile(h, 0.90),
+	    .p99 = hist_quantile(h, 0.99),
+	    .mean = h->n ? h->sum_ns / h->n : 0,
+	};
+}
+
+/* Each step over all workers: counts added, histograms merged exactly. */
+static int merge_steps(struct stress_result *res,
+		       const struct run_shared *shared,
+		       const struct stress_tally *t, int n)
+{
+	struct histogram *h = malloc(sizeof(*h));
+	if (!h)
+		return -1;
+	res->nsteps = shared->step_names.n;
+	for (int i = 0; i < res->nsteps; i++) {
+		struct stress_step_result *r = &res->steps[i];
+		memcpy(r->name, shared->step_names.name[i], sizeof(r->name));
+		hist_init(h);
+		for (int w = 0; w < n; w++) {
+			const struct stress_steps *s = t[w].steps;
+			if (!s || !(s->used & 1u << i))
+				continue;
+			r->ok += s->step[i].ok;
+			r->failed += s->step[i].failed;
+			hist_merge(h, &s->step[i].latency);
+		}
+		r->latency = latency_of(h);
+	}
+	free(h);
+	return 0;
+}
+
 static void merge_open(struct stress_result *res,
 		       const struct stress_open_tally *o, int n)
 {
@@ -687,10 +783,15 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 {
 	memset(res, 0, sizeof(*res));
 	int n = cfg->clients;
-	size_t size =
+	/* Step tallies take memory only for the pages a worker touches. */
+	size_t tallies =
 	    sizeof(struct run_shared) + (size_t)n * sizeof(struct stress_tally);
-	struct run_shared *shared = mmap(NULL, size, PROT_READ | PROT_WRITE,
-					 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	size_t size = tallies + (cfg->op == STRESS_SCRIPT
+				     ? (size_t)n * sizeof(struct stress_steps)
+				     : 0);
+	struct run_shared *shared =
+	    mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	struct worker *w = calloc((size_t)n, sizeof(*w));
 	if (shared == MAP_FAILED || !w) {
 		free(w);
@@ -715,6 +816,13 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 				       .tally = &shared->tally[i],
 				       .open = shared->open ? &shared->open[i]
 							    : NULL};
+		if (size > tallies) {
+			struct stress_steps *steps =
+			    (struct stress_steps *)((char *)shared + tallies) +
+			    i;
+			steps->names = &shared->step_names;
+			shared->tally[i].steps = steps;
+		}
 		w[i].ref_fd = open_reference(cfg, st);
 		if (w[i].ref_fd == -2)
 			rc = -1;
@@ -727,6 +835,8 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 		merge(res, shared->tally, n);
 		if (shared->open)
 			merge_open(res, shared->open, n);
+		if (merge_steps(res, shared, shared->tally, n) < 0)
+			rc = fs_fail(st, FS_ERR_LOCAL, "out of memory");
 		res->interrupted =
 		    __atomic_load_n(&shared->stop, __ATOMIC_RELAXED);
 		server_sample(&cfg->server, &res->server_after);
@@ -745,15 +855,33 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 
 /* ---- the summary ---- */
 
+static void add_figures(cJSON *obj, const char *key, struct stress_latency l)
+{
+	cJSON *o = cJSON_AddObjectToObject(obj, key);
+	cJSON_AddNumberToObject(o, "min", l.min / 1e6);
+	cJSON_AddNumberToObject(o, "mean", l.mean / 1e6);
+	cJSON_AddNumberToObject(o, "p50", l.p50 / 1e6);
+	cJSON_AddNumberToObject(o, "p90", l.p90 / 1e6);
+	cJSON_AddNumberToObject(o, "p99", l.p99 / 1e6);
+	cJSON_AddNumberToObject(o, "max", l.max / 1e6);
+}
+
 static void add_latency(cJSON *obj, const char *key, const struct histogram *h)
 {
-	cJSON *l = cJSON_AddObjectToObject(obj, key);
-	cJSON_AddNumberToObject(l, "min", h->n ? h->min_ns / 1e6 : 0);
-	cJSON_AddNumberToObject(l, "mean", h->n ? h->sum_ns / h->n / 1e6 : 0);
-	cJSON_AddNumberToObject(l, "p50", hist_quantile(h, 0.50) / 1e6);
-	cJSON_AddNumberToObject(l, "p90", hist_quantile(h, 0.90) / 1e6);
-	cJSON_AddNumberToObject(l, "p99", hist_quantile(h, 0.99) / 1e6);
-	cJSON_AddNumberToObject(l, "max", h->max_ns / 1e6);
+	add_figures(obj, key, latency_of(h));
+}
+
+/* A scenario's steps by name: ok, failed, latency_ms. */
+static void add_steps(cJSON *o, const struct stress_result *res)
+{
+	cJSON *steps = cJSON_AddObjectToObject(o, "steps");
+	for (int i = 0; i < res->nsteps; i++) {
+		const struct stress_step_result *r = &res->steps[i];
+		cJSON *s = cJSON_AddObjectToObject(steps, r->name);
+		cJSON_AddNumberToObject(s, "ok", (double)r->ok);
+		cJSON_AddNumberToObject(s, "failed", (double)r->failed);
+		add_figures(s, "latency_ms", r->latency);
+	}
 }
 
 static void add_number_or_null(cJSON *o, const char *key, int valid,
@@ -943,6 +1071,8 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 		add_open(o, cfg, res);
 	else
 		cJSON_AddNullToObject(o, "open_model");
+	if (cfg->op == STRESS_SCRIPT)
+		add_steps(o, res);
 	add_server(o, res, t->bytes);
 	add_options(o, cfg);
 	add_thresholds(o, cfg, res);

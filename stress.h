@@ -17,6 +17,25 @@ struct threshold;
 
 enum stress_op { STRESS_UPLOAD, STRESS_DOWNLOAD, STRESS_LIST, STRESS_SCRIPT };
 
+/* Named steps of a scenario (its client calls and fileserv.timer): at
+ * most STRESS_STEPS_MAX distinct names per run, shared by every worker so
+ * that a name has one index; each worker tallies its own. */
+#define STRESS_STEPS_MAX     32
+#define STRESS_STEP_NAME_MAX 48
+struct stress_step_names {
+	int lock, n; /* n is published after its name is written */
+	char name[STRESS_STEPS_MAX][STRESS_STEP_NAME_MAX];
+};
+struct stress_step_tally {
+	uint64_t ok, failed;
+	struct histogram latency;
+};
+struct stress_steps {
+	struct stress_step_names *names;
+	uint32_t used; /* which steps are initialized since the last reset */
+	struct stress_step_tally step[STRESS_STEPS_MAX];
+};
+
 /* What one client worker did; merged by the parent after join/waitpid. */
 struct stress_tally {
 	/* Past the warm-up: no more resets. From then on ok, failed, bytes
@@ -31,7 +50,14 @@ struct stress_tally {
 	double cpu_user, cpu_system; /* the worker's own CPU seconds */
 	struct histogram latency;
 	char first_error[200];
+	struct stress_steps *steps; /* a scenario's, or NULL */
 };
+
+/* Counts one step of a scenario in the worker's tally: 0, or -1 with st
+ * set when the name is too long or STRESS_STEPS_MAX other names are in
+ * use. A tally without steps ignores it. */
+int stress_step_record(struct stress_tally *t, const char *name, int ok,
+		       double seconds, struct fs_status *st);
 
 /* A scripted scenario: the engine calls these in each worker, in the
  * worker's own thread or process. */
@@ -99,8 +125,23 @@ struct stress_server_sample {
 	double cpu_user_s, cpu_system_s, peak_rss_bytes;
 };
 
+/* A latency histogram's figures, in ns. */
+struct stress_latency {
+	uint64_t n, min, max, p50, p90, p99;
+	double mean;
+};
+
+/* One step over all workers, from their histograms merged. */
+struct stress_step_result {
+	char name[STRESS_STEP_NAME_MAX];
+	uint64_t ok, failed;
+	struct stress_latency latency;
+};
+
 struct stress_result {
 	struct stress_tally total;
+	int nsteps; /* a scenario's steps, in the order first seen */
+	struct stress_step_result steps[STRESS_STEPS_MAX];
 	double wall;	    /* seconds from release to last worker done */
 	double client_time; /* mean of each client's own duration */
 	double client_rate; /* mean of each client's bytes / duration */

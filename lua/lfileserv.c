@@ -152,6 +152,25 @@ static int push_failure(lua_State *L, const struct fs_status *st)
 	return 3;
 }
 
+/* The stress worker's tally, or NULL outside a stress worker. */
+static struct stress_tally *worker_tally(lua_State *L)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &tally_key);
+	struct stress_tally *tally = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return tally;
+}
+
+/* In a stress worker: counts a step of the scenario; raises when the
+ * step cannot be counted (too many names). */
+static void step_record(lua_State *L, const char *name, int ok, double seconds)
+{
+	struct stress_tally *tally = worker_tally(L);
+	struct fs_status st = {0};
+	if (tally && stress_step_record(tally, name, ok, seconds, &st) < 0)
+		luaL_error(L, "%s", st.message);
+}
+
 static void push_result(lua_State *L, const struct fs_result *res)
 {
 	lua_createtable(L, 0, 4);
@@ -161,9 +180,7 @@ static void push_result(lua_State *L, const struct fs_result *res)
 	lua_setfield(L, -2, "bytes");
 	lua_pushnumber(L, res->seconds);
 	lua_setfield(L, -2, "seconds");
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &tally_key);
-	struct stress_tally *tally = lua_touserdata(L, -1);
-	lua_pop(L, 1);
+	struct stress_tally *tally = worker_tally(L);
 	if (tally)
 		__atomic_fetch_add(&tally->bytes, res->bytes, __ATOMIC_RELAXED);
 }
@@ -344,6 +361,20 @@ static int client_rm_l(lua_State *L)
 static int client_stats_l(lua_State *L)
 {
 	return client_simple(L, CMD_STATS, "data");
+}
+
+/* A client method as a step named after it: upvalues are the method
+ * and its name; a first result of nil or false is a failed step. */
+static int client_timed(lua_State *L)
+{
+	int nargs = lua_gettop(L);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	double t0 = clock_now();
+	lua_call(L, nargs, LUA_MULTRET);
+	step_record(L, lua_tostring(L, lua_upvalueindex(2)),
+		    lua_toboolean(L, 1), clock_now() - t0);
+	return lua_gettop(L);
 }
 
 static int client_index(lua_State *L)
@@ -650,6 +681,22 @@ static int sleep_l(lua_State *L)
 	return 0;
 }
 
+/* fileserv.timer(name, fn, ...): fn(...)'s results, timed as step
+ * `name` in a stress worker; failed if fn raises (the error goes on) or
+ * returns nil or false first. */
+static int timer_l(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	luaL_checkany(L, 2);
+	double t0 = clock_now();
+	int rc = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
+	int ok = rc == LUA_OK && (lua_gettop(L) == 1 || lua_toboolean(L, 2));
+	step_record(L, name, ok, clock_now() - t0);
+	if (rc != LUA_OK)
+		return lua_error(L);
+	return lua_gettop(L) - 1;
+}
+
 static int size_l(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)check_size(L, 1));
@@ -700,24 +747,32 @@ static const luaL_Reg server_meta[] = {
 static const luaL_Reg functions[] = {
     {"client", client_new}, {"serve", server_new}, {"mkfile", mkfile_l},
     {"now", now_l},	    {"sleep", sleep_l},	   {"size", size_l},
-    {"visible", visible_l}, {NULL, NULL},
+    {"visible", visible_l}, {"timer", timer_l},	   {NULL, NULL},
 };
 
+/* A class whose methods are steps (timed) or not. */
 static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
-		      const luaL_Reg *methods)
+		      const luaL_Reg *methods, int timed)
 {
 	luaL_newmetatable(L, name);
 	luaL_setfuncs(L, meta, 0);
 	lua_newtable(L);
-	luaL_setfuncs(L, methods, 0);
+	for (const luaL_Reg *m = methods; m->name; m++) {
+		lua_pushcfunction(L, m->func);
+		if (timed) {
+			lua_pushstring(L, m->name);
+			lua_pushcclosure(L, client_timed, 2);
+		}
+		lua_setfield(L, -2, m->name);
+	}
 	lua_setfield(L, -2, "methods");
 	lua_pop(L, 1);
 }
 
 int luaopen_fileserv(lua_State *L)
 {
-	new_class(L, CLIENT_MT, client_meta, client_methods);
-	new_class(L, SERVER_MT, server_meta, server_methods);
+	new_class(L, CLIENT_MT, client_meta, client_methods, 1);
+	new_class(L, SERVER_MT, server_meta, server_methods, 0);
 	luaL_newlib(L, functions);
 	json_open(L);
 	lua_setfield(L, -2, "json");

@@ -4,9 +4,10 @@
  *
  * What crosses from the script into a worker is a copy: the scenario
  * function as bytecode (lua_dump), its upvalues described as JSON (plain
- * data is copied, a module or global is looked up again in the worker,
- * anything else becomes nil), and `args` as JSON text. Nothing else is
- * shared, so threads and forked processes behave the same. */
+ * data is copied, a module or global is looked up again in the worker;
+ * anything else, such as a local function or a server handle, is refused
+ * before the run, naming the variable), and `args` as JSON text. Nothing
+ * else is shared, so threads and forked processes behave the same. */
 #include "fileserv.h"
 #include "affinity.h"
 #include "client.h"
@@ -60,6 +61,48 @@ static void add_json_text(cJSON *obj, const char *key, cJSON *item)
 	free(text);
 }
 
+/* Whether the value at the top is the global `name`. */
+static int is_global(lua_State *L, const char *name)
+{
+	lua_getglobal(L, name);
+	int global = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
+	lua_pop(L, 1);
+	return global;
+}
+
+/* Whether the upvalue `name` at the top can be rebuilt in a worker: the
+ * globals, a loaded module, the global of that name, or plain data. */
+static int upvalue_crosses(lua_State *L, const char *name)
+{
+	return strcmp(name, "_ENV") == 0 || loaded_name(L) ||
+	       is_global(L, name) || json_is_plain(L, -1);
+}
+
+/* Raises, naming the variable, if an upvalue of the scenario at f cannot
+ * cross into a worker (it would arrive as nil). */
+static void check_upvalues(lua_State *L, int f)
+{
+	const char *name;
+	for (int i = 1; (name = lua_getupvalue(L, f, i)); i++) {
+		if (!upvalue_crosses(L, name)) {
+			const char *what = lua_istable(L, -1)
+					       ? "table that is not plain data"
+					       : luaL_typename(L, -1);
+			if (luaL_getmetafield(L, -1, "__name") != LUA_TNIL)
+				what = luaL_optstring(L, -1, what);
+			luaL_error(L,
+				   "fileserv.stress: the scenario uses the "
+				   "local '%s' (a %s) of the script, which "
+				   "cannot be copied into the workers: pass "
+				   "its data in args = {...} (the scenario's "
+				   "4th parameter), and require modules or "
+				   "define functions inside the scenario",
+				   name, what);
+		}
+		lua_pop(L, 1);
+	}
+}
+
 /* How each upvalue of the function at f is rebuilt in a worker. */
 static char *describe_upvalues(lua_State *L, int f)
 {
@@ -68,14 +111,11 @@ static char *describe_upvalues(lua_State *L, int f)
 	for (int i = 1; (name = lua_getupvalue(L, f, i)); i++) {
 		cJSON *u = cJSON_CreateObject();
 		const char *module = loaded_name(L);
-		lua_getglobal(L, name);
-		int global = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
-		lua_pop(L, 1);
 		if (strcmp(name, "_ENV") == 0)
 			cJSON_AddTrueToObject(u, "env");
 		else if (module)
 			cJSON_AddStringToObject(u, "module", module);
-		else if (global)
+		else if (is_global(L, name))
 			cJSON_AddStringToObject(u, "global", name);
 		else if (json_is_plain(L, -1))
 			add_json_text(u, "value", json_from_lua(L, -1));
@@ -250,13 +290,17 @@ static void stress_server(lua_State *L, struct stress_config *cfg)
 static void stress_scenario(lua_State *L, struct scenario *sc)
 {
 	lua_getfield(L, 1, "scenario");
-	if (lua_dump(L, dump_writer, sc, 0) != 0)
-		luaL_error(L, "stress: cannot copy the scenario");
-	sc->upvalues = describe_upvalues(L, lua_gettop(L));
+	int f = lua_gettop(L);
+	check_upvalues(L, f);
 	lua_getfield(L, 1, "args");
 	if (!json_is_plain(L, -1))
 		luaL_error(L, "stress: args must be plain data (nil, booleans, "
 			      "numbers, strings and tables of these)");
+	lua_pushvalue(L, f);
+	if (lua_dump(L, dump_writer, sc, 0) != 0)
+		luaL_error(L, "stress: cannot copy the scenario");
+	lua_pop(L, 1);
+	sc->upvalues = describe_upvalues(L, f);
 	cJSON *args = json_from_lua(L, -1);
 	sc->args = cJSON_PrintUnformatted(args);
 	cJSON_Delete(args);

@@ -250,13 +250,13 @@ for _, mode in ipairs { "thread", "process" } do
     check(s.ok == 4 and s.failed == 2, "scenario ok/failed: " .. s.ok .. "/" .. s.failed)
     check(s.errors.script == 1 and s.errors.server == 1, "scenario error classes")
     check(s.bytes == 6 * 300001, "scenario bytes counted in workers")
-    local plain, fn, n = { size = 3, tags = { "a" } }, print, 0
+    local plain, n, print = { size = 3, tags = { "a" } }, 0, print
     s = assert(fileserv.stress { server = srv, clients = 2, iterations = 2, pool = mode,
       scenario = function(client)
         n = n + 1 -- a copy per worker: counts that worker's iterations
         assert(plain.size == 3 and plain.tags[1] == "a", "plain upvalue copied")
         assert(fileserv.version and report.svg, "modules found again")
-        assert(fn == nil, "functions do not cross")
+        assert(print == _G.print, "a local copy of a global is the global again")
         assert(n <= 2, "upvalue copies are per worker")
         return client:ls()
       end })
@@ -264,6 +264,36 @@ for _, mode in ipairs { "thread", "process" } do
     check(n == 0, "the script's own upvalue is untouched")
     s = assert(fileserv.stress { server = srv, clients = 1, pool = mode, scenario = function() end })
     check(s.ok == 1, "returning nothing is success")
+    check(next(s.steps) == nil, "no client call, no timer: no steps")
+
+    s = assert(fileserv.stress { server = srv, clients = 3, iterations = 4, pool = mode,
+      scenario = function(client, worker, iteration)
+        assert(client:ls())
+        local r = fileserv.timer("fetch", function(name) return client:get(name) end, "f")
+        assert(r.bytes == 300001, "timer returns the function's results")
+        fileserv.timer("think", fileserv.sleep, 0.002)
+        client:get("missing") -- a failed step, not a failed iteration
+        if worker == 1 and iteration == 1 then fileserv.timer("boom", error, "planned") end
+        return true
+      end })
+    local st = s.steps
+    check(s.ok == 11 and s.failed == 1, "iterations: " .. s.ok .. "/" .. s.failed)
+    check(st.ls.ok == 12 and st.ls.failed == 0, "each ls counted under its name")
+    check(st.get.ok == 12 and st.get.failed == 12, "get: ok and failed calls")
+    check(st.fetch.ok == 12 and st.think.ok == 12, "timers counted")
+    check(st.boom.ok == 0 and st.boom.failed == 1, "a timer whose function raises is failed")
+    check(st.think.latency_ms.p50 >= 2 and st.think.latency_ms.min >= 2, "timer latency: " .. st.think.latency_ms.p50)
+    check(st.fetch.latency_ms.max >= st.fetch.latency_ms.p99 and st.fetch.latency_ms.p50 > 0, "step percentiles")
+    check(st.put == nil and st.rm == nil, "steps not taken are absent")
+    s = assert(fileserv.stress { server = srv, clients = 2, iterations = 1, pool = mode,
+      scenario = function()
+        for i = 1, 40 do fileserv.timer("t" .. i, function() end) end
+      end })
+    check(s.failed == 2 and s.first_error:find("at most 32 step names", 1, true),
+          "too many step names: " .. tostring(s.first_error))
+    local n = 0
+    for _ in pairs(s.steps) do n = n + 1 end
+    check(n == 32, "the first 32 names kept: " .. n)
 
     local stats = assert(srv:stats())
     check(stats.data.mode == mode and stats.data.workers == 3, "server stats")
@@ -295,6 +325,14 @@ test("serve{cpus=} pins the server", function()
   check(assert(srv:stats()).data.cpus == "0", "STATS cpus")
 end)
 
+test("timer outside a stress worker", function()
+  local a, b = fileserv.timer("x", function(p, q) return p + q, "y" end, 1, 2)
+  check(a == 3 and b == "y", "results passed through")
+  local ok, err = pcall(fileserv.timer, "x", error, "raised")
+  check(not ok and err == "raised", "errors pass through")
+  check(not pcall(fileserv.timer), "a missing name raises")
+end)
+
 test("stress argument errors", function()
   check(not pcall(fileserv.stress, { server = "127.0.0.1:1", op = "nope" }), "bad op raises")
   check(not pcall(fileserv.stress, { op = "list" }), "missing server raises")
@@ -317,6 +355,22 @@ test("an unknown option raises, naming the key", function()
   end
   local ok, err = pcall(fileserv.serve, { storage = dir .. "/st-typo", wokers = 5 })
   check(not ok and err:find("workers", 1, true), "the message lists the known options: " .. tostring(err))
+end)
+
+test("a scenario using a local that cannot cross is refused, naming it", function()
+  local function helper() return true end
+  local srv_like = fileserv.client("127.0.0.1:1")
+  local mixed = { n = 1, f = helper }
+  local cases = {
+    { function() return helper() end, "'helper' (a function)" },
+    { function(c) return srv_like:ls() end, "'srv_like' (a fileserv.client)" },
+    { function() return mixed.n end, "'mixed' (a table that is not plain data)" },
+  }
+  for i, c in ipairs(cases) do
+    local ok, err = pcall(fileserv.stress, { server = "127.0.0.1:1", clients = 1, scenario = c[1] })
+    check(not ok and err:find("fileserv.stress: the scenario uses the local " .. c[2], 1, true)
+          and err:find("args", 1, true), "case " .. i .. ": " .. tostring(err))
+  end
 end)
 
 test("the verdict finds a real difference (libb64 vs the fast codec)", function()
