@@ -388,7 +388,8 @@ static int stress_l(lua_State *L)
 
 void lstress_open(lua_State *L, lua_State *(*new_state)(void))
 {
-	new_worker_state = new_state;
+	if (new_worker_state != new_state) /* workers only read it */
+		new_worker_state = new_state;
 	lua_pushcfunction(L, stress_l);
 	lua_setfield(L, -2, "stress");
 }
