@@ -14,10 +14,14 @@
 #include "lua/json.h"
 #include "lua/lfileserv.h"
 #include "lua/lstress.h"
+#include "arrival.h"
 #include "stress.h"
+#include "threshold.h"
+#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,15 +310,178 @@ static void stress_scenario(lua_State *L, struct scenario *sc)
 	cJSON_Delete(args);
 }
 
+/* ---- the open model and thresholds ---- */
+
+#define LUA_THRESHOLDS_MAX 32
+
+/* What the options table's open model and thresholds fill. */
+struct stress_open {
+	struct arrival_plan plan;
+	struct threshold thresholds[LUA_THRESHOLDS_MAX];
+};
+
+/* Seconds from option `key`: a number, or a string such as "50ms"; def
+ * when absent. */
+static double opt_seconds(lua_State *L, const char *key, double def)
+{
+	lua_getfield(L, 1, key);
+	double v = def;
+	struct fs_status st = {0};
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		v = lua_tonumber(L, -1);
+		if (!(v >= 0 && v <= 1e9))
+			luaL_error(L,
+				   "fileserv.stress: invalid %s %s (seconds, "
+				   "0 or more)",
+				   key, lua_tostring(L, -1));
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		if (units_parse_seconds(lua_tostring(L, -1), &v, &st) < 0)
+			luaL_error(L, "fileserv.stress: %s: %s", key,
+				   st.message);
+	} else if (!lua_isnil(L, -1)) {
+		luaL_error(L,
+			   "fileserv.stress: %s must be seconds (a number "
+			   "or a string such as \"50ms\")",
+			   key);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+/* The text "DURATION:RATE,..." of the stages table at idx, pushed. */
+static const char *stages_text(lua_State *L, int idx)
+{
+	static const char *const keys[] = {"duration", "rate", NULL};
+	idx = lua_absindex(L, idx);
+	lua_Integer n = luaL_len(L, idx);
+	if (n < 1 || n > ARRIVAL_MAX_STAGES)
+		luaL_error(L,
+			   "fileserv.stress: stages must list 1 to %d "
+			   "{duration = ..., rate = ...}",
+			   ARRIVAL_MAX_STAGES);
+	luaL_checkstack(L, (int)n * 2 + 4, "stages");
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_geti(L, idx, i) != LUA_TTABLE)
+			luaL_error(L,
+				   "fileserv.stress: stages[%I] must be "
+				   "{duration = ..., rate = ...}",
+				   i);
+		lfileserv_check_options(L, -1, "fileserv.stress: stages", keys);
+		lua_getfield(L, -1, "duration");
+		lua_getfield(L, -2, "rate");
+		if (!lua_isstring(L, -2) || !lua_isstring(L, -1))
+			luaL_error(L,
+				   "fileserv.stress: stages[%I] needs a "
+				   "duration and a rate",
+				   i);
+		lua_pushfstring(L, "%s%s:%s", i > 1 ? "," : "",
+				lua_tostring(L, -2), lua_tostring(L, -1));
+		lua_replace(L, -4);
+		lua_pop(L, 2);
+	}
+	lua_concat(L, (int)n);
+	return lua_tostring(L, -1);
+}
+
+/* rate, stages, poisson, seed and max_late into o->plan and cfg->plan
+ * (the duration is then the plan's), as `fileserv stress` settles them. */
+static void stress_open(lua_State *L, struct stress_config *cfg,
+			struct arrival_plan *p)
+{
+	struct fs_status st = {0};
+	lua_getfield(L, 1, "rate");
+	int rate = !lua_isnil(L, -1);
+	p->start_rate = lua_tonumber(L, -1);
+	if (rate && !(p->start_rate > 0 && isfinite(p->start_rate)))
+		luaL_error(L,
+			   "fileserv.stress: invalid rate '%s' (operations "
+			   "per second, above 0)",
+			   luaL_tolstring(L, -1, NULL));
+	lua_getfield(L, 1, "stages");
+	int stages = !lua_isnil(L, -1);
+	if (stages && arrival_parse_stages(lua_istable(L, -1)
+					       ? stages_text(L, -1)
+					       : luaL_tolstring(L, -1, NULL),
+					   p, &st) < 0)
+		luaL_error(L, "fileserv.stress: stages: %s", st.message);
+	lua_getfield(L, 1, "poisson");
+	p->poisson = lua_toboolean(L, -1);
+	lua_getfield(L, 1, "seed");
+	int seeded = !lua_isnil(L, -1);
+	lua_Integer seed = luaL_optinteger(L, -1, 0);
+	if (seed < 0)
+		luaL_error(L, "fileserv.stress: invalid seed %I (0 or more)",
+			   seed);
+	p->seed = (uint64_t)seed;
+	cfg->max_late = opt_seconds(L, "max_late", 0);
+	if (!rate && !stages) {
+		if (p->poisson || seeded || cfg->max_late > 0)
+			luaL_error(L, "fileserv.stress: poisson, seed and "
+				      "max_late need rate or stages");
+		return;
+	}
+	lua_getfield(L, 1, "iterations");
+	if (!lua_isnil(L, -1))
+		luaL_error(L, "fileserv.stress: iterations is for the closed "
+			      "loop; with rate give duration");
+	if (stages && cfg->duration > 0)
+		luaL_error(L, "fileserv.stress: stages set the duration; "
+			      "leave out duration");
+	if (!stages && cfg->duration <= 0)
+		luaL_error(L, "fileserv.stress: rate needs duration");
+	p->duration = cfg->duration + cfg->warmup;
+	if (arrival_check(p, &st) < 0)
+		luaL_error(L, "fileserv.stress: %s", st.message);
+	if (stages && arrival_length(p) <= cfg->warmup)
+		luaL_error(L,
+			   "fileserv.stress: the stages last %fs, no more "
+			   "than warmup",
+			   arrival_length(p));
+	cfg->duration = arrival_length(p) - cfg->warmup;
+	cfg->plan = p;
+}
+
+/* thresholds = {"p99<50ms", ...} into t and cfg. */
+static void stress_thresholds(lua_State *L, struct stress_config *cfg,
+			      struct threshold *t)
+{
+	lua_getfield(L, 1, "thresholds");
+	if (lua_isnil(L, -1))
+		return;
+	if (!lua_istable(L, -1))
+		luaL_error(L, "fileserv.stress: thresholds must be a table of "
+			      "strings such as {\"p99<50ms\", \"failed<1%%\"}");
+	lua_Integer n = luaL_len(L, -1);
+	if (n > LUA_THRESHOLDS_MAX)
+		luaL_error(L, "fileserv.stress: at most %d thresholds",
+			   LUA_THRESHOLDS_MAX);
+	struct fs_status st = {0};
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, -1, i);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L,
+				   "fileserv.stress: thresholds[%I] must be "
+				   "a string such as \"p99<50ms\"",
+				   i);
+		if (threshold_parse(lua_tostring(L, -1), &t[i - 1], &st) < 0)
+			luaL_error(L, "fileserv.stress: thresholds[%I]: %s", i,
+				   st.message);
+		lua_pop(L, 1);
+	}
+	cfg->thresholds = t;
+	cfg->nthresholds = (int)n;
+}
+
 /* The keys of fileserv.stress{}. */
 static const char *const stress_keys[] = {
-    "server", "op",	 "scenario", "args",	   "file",
-    "name",   "clients", "pool",     "iterations", "duration",
-    "verify", "timeout", "warmup",   "cpus",	   NULL,
+    "server",	"op",	      "scenario",   "args",	"file",	   "name",
+    "clients",	"pool",	      "iterations", "duration", "verify",  "timeout",
+    "warmup",	"cpus",	      "rate",	    "stages",	"poisson", "seed",
+    "max_late", "thresholds", NULL,
 };
 
 static void stress_options(lua_State *L, struct stress_config *cfg,
-			   struct scenario *sc)
+			   struct stress_open *o, struct scenario *sc)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lfileserv_check_options(L, 1, "fileserv.stress", stress_keys);
@@ -338,6 +505,8 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	if (cpus && affinity_parse(cpus, &cfg->cpus, &st) < 0)
 		luaL_error(L, "stress: %s", st.message);
 	cfg->pinned = cpus != NULL;
+	stress_open(L, cfg, &o->plan);
+	stress_thresholds(L, cfg, o->thresholds);
 	cfg->file = opt_string(L, "file");
 	cfg->name = opt_string(L, "name");
 	if (!cfg->name && cfg->file) {
@@ -363,9 +532,10 @@ static int stress_l(lua_State *L)
 {
 	struct stress_config cfg = {0};
 	struct scenario sc = {0};
+	struct stress_open open = {0};
 	struct stress_hooks hooks = {scenario_start, scenario_step,
 				     scenario_stop, &sc};
-	stress_options(L, &cfg, &sc);
+	stress_options(L, &cfg, &open, &sc);
 	sc.server = cfg.server;
 	cfg.hooks = &hooks;
 	struct stress_result res;

@@ -333,6 +333,49 @@ test("timer outside a stress worker", function()
   check(not pcall(fileserv.timer), "a missing name raises")
 end)
 
+test("the open model and thresholds from Lua", function()
+  local srv <close> = assert(fileserv.serve { workers = 2, storage = dir .. "/st-open", sync = false })
+  for _, pool in ipairs { "thread", "process" } do
+    local s = assert(fileserv.stress { server = srv, op = "list", clients = 4, pool = pool,
+                                       rate = 100, duration = 0.4, thresholds = { "failed<1%", "p99<60s" } })
+    local m = s.open_model
+    check(m and m.target_rate == 100 and m.arrivals == "uniform", pool .. ": open model reported")
+    check(s.ok > 0 and s.failed == 0 and m.started == s.ok, pool .. ": every arrival ran: " .. s.ok)
+    check(s.service_ms.p50 > 0 and s.latency_ms.p99 >= s.service_ms.p50, pool .. ": service time beside latency")
+    check(s.thresholds_passed == true and #s.thresholds == 2 and s.thresholds[1].threshold == "failed<1%"
+          and s.thresholds[1].pass == true, pool .. ": thresholds pass")
+  end
+  local s = assert(fileserv.stress { server = srv, op = "list", clients = 2,
+    stages = { { duration = "0.2s", rate = 50 }, { duration = 0.2, rate = 0 } },
+    poisson = true, seed = 7, max_late = "1s", thresholds = { "p99<1us" } })
+  check(s.open_model.stages == true and s.open_model.arrivals == "poisson", "stages from a table, Poisson")
+  check(s.thresholds_passed == false and s.thresholds[1].pass == false and s.thresholds[1].value > 0,
+        "a failing threshold: thresholds_passed is false")
+  s = assert(fileserv.stress { server = srv, op = "list", stages = "0.2s:50,0.1s:20" })
+  check(s.open_model.stages == true and s.ok > 0 and s.thresholds_passed == true, "stages as the CLI's string")
+  s = assert(fileserv.stress { server = srv, op = "list" })
+  check(s.open_model == nil and s.thresholds_passed == true, "the closed loop has no open_model")
+  local bad = {
+    { { rate = -5, duration = 1 }, "invalid rate '-5'" },
+    { { rate = "fast", duration = 1 }, "invalid rate 'fast'" },
+    { { rate = 10 }, "rate needs duration" },
+    { { rate = 10, duration = 1, iterations = 2 }, "iterations is for the closed loop" },
+    { { stages = "10s:-5" }, "invalid stage '10s:-5'" },
+    { { stages = { { duration = "1s" } } }, "stages[1] needs a duration and a rate" },
+    { { stages = { { duration = "1s", rate = 1, ramp = 2 } } }, "unknown option 'ramp'" },
+    { { stages = "1s:10", duration = 2 }, "stages set the duration" },
+    { { poisson = true }, "need rate or stages" },
+    { { rate = 10, duration = 1, max_late = "soon" }, "max_late: invalid duration 'soon'" },
+    { { thresholds = { "bogus<1" } }, "thresholds[1]: invalid threshold 'bogus<1'" },
+    { { thresholds = "p99<1ms" }, "thresholds must be a table of strings" },
+  }
+  for i, b in ipairs(bad) do
+    b[1].server, b[1].op = srv, "list"
+    local ok, err = pcall(fileserv.stress, b[1])
+    check(not ok and err:find(b[2], 1, true), "bad input " .. i .. ": " .. tostring(err))
+  end
+end)
+
 test("stress argument errors", function()
   check(not pcall(fileserv.stress, { server = "127.0.0.1:1", op = "nope" }), "bad op raises")
   check(not pcall(fileserv.stress, { op = "list" }), "missing server raises")
