@@ -196,23 +196,17 @@ static int cmd_put(struct cli *cli, int argc, char **argv)
 	if (cmdline_operands(argc, 1, 2, "FILE and an optional NAME",
 			     &cli->st) < 0)
 		return -1;
-	int fd = open(argv[0], O_RDONLY | O_CLOEXEC);
-	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		int e = fd < 0 ? errno : EINVAL;
-		if (fd >= 0)
-			close(fd);
-		return fs_fail(&cli->st, FS_ERR_LOCAL, "%s: %s", argv[0],
-			       e == EINVAL ? "not a regular file"
-					   : strerror(e));
-	}
+	uint64_t size;
+	int fd = client_open_source(argv[0], &size, &cli->st);
+	if (fd < 0)
+		return -1;
 	char *copy = strdup(argv[0]);
 	const char *name = argc == 2 ? argv[1] : basename(copy);
 	struct progress p;
 	progress_init(&p, cli);
 	struct fs_result res;
-	int rc = client_put(&cli->client, name, fd, (uint64_t)sb.st_size,
-			    progress_show, &p, &res, &cli->st);
+	int rc = client_put(&cli->client, name, fd, size, progress_show, &p,
+			    &res, &cli->st);
 	progress_end(&p);
 	close(fd);
 	if (rc == 0 && !cli->quiet)

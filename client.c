@@ -335,6 +335,32 @@ int client_list(const struct fs_client *c, const struct fs_sink *names,
 	return exchange(c, &x, res, st);
 }
 
+int client_open_source(const char *path, uint64_t *size, struct fs_status *st)
+{
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", path, strerror(e));
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return fs_fail(st, FS_ERR_LOCAL,
+			       "%s: not a regular file (a %s)", path,
+			       S_ISDIR(sb.st_mode)    ? "directory"
+			       : S_ISCHR(sb.st_mode)  ? "character device"
+			       : S_ISBLK(sb.st_mode)  ? "block device"
+			       : S_ISFIFO(sb.st_mode) ? "FIFO"
+						      : "socket");
+	}
+	fcntl(fd, F_SETFL, 0);
+	*size = (uint64_t)sb.st_size;
+	return fd;
+}
+
 int client_put(const struct fs_client *c, const char *name, int fd,
 	       uint64_t size, fs_progress_fn progress, void *progress_ctx,
 	       struct fs_result *res, struct fs_status *st)

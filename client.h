@@ -45,6 +45,10 @@ int client_get(const struct fs_client *c, const char *name,
  * proto_read_reply). client_request(CMD_LIST) drops them. */
 int client_list(const struct fs_client *c, const struct fs_sink *names,
 		struct fs_result *res, struct fs_status *st);
+/* Opens path, which must be a regular file, as the source of an upload
+ * (a device or a FIFO would stream without end, a directory not at all);
+ * returns the descriptor and sets *size, or -1 with st set. */
+int client_open_source(const char *path, uint64_t *size, struct fs_status *st);
 /* Uploads size bytes from fd as name. progress may be NULL. */
 int client_put(const struct fs_client *c, const char *name, int fd,
 	       uint64_t size, fs_progress_fn progress, void *progress_ctx,

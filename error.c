@@ -18,6 +18,7 @@ static const char *const error_names[FS_ERR_COUNT] = {
     [FS_ERR_LOCAL] = "local",
     [FS_ERR_MISMATCH] = "mismatch",
     [FS_ERR_SCRIPT] = "script",
+    [FS_ERR_WORKER] = "worker",
 };
 
 const char *fs_error_name(enum fs_error code)

@@ -39,6 +39,7 @@ enum fs_error {
 	FS_ERR_LOCAL,	 /* local file I/O */
 	FS_ERR_MISMATCH, /* downloaded bytes differ from the expected ones */
 	FS_ERR_SCRIPT,	 /* a scenario raised an error */
+	FS_ERR_WORKER,	 /* a stress worker died or could not start */
 	FS_ERR_COUNT
 };
 

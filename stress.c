@@ -5,7 +5,8 @@
  * theirs into a shared mapping). Plain operations are pure C through the
  * client API; a scripted scenario runs through hooks that the Lua glue
  * provides, one Lua state per worker, so the engine knows nothing of Lua.
- * All workers are released at once from a barrier; each notes its own
+ * All workers are released at once when the parent closes a pipe, or told
+ * not to run when one of them could not start; each notes its own
  * start and end, and the wall time runs from the first start to the last
  * end, so that it never depends on when the parent got the CPU.
  *
@@ -98,6 +99,7 @@ int stress_op_parse(const char *text, enum stress_op *op)
  * process workers see it as threads do). */
 struct run_shared {
 	double released; /* when the parent released the workers */
+	int cancel;	 /* a worker could not start: the others do not run */
 	int stop;	 /* a signal asked every worker to stop */
 	/* the open model: the next arrival, taken under the lock (shared
 	 * between processes) */
@@ -128,8 +130,7 @@ struct worker {
 	struct stress_tally *tally;
 	struct stress_open_tally *open; /* open model only */
 	int ref_fd;	/* local copy to verify downloads against */
-	int release_fd; /* process workers wait for EOF on it */
-	pthread_barrier_t *barrier;
+	int release_fd; /* workers wait for EOF on it */
 	void *script;
 	struct verify_sink *verify;
 };
@@ -357,15 +358,31 @@ static void tally_end(struct stress_tally *t)
 	t->cpu_system = system - t->cpu_system;
 }
 
-static void worker_wait_release(struct worker *w)
+/* Waits for the parent to close the release pipe; returns whether the
+ * run goes ahead (it is cancelled when a worker could not start). */
+static int worker_wait_release(struct worker *w)
 {
-	if (w->barrier) {
-		pthread_barrier_wait(w->barrier);
-	} else {
-		char ch;
-		while (read(w->release_fd, &ch, 1) < 0 && errno == EINTR)
-			;
-	}
+	char ch;
+	double released; /* acquired: the parent's writes before it are seen */
+	while (read(w->release_fd, &ch, 1) < 0 && errno == EINTR)
+		;
+	__atomic_load(&w->shared->released, &released, __ATOMIC_ACQUIRE);
+	return !__atomic_load_n(&w->shared->cancel, __ATOMIC_ACQUIRE);
+}
+
+/* Counts what a worker that did not finish its run left undone as failed
+ * iterations of class "worker": the rest of its iterations (in a timed
+ * run, the one it was in), and why, in its tally. */
+static void tally_lost(struct stress_tally *t, const struct stress_config *cfg,
+		       const char *cause)
+{
+	uint64_t done = t->ok + t->failed, lost = 1;
+	if (cfg->duration <= 0 && (uint64_t)cfg->iterations > done)
+		lost = (uint64_t)cfg->iterations - done;
+	t->failed += lost;
+	t->errors[FS_ERR_WORKER] += lost;
+	snprintf(t->lost, sizeof(t->lost), "%s (%llu iteration%s lost)", cause,
+		 (unsigned long long)lost, lost == 1 ? "" : "s");
 }
 
 /* ---- the open model ---- */
@@ -465,7 +482,12 @@ static void worker_run(struct worker *w)
 	    !(w->script =
 		  cfg->hooks->start(cfg->hooks->ctx, w->id, w->tally, &st)))
 		tally_step(w->tally, -1, &st, 0);
-	worker_wait_release(w);
+	if (!worker_wait_release(w)) { /* a worker could not start */
+		if (w->script)
+			cfg->hooks->stop(w->script);
+		free(w->verify);
+		return;
+	}
 	/* The warm-up ends at the same moment for every worker and for the
 	 * parent's sample of the server's figures. */
 	double start = clock_now(), warm = 0, end = 0;
@@ -486,6 +508,10 @@ static void worker_run(struct worker *w)
 			break;
 		double t0 = clock_now();
 		int rc = worker_step(w, i, &st);
+		if (rc == -2) { /* the scenario ended its worker */
+			tally_lost(w->tally, cfg, st.message);
+			break;
+		}
 		double t1 = clock_now();
 		tally_step(w->tally, rc, &st, t1 - t0);
 		if (t1 < warm) { /* warm-up: not counted */
@@ -499,6 +525,7 @@ static void worker_run(struct worker *w)
 	if (w->script)
 		cfg->hooks->stop(w->script);
 	free(w->verify);
+	w->tally->finished = 1;
 }
 
 static void *worker_thread(void *arg)
@@ -569,13 +596,63 @@ static void parent_released(const struct stress_config *cfg,
 	server_sample(&cfg->server, &res->server_before);
 }
 
-static int run_threads(struct worker *w, int n, struct stress_result *res)
+/* A pool start: how many workers started, and why the next one did not. */
+struct start {
+	int started;
+	const char *call; /* "fork" or "pthread_create" that failed */
+	int err;
+};
+
+/* Counts the workers of a failed start: the ones started and then
+ * stopped, and the ones never started. */
+static void start_count(const struct start *s, struct stress_tally *t, int n,
+			const struct stress_config *cfg)
 {
-	pthread_barrier_t barrier;
+	char cause[160];
+	for (int i = 0; s->call && i < n; i++) {
+		if (i < s->started)
+			snprintf(cause, sizeof(cause),
+				 "worker %d stopped: worker %d could not start",
+				 i + 1, s->started + 1);
+		else
+			snprintf(cause, sizeof(cause),
+				 "worker %d not started: %s: %s", i + 1,
+				 s->call, strerror(s->err));
+		if (!t[i].finished && !t[i].lost[0])
+			tally_lost(&t[i], cfg, cause);
+	}
+}
+
+/* Releases the workers started (EOF on the pipe) and returns the interval
+ * monitor, if any; after a failed start, lets them end without running. */
+static struct interval_monitor *release_workers(struct worker *w, int n,
+						int release_wr,
+						const struct start *s,
+						struct stress_result *res)
+{
+	if (s->call)
+		__atomic_store_n(&w[0].shared->cancel, 1, __ATOMIC_RELEASE);
+	double now = clock_now(); /* published before the workers read it */
+	__atomic_store(&w[0].shared->released, &now, __ATOMIC_RELEASE);
+	close(release_wr);
+	if (s->call)
+		return NULL;
+	struct interval_monitor *m =
+	    interval_start(w[0].cfg, w[0].shared->tally, n, now);
+	parent_released(w[0].cfg, w[0].shared, res);
+	return m;
+}
+
+/* Runs the workers as threads; a thread that cannot be created cancels
+ * the run, and the threads already created are released only to end. */
+static void run_threads(struct worker *w, int n, int release[2],
+			struct start *s, struct stress_result *res)
+{
 	pthread_t *tids = calloc((size_t)n, sizeof(*tids));
-	if (!tids || pthread_barrier_init(&barrier, NULL, (unsigned)n + 1)) {
-		free(tids);
-		return -1;
+	if (!tids) {
+		*s = (struct start){0, "calloc", ENOMEM};
+		release_workers(w, n, release[1], s, res);
+		return;
 	}
 	/* Stop signals are for the caller's thread: workers block them and
 	 * learn of them through the stop word. */
@@ -584,64 +661,111 @@ static int run_threads(struct worker *w, int n, struct stress_result *res)
 	sigaddset(&stops, SIGINT);
 	sigaddset(&stops, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stops, &old);
-	int started = 0;
-	for (; started < n; started++) {
-		w[started].barrier = &barrier;
-		if (pthread_create(&tids[started], NULL, worker_thread,
-				   &w[started]))
+	for (; s->started < n; s->started++) {
+		w[s->started].release_fd = release[0];
+		int err = pthread_create(&tids[s->started], NULL, worker_thread,
+					 &w[s->started]);
+		if (err) {
+			*s = (struct start){s->started, "pthread_create", err};
 			break;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (started < n) /* cannot happen short of resource exhaustion */
-		abort();
-	w[0].shared->released = clock_now(); /* the barrier publishes it */
-	pthread_barrier_wait(&barrier);
-	struct interval_monitor *m = interval_start(
-	    w[0].cfg, w[0].shared->tally, n, w[0].shared->released);
-	parent_released(w[0].cfg, w[0].shared, res);
-	for (int i = 0; i < n; i++)
-		pthread_join(tids[i], NULL);
-	interval_finish(m);
-	pthread_barrier_destroy(&barrier);
-	free(tids);
-	return 0;
-}
-
-static int run_processes(struct worker *w, int n, struct stress_result *res)
-{
-	int release[2];
-	pid_t *pids = calloc((size_t)n, sizeof(*pids));
-	if (!pids || pipe2(release, O_CLOEXEC) < 0) {
-		free(pids);
-		return -1;
-	}
-	pid_t parent = getpid();
-	for (int i = 0; i < n; i++) {
-		pids[i] = fork();
-		if (pids[i] == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			signal(SIGINT, worker_on_signal);
-			signal(SIGTERM, worker_on_signal);
-			close(release[1]);
-			w[i].release_fd = release[0];
-			if (getppid() == parent)
-				worker_run(&w[i]);
-			_exit(0);
 		}
 	}
-	close(release[0]);
-	w[0].shared->released = clock_now(); /* before the workers read */
-	close(release[1]); /* EOF releases every worker at once */
-	struct interval_monitor *m = interval_start(
-	    w[0].cfg, w[0].shared->tally, n, w[0].shared->released);
-	parent_released(w[0].cfg, w[0].shared, res);
-	for (int i = 0; i < n; i++)
-		while (pids[i] > 0 && waitpid(pids[i], NULL, 0) < 0 &&
-		       errno == EINTR)
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	struct interval_monitor *m = release_workers(w, n, release[1], s, res);
+	for (int i = 0; i < s->started; i++)
+		pthread_join(tids[i], NULL);
+	interval_finish(m);
+	free(tids);
+}
+
+static void process_died(struct worker *w, int status)
+{
+	char cause[120];
+	if (WIFSIGNALED(status))
+		snprintf(cause, sizeof(cause), "worker %d killed by signal %d",
+			 w->id, WTERMSIG(status));
+	else
+		snprintf(cause, sizeof(cause),
+			 "worker %d exited with status %d before the end of "
+			 "its run",
+			 w->id, WEXITSTATUS(status));
+	if (w->tally->start > 0 && w->tally->end == 0)
+		w->tally->end = clock_now(); /* when it was found dead */
+	tally_lost(w->tally, w->cfg, cause);
+}
+
+static pid_t process_start(struct worker *w, int release[2], pid_t parent)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGINT, worker_on_signal);
+	signal(SIGTERM, worker_on_signal);
+	close(release[1]);
+	w->release_fd = release[0];
+	if (getppid() == parent)
+		worker_run(w);
+	_exit(0);
+}
+
+/* Runs the workers as forked processes, which write their tallies into
+ * the shared mapping. A worker that dies before the end of its run (a
+ * signal) has what it left undone counted; a fork that fails cancels the
+ * run as in run_threads. */
+static void run_processes(struct worker *w, int n, int release[2],
+			  struct start *s, struct stress_result *res)
+{
+	pid_t *pids = calloc((size_t)n, sizeof(*pids));
+	if (!pids) {
+		*s = (struct start){0, "calloc", ENOMEM};
+		release_workers(w, n, release[1], s, res);
+		return;
+	}
+	pid_t parent = getpid();
+	fflush(NULL); /* a worker's exit must not write the parent's buffers */
+	for (; s->started < n; s->started++) {
+		pids[s->started] =
+		    process_start(&w[s->started], release, parent);
+		if (pids[s->started] < 0) {
+			*s = (struct start){s->started, "fork", errno};
+			break;
+		}
+	}
+	struct interval_monitor *m = release_workers(w, n, release[1], s, res);
+	for (int i = 0; i < s->started; i++) {
+		int status;
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
 			;
+		if (!w[i].tally->finished && !s->call)
+			process_died(&w[i], status);
+	}
 	interval_finish(m);
 	free(pids);
-	return 0;
+}
+
+/* Starts the pool and counts what its workers did or left undone;
+ * -1 with st set if not every worker could start. */
+static int run_pool(const struct stress_config *cfg, struct worker *w,
+		    struct stress_result *res, struct fs_status *st)
+{
+	int n = cfg->clients, release[2];
+	if (pipe2(release, O_CLOEXEC) < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "pipe: %s", strerror(errno));
+	struct start s = {0};
+	if (cfg->processes)
+		run_processes(w, n, release, &s, res);
+	else
+		run_threads(w, n, release, &s, res);
+	close(release[0]);
+	if (!s.call)
+		return 0;
+	start_count(&s, w[0].shared->tally, n, cfg);
+	return fs_fail(st, FS_ERR_LOCAL,
+		       "cannot start %s worker %d of %d: %s: %s (the %d "
+		       "started were stopped)",
+		       cfg->processes ? "process" : "thread", s.started + 1, n,
+		       s.call, strerror(s.err), s.started);
 }
 
 static void merge(struct stress_result *res, const struct stress_tally *t,
@@ -649,9 +773,9 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 {
 	struct stress_tally *all = &res->total;
 	hist_init(&all->latency);
-	double first = t[0].start, last = t[0].end;
+	double first = 0, last = 0; /* over the workers that ran */
 	for (int i = 0; i < n; i++) {
-		if (t[i].start < first)
+		if (t[i].start > 0 && (first == 0 || t[i].start < first))
 			first = t[i].start;
 		if (t[i].end > last)
 			last = t[i].end;
@@ -665,13 +789,15 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 		if (!all->first_error[0])
 			memcpy(all->first_error, t[i].first_error,
 			       sizeof(all->first_error));
+		if (!all->lost[0])
+			memcpy(all->lost, t[i].lost, sizeof(all->lost));
 		all->cpu_user += t[i].cpu_user;
 		all->cpu_system += t[i].cpu_system;
 		res->client_time += t[i].busy / n;
 		if (t[i].busy > 0)
 			res->client_rate += (double)t[i].bytes / t[i].busy / n;
 	}
-	res->wall = last - first;
+	res->wall = first > 0 && last > first ? last - first : 0;
 }
 
 static struct stress_latency latency_of(const struct histogram *h)
@@ -770,12 +896,9 @@ static int open_reference(const struct stress_config *cfg, struct fs_status *st)
 	if (!cfg->file || (cfg->op != STRESS_UPLOAD &&
 			   !(cfg->op == STRESS_DOWNLOAD && cfg->verify)))
 		return -1;
-	int fd = open(cfg->file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fs_fail(st, FS_ERR_LOCAL, "%s: %s", cfg->file, strerror(errno));
-		return -2;
-	}
-	return fd;
+	uint64_t size;
+	int fd = client_open_source(cfg->file, &size, st);
+	return fd < 0 ? -2 : fd;
 }
 
 int stress_run(const struct stress_config *cfg, struct stress_result *res,
@@ -809,13 +932,14 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	if (cfg->duration <= 0 || cfg->warmup <= 0)
 		server_sample(&cfg->server, &res->server_before);
 	int rc = 0;
-	for (int i = 0; i < n && rc == 0; i++) {
+	for (int i = 0; i < n; i++) {
 		w[i] = (struct worker){.cfg = cfg,
 				       .id = i + 1,
 				       .shared = shared,
 				       .tally = &shared->tally[i],
 				       .open = shared->open ? &shared->open[i]
-							    : NULL};
+							    : NULL,
+				       .ref_fd = -1};
 		if (size > tallies) {
 			struct stress_steps *steps =
 			    (struct stress_steps *)((char *)shared + tallies) +
@@ -823,15 +947,16 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 			steps->names = &shared->step_names;
 			shared->tally[i].steps = steps;
 		}
-		w[i].ref_fd = open_reference(cfg, st);
-		if (w[i].ref_fd == -2)
-			rc = -1;
 	}
-	if (rc == 0)
-		rc = cfg->processes ? run_processes(w, n, res)
-				    : run_threads(w, n, res);
+	for (int i = 0; i < n && rc == 0; i++)
+		if ((w[i].ref_fd = open_reference(cfg, st)) == -2)
+			rc = -1;
+	int ran = rc == 0;
+	if (ran)
+		rc = run_pool(cfg, w, res, st);
 	stop_word = NULL;
-	if (rc == 0) {
+	if (ran) {
+		res->counted = 1;
 		merge(res, shared->tally, n);
 		if (shared->open)
 			merge_open(res, shared->open, n);
@@ -1050,6 +1175,8 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 					(double)t->errors[i]);
 	if (t->first_error[0])
 		cJSON_AddStringToObject(o, "first_error", t->first_error);
+	if (t->lost[0])
+		cJSON_AddStringToObject(o, "worker_lost", t->lost);
 	cJSON_AddNumberToObject(o, "wall_s", res->wall);
 	cJSON_AddNumberToObject(o, "bytes", (double)t->bytes);
 	cJSON_AddNumberToObject(o, "verified_bytes", (double)t->verified);

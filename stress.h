@@ -51,6 +51,8 @@ struct stress_tally {
 	struct histogram latency;
 	char first_error[200];
 	struct stress_steps *steps; /* a scenario's, or NULL */
+	char lost[160]; /* why a worker did not finish its run, if it did not */
+	int finished;	/* the worker ran to the end of its run */
 };
 
 /* Counts one step of a scenario in the worker's tally: 0, or -1 with st
@@ -149,6 +151,7 @@ struct stress_result {
 	/* STATS before the measured part (after any warm-up) and after */
 	struct stress_server_sample server_before, server_after;
 	int interrupted; /* the signal that stopped the run early, or 0 */
+	int counted;	 /* the pool ran: the counts above are valid */
 	struct stress_open_tally open; /* open model: all workers merged */
 	double achieved_rate; /* open model: operations started per second */
 };
@@ -163,7 +166,9 @@ int stress_interrupted(void);
 /* "SIGINT", "SIGTERM", or "signal N" for others (static storage). */
 const char *stress_signal_name(int sig);
 
-/* Runs the workload; 0, or -1 with st set if it could not start. */
+/* Runs the workload; 0, or -1 with st set if it could not start. When
+ * not every worker could start, the others are stopped, res is still
+ * filled (res->counted) and counts every iteration as run or failed. */
 int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	       struct fs_status *st);
 const char *stress_op_name(enum stress_op op);

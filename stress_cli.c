@@ -31,8 +31,8 @@ static const char stress_usage[] =
     "CPU seconds and memory it spent meanwhile.\n"
     "\n"
     "      --op OP           upload, download or list\n"
-    "      --file PATH       local file: what upload sends, and what\n"
-    "                        download is verified against\n"
+    "      --file PATH       local regular file: what upload sends, and\n"
+    "                        what download is verified against\n"
     "  -n, --name NAME       name on the server (default: the file's name)\n"
     "  -c, --clients N       concurrent client workers, 1-10000 (default 1)\n"
     "  -P, --pool KIND       the CLIENT's worker pool: thread or process\n"
@@ -448,6 +448,9 @@ static void stress_print(const cJSON *j)
 	    cJSON_GetStringValue(cJSON_GetObjectItem(j, "first_error"));
 	if (err)
 		printf("  first error: %s\n", err);
+	err = cJSON_GetStringValue(cJSON_GetObjectItem(j, "worker_lost"));
+	if (err)
+		printf("  worker lost: %s\n", err);
 	stress_print_thresholds(j);
 }
 
@@ -566,7 +569,7 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		sc.cfg.live = stderr;
 	if (sc.cfg.interval <= 0)
 		sc.cfg.interval = 1;
-	struct stress_result res;
+	struct stress_result res = {0};
 	struct sigaction sa = {.sa_handler = stress_on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -586,7 +589,7 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 	if (rc == 0)
 		rc = stress_run(&sc.cfg, &res, &st);
 	cJSON *j =
-	    rc == 0 ? stress_to_json(&sc.cfg, &res) : cJSON_CreateObject();
+	    res.counted ? stress_to_json(&sc.cfg, &res) : cJSON_CreateObject();
 	if (rc < 0) {
 		cJSON_AddStringToObject(j, "error", st.message);
 		cJSON_AddStringToObject(j, "error_class",
@@ -612,7 +615,7 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		char *text = cJSON_Print(j);
 		printf("%s\n", text ? text : "{}");
 		free(text);
-	} else if (stream != stdout && rc == 0) {
+	} else if (stream != stdout && res.counted) {
 		stress_print(j);
 	}
 	int failed = rc == 0 && res.total.failed > 0;

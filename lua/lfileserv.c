@@ -39,12 +39,14 @@
 
 #define CHILDREN_MAX 64
 static pid_t children[CHILDREN_MAX];
+static pid_t parents[CHILDREN_MAX]; /* the process that started each */
 
 static void remember_child(pid_t pid)
 {
 	for (int i = 0; i < CHILDREN_MAX; i++)
 		if (children[i] == 0) {
 			children[i] = pid;
+			parents[i] = getpid();
 			return;
 		}
 }
@@ -56,13 +58,16 @@ static void forget_child(pid_t pid)
 			children[i] = 0;
 }
 
+/* A forked stress worker inherits this exit handler and the table: its
+ * exit stops only the servers it started itself, never its parent's. */
 void lfileserv_stop_servers(void)
 {
+	pid_t self = getpid();
 	for (int i = 0; i < CHILDREN_MAX; i++)
-		if (children[i] > 0)
+		if (children[i] > 0 && parents[i] == self)
 			kill(children[i], SIGTERM);
 	for (int i = 0; i < CHILDREN_MAX; i++)
-		if (children[i] > 0)
+		if (children[i] > 0 && parents[i] == self)
 			waitpid(children[i], NULL, 0);
 }
 
@@ -206,15 +211,12 @@ static int client_put_l(lua_State *L)
 	const char *slash = strrchr(path, '/');
 	const char *name = luaL_optstring(L, 3, slash ? slash + 1 : path);
 	struct fs_status st = {0};
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fs_fail(&st, FS_ERR_LOCAL, "%s: %s", path, strerror(errno));
+	uint64_t size;
+	int fd = client_open_source(path, &size, &st);
+	if (fd < 0)
 		return push_failure(L, &st);
-	}
-	off_t size = lseek(fd, 0, SEEK_END);
-	lseek(fd, 0, SEEK_SET);
 	struct fs_result res;
-	int rc = client_put(c, name, fd, (uint64_t)size, NULL, NULL, &res, &st);
+	int rc = client_put(c, name, fd, size, NULL, NULL, &res, &st);
 	close(fd);
 	client_result_free(&res);
 	if (rc < 0)

@@ -548,12 +548,13 @@ static int stress_l(lua_State *L)
 		luaL_pushfail(L);
 		lua_pushstring(L, st.message);
 		lua_pushstring(L, fs_error_name(st.code));
-		return 3;
 	}
-	cJSON *j = stress_to_json(&cfg, &res);
-	json_push(L, j);
-	cJSON_Delete(j);
-	return 1;
+	if (rc == 0 || res.counted) {
+		cJSON *j = stress_to_json(&cfg, &res);
+		json_push(L, j);
+		cJSON_Delete(j);
+	}
+	return rc == 0 ? 1 : res.counted ? 4 : 3;
 }
 
 void lstress_open(lua_State *L, lua_State *(*new_state)(void))

@@ -146,6 +146,14 @@ test("timeouts must be positive", function()
   check(pcall(fileserv.client, { timeout = "2s" }) and pcall(fileserv.client, { timeout = 0.5 }), "2s and 0.5 work")
 end)
 
+test("put refuses what is not a regular file", function()
+  local c = fileserv.client("127.0.0.1:1")
+  for _, path in ipairs { dir, "/dev/zero" } do
+    local ok, msg, class = c:put(path, "x")
+    check(ok == nil and msg:find("not a regular file") and class == "local", path .. ": " .. tostring(msg))
+  end
+end)
+
 test("options parser", function()
   local o, rest = fileserv.options({ "--sizes", "1MB", "--sync", "x", "--out=d" },
     { sizes = "10MB", sync = false, out = "r" })
