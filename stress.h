@@ -68,7 +68,8 @@ struct stress_hooks {
 	 * operations move goes into tally->bytes. */
 	void *(*start)(void *ctx, int worker, struct stress_tally *tally,
 		       struct fs_status *st);
-	/* One iteration; 0 ok, -1 failed with st set. */
+	/* One iteration; 0 ok, -1 failed with st set, -2 the worker ends
+	 * here (st says why) and its remaining iterations are lost. */
 	int (*step)(void *state, int worker, long iteration,
 		    struct fs_status *st);
 	void (*stop)(void *state);

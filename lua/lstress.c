@@ -187,6 +187,20 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
 	return 0;
 }
 
+#define WORKER_EXIT "fileserv.exit" /* registry: os.exit's code */
+
+/* os.exit in a scenario ends its worker, in either pool, and nothing
+ * else: not the program, not the script's servers. The code is kept in
+ * the registry, so that a pcall in the scenario cannot swallow it. */
+static int worker_exit(lua_State *L)
+{
+	lua_Integer code = lua_isboolean(L, 1) ? !lua_toboolean(L, 1)
+					       : luaL_optinteger(L, 1, 0);
+	lua_pushinteger(L, code);
+	lua_setfield(L, LUA_REGISTRYINDEX, WORKER_EXIT);
+	return luaL_error(L, "os.exit(%I) ends this worker", code);
+}
+
 /* Worker state: [1] msghandler [2] scenario [3] client [4] args. What the
  * scenario's client calls move counts in the worker's tally. */
 static void *scenario_start(void *ctx, int worker, struct stress_tally *tally,
@@ -200,6 +214,10 @@ static void *scenario_start(void *ctx, int worker, struct stress_tally *tally,
 		return NULL;
 	}
 	lfileserv_set_tally(L, tally);
+	lua_getglobal(L, "os");
+	lua_pushcfunction(L, worker_exit);
+	lua_setfield(L, -2, "exit");
+	lua_pop(L, 1);
 	lua_pushcfunction(L, lfileserv_msghandler);
 	if (luaL_loadbufferx(L, sc->code, sc->len, "=scenario", "b") !=
 	    LUA_OK) {
@@ -227,7 +245,8 @@ static enum fs_error error_class(const char *name)
 
 /* Calls scenario(client, worker, iteration, args). A raised error, or a
  * return of nil/false [, message [, class]], is a failed iteration;
- * returning nothing or anything else is a success. */
+ * returning nothing or anything else is a success; os.exit ends the
+ * worker (-2). */
 static int scenario_step(void *state, int worker, long iteration,
 			 struct fs_status *st)
 {
@@ -247,6 +266,12 @@ static int scenario_step(void *state, int worker, long iteration,
 		    lua_gettop(L) >= 7 ? lua_tostring(L, 7) : NULL;
 		rc = fs_fail(st, error_class(class), "%s",
 			     msg ? msg : "scenario returned false");
+	}
+	lua_settop(L, 4);
+	if (lua_getfield(L, LUA_REGISTRYINDEX, WORKER_EXIT) != LUA_TNIL) {
+		fs_fail(st, FS_ERR_WORKER, "worker %d called os.exit(%lld)",
+			worker, (long long)lua_tointeger(L, -1));
+		rc = -2;
 	}
 	lua_settop(L, 4);
 	return rc;
