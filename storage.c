@@ -166,7 +166,8 @@ static void batch_clear(struct storage_listing *l, size_t from)
 /* Sorts the batch and keeps the smallest names that fit the budget. */
 static void batch_trim(struct storage_listing *l)
 {
-	qsort(l->names, l->n, sizeof(*l->names), compare_names);
+	if (l->n > 1) /* an empty batch has no array: qsort wants one */
+		qsort(l->names, l->n, sizeof(*l->names), compare_names);
 	size_t keep = 0, cost = 0;
 	while (keep < l->n &&
 	       cost + NAME_COST(strlen(l->names[keep])) <= LIST_BUDGET)
