@@ -1,2 +1,0 @@
-build2/codec.o: codec.c codec.h
-codec.h:

@@ -1,2 +1,0 @@
-build2/error.o: error.c fileserv.h
-fileserv.h:

@@ -1,2 +1,0 @@
-build2/log.o: log.c log.h
-log.h:

@@ -1,2 +1,0 @@
-build2/testdata.o: testdata.c testdata.h
-testdata.h:

@@ -1,2 +1,0 @@
-build2/usage.o: usage.c usage.h
-usage.h:
