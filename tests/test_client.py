@@ -74,10 +74,13 @@ def client_cli(ctx, _):
     check(r.returncode == 1, "rm missing: exit %d", r.returncode)
     # --help everywhere, --version
     for cmd in ("get", "put", "ls", "rm", "stats", "download", "upload",
-                "list", "delete", "serve"):
+                "list", "delete", "serve", "stress", "run", "bench",
+                "compare"):
         r = ctx.cli(None, cmd, "--help", cwd=cwd, timeout=5)
         check(r.returncode == 0 and b"usage" in r.stdout.lower(),
               "%s --help: exit %d", cmd, r.returncode)
+        # help texts are printed as they are, not through printf
+        check(b"%%" not in r.stdout, "%s --help shows a doubled %%", cmd)
     r = ctx.cli(None, "--help", cwd=cwd)
     check(r.returncode == 0 and b"usage" in r.stdout, "--help")
     r = ctx.cli(None, "--version", cwd=cwd)
