@@ -93,6 +93,35 @@ int stress_op_parse(const char *text, enum stress_op *op)
 	return -1;
 }
 
+int stress_plan(struct stress_config *cfg, struct arrival_plan *p,
+		int iterations, const char *dash, struct fs_status *st)
+{
+	if (iterations)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "%siterations is for the closed loop; with "
+			       "%srate give %sduration",
+			       dash, dash, dash);
+	if (p->nstages && cfg->duration > 0)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "%sstages set the duration; leave out "
+			       "%sduration",
+			       dash, dash);
+	if (!p->nstages && cfg->duration <= 0)
+		return fs_fail(st, FS_ERR_USAGE, "%srate needs %sduration",
+			       dash, dash);
+	/* the warm-up comes first, then the duration; stages hold both */
+	p->duration = cfg->duration + cfg->warmup;
+	if (arrival_check(p, st) < 0)
+		return -1;
+	if (p->nstages && arrival_length(p) <= cfg->warmup)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "the stages last %gs, no more than %swarmup",
+			       arrival_length(p), dash);
+	cfg->duration = arrival_length(p) - cfg->warmup;
+	cfg->plan = p;
+	return 0;
+}
+
 /* ---- one worker ---- */
 
 /* What the parent and its workers share (a MAP_SHARED mapping, so that

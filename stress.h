@@ -167,6 +167,13 @@ int stress_interrupted(void);
 /* "SIGINT", "SIGTERM", or "signal N" for others (static storage). */
 const char *stress_signal_name(int sig);
 
+/* Settles the open model: checks the combination of p (its rate or
+ * stages), cfg's duration and warm-up and whether iterations were given,
+ * and makes p cfg's plan, the duration then the plan's less the warm-up.
+ * Messages name the options with `dash` before them ("--" for the CLI,
+ * "" for Lua's keys). 0, or -1 with st set. */
+int stress_plan(struct stress_config *cfg, struct arrival_plan *p,
+		int iterations, const char *dash, struct fs_status *st);
 /* Runs the workload; 0, or -1 with st set if it could not start. When
  * not every worker could start, the others are stopped, res is still
  * filled (res->counted) and counts every iteration as run or failed. */

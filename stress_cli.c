@@ -112,7 +112,7 @@ enum {
 
 struct stress_cli {
 	struct stress_config cfg;
-	int json, have_op, open, have_duration, have_iterations, find_max;
+	int json, have_op, open, have_iterations, find_max;
 	const char *stream_path;
 	struct arrival_plan plan;
 	struct threshold thresholds[MAX_THRESHOLDS];
@@ -189,7 +189,6 @@ static int stress_option(void *ctx, int ch, const char *arg,
 		return units_parse_long(arg, 1, 1L << 40, "iteration count",
 					&cfg->iterations, st);
 	case OPT_DURATION:
-		sc->have_duration = 1;
 		return units_parse_seconds(arg, &cfg->duration, st);
 	case OPT_WARMUP:
 		return units_parse_seconds(arg, &cfg->warmup, st);
@@ -272,34 +271,6 @@ static int stress_options(struct cmdline *cl, struct stress_cli *sc, int argc,
 	return 1;
 }
 
-/* The open model's plan from --rate, --stages and --duration. */
-static int open_settle(struct stress_cli *sc, struct fs_status *st)
-{
-	struct stress_config *cfg = &sc->cfg;
-	struct arrival_plan *p = &sc->plan;
-	if (sc->have_iterations)
-		return fs_fail(st, FS_ERR_USAGE,
-			       "--iterations is for the closed loop; with "
-			       "--rate give --duration");
-	if (p->nstages && sc->have_duration)
-		return fs_fail(st, FS_ERR_USAGE,
-			       "--stages set the duration; leave out "
-			       "--duration");
-	if (!p->nstages && !sc->have_duration)
-		return fs_fail(st, FS_ERR_USAGE, "--rate needs --duration");
-	/* the warm-up comes first, then --duration; stages hold both */
-	p->duration = cfg->duration + cfg->warmup;
-	if (arrival_check(p, st) < 0)
-		return -1;
-	if (p->nstages && arrival_length(p) <= cfg->warmup)
-		return fs_fail(st, FS_ERR_USAGE,
-			       "the stages last %gs, no more than --warmup",
-			       arrival_length(p));
-	cfg->duration = arrival_length(p) - cfg->warmup;
-	cfg->plan = p;
-	return 0;
-}
-
 /* Fills the defaults that depend on other options; -1 on bad combos. */
 static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 			 struct fs_status *st)
@@ -327,7 +298,8 @@ static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 			sc->plan.start_rate = 10;
 		sc->open = 1;
 	}
-	if (sc->open && open_settle(sc, st) < 0)
+	if (sc->open &&
+	    stress_plan(cfg, &sc->plan, sc->have_iterations, "--", st) < 0)
 		return -1;
 	if (!sc->open && (sc->plan.poisson || cfg->max_late > 0))
 		return fs_fail(st, FS_ERR_USAGE,

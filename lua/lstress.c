@@ -408,8 +408,9 @@ static const char *stages_text(lua_State *L, int idx)
 	return lua_tostring(L, -1);
 }
 
-/* rate, stages, poisson, seed and max_late into o->plan and cfg->plan
- * (the duration is then the plan's), as `fileserv stress` settles them. */
+/* rate, stages, poisson, seed and max_late into p and cfg->plan (the
+ * duration is then the plan's), settled by stress_plan as `fileserv
+ * stress` settles them. */
 static void stress_open(lua_State *L, struct stress_config *cfg,
 			struct arrival_plan *p)
 {
@@ -446,24 +447,8 @@ static void stress_open(lua_State *L, struct stress_config *cfg,
 		return;
 	}
 	lua_getfield(L, 1, "iterations");
-	if (!lua_isnil(L, -1))
-		luaL_error(L, "fileserv.stress: iterations is for the closed "
-			      "loop; with rate give duration");
-	if (stages && cfg->duration > 0)
-		luaL_error(L, "fileserv.stress: stages set the duration; "
-			      "leave out duration");
-	if (!stages && cfg->duration <= 0)
-		luaL_error(L, "fileserv.stress: rate needs duration");
-	p->duration = cfg->duration + cfg->warmup;
-	if (arrival_check(p, &st) < 0)
+	if (stress_plan(cfg, p, !lua_isnil(L, -1), "", &st) < 0)
 		luaL_error(L, "fileserv.stress: %s", st.message);
-	if (stages && arrival_length(p) <= cfg->warmup)
-		luaL_error(L,
-			   "fileserv.stress: the stages last %fs, no more "
-			   "than warmup",
-			   arrival_length(p));
-	cfg->duration = arrival_length(p) - cfg->warmup;
-	cfg->plan = p;
 }
 
 /* thresholds = {"p99<50ms", ...} into t and cfg. */
@@ -516,9 +501,6 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	cfg->duration = lfileserv_opt_seconds(L, 1, "duration", 0, 1);
 	lua_getfield(L, 1, "warmup");
 	cfg->warmup = luaL_optnumber(L, -1, 0);
-	if (cfg->warmup < 0 || (cfg->warmup > 0 && cfg->duration <= 0))
-		luaL_error(L,
-			   "stress: warmup needs a duration and must be >= 0");
 	lua_getfield(L, 1, "verify");
 	cfg->verify = lua_isnil(L, -1) || lua_toboolean(L, -1);
 	const char *pool = opt_string(L, "pool");
@@ -530,7 +512,10 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	if (cpus && affinity_parse(cpus, &cfg->cpus, &st) < 0)
 		luaL_error(L, "stress: %s", st.message);
 	cfg->pinned = cpus != NULL;
-	stress_open(L, cfg, &o->plan);
+	stress_open(L, cfg, &o->plan); /* stages set the duration */
+	if (cfg->warmup < 0 || (cfg->warmup > 0 && cfg->duration <= 0))
+		luaL_error(L, "stress: warmup needs a duration or stages and "
+			      "must be >= 0");
 	stress_thresholds(L, cfg, o->thresholds);
 	cfg->file = opt_string(L, "file");
 	cfg->name = opt_string(L, "name");

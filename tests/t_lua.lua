@@ -361,6 +361,9 @@ test("the open model and thresholds from Lua", function()
         "a failing threshold: thresholds_passed is false")
   s = assert(fileserv.stress { server = srv, op = "list", stages = "0.2s:50,0.1s:20" })
   check(s.open_model.stages == true and s.ok > 0 and s.thresholds_passed == true, "stages as the CLI's string")
+  s = assert(fileserv.stress { server = srv, op = "list", stages = "0.2s:50,0.2s:50", warmup = 0.1 })
+  check(s.warmup_s == 0.1 and math.abs(s.options.duration_s - 0.3) < 1e-9 and s.ok > 0,
+        "stages with a warm-up, as the CLI allows: " .. s.options.duration_s)
   s = assert(fileserv.stress { server = srv, op = "list" })
   check(s.open_model == nil and s.thresholds_passed == true, "the closed loop has no open_model")
   local bad = {
@@ -371,7 +374,9 @@ test("the open model and thresholds from Lua", function()
     { { stages = "10s:-5" }, "invalid stage '10s:-5'" },
     { { stages = { { duration = "1s" } } }, "stages[1] needs a duration and a rate" },
     { { stages = { { duration = "1s", rate = 1, ramp = 2 } } }, "unknown option 'ramp'" },
-    { { stages = "1s:10", duration = 2 }, "stages set the duration" },
+    { { stages = "1s:10", duration = 2 }, "stages set the duration; leave out duration" },
+    { { stages = "0.2s:10", warmup = 0.5 }, "the stages last 0.2s, no more than warmup" },
+    { { warmup = 1 }, "warmup needs a duration or stages" },
     { { poisson = true }, "need rate or stages" },
     { { rate = 10, duration = 1, max_late = "soon" }, "max_late: invalid duration 'soon'" },
     { { thresholds = { "bogus<1" } }, "thresholds[1]: invalid threshold 'bogus<1'" },
