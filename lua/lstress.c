@@ -537,6 +537,15 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	}
 }
 
+/* Set by a run whose thresholds did not all pass (atomically: a
+ * scenario in a thread worker may call fileserv.stress too). */
+static int thresholds_failed;
+
+int lstress_thresholds_failed(void)
+{
+	return __atomic_load_n(&thresholds_failed, __ATOMIC_RELAXED);
+}
+
 /* fileserv.stress{...} */
 static int stress_l(lua_State *L)
 {
@@ -561,6 +570,9 @@ static int stress_l(lua_State *L)
 	}
 	if (rc == 0 || res.counted) {
 		cJSON *j = stress_to_json(&cfg, &res);
+		if (cJSON_IsFalse(cJSON_GetObjectItem(j, "thresholds_passed")))
+			__atomic_store_n(&thresholds_failed, 1,
+					 __ATOMIC_RELAXED);
 		json_push(L, j);
 		cJSON_Delete(j);
 	}

@@ -13,6 +13,7 @@
 #include "lua/lfileserv.h"
 #include "lua/lstress.h"
 #include "stress.h"
+#include "threshold.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -172,6 +173,8 @@ static const char run_usage[] =
     "a script that checks fileserv.interrupted() may then finish its\n"
     "work, any other is stopped with the error \"interrupted (SIGINT)\".\n"
     "The exit status is then 130 (SIGINT) or 143 (SIGTERM).\n"
+    "A script that ends normally (no os.exit, no error) exits with 4 if a\n"
+    "fileserv.stress call in it had a threshold that failed, else 0.\n"
     "Options after SCRIPT are the script's. With -s, the script's client\n"
     "calls default to that server (as $FILESERV_SERVER does).\n"
     "Example: fileserv run scripts/stress_all.lua --sizes 10MB\n";
@@ -235,7 +238,9 @@ int script_main(struct cmdline *cl, int argc, char **argv)
 	lua_close(L);
 	if (stress_interrupted())
 		return 128 + stress_interrupted();
-	return status == LUA_OK ? 0 : 1;
+	if (status != LUA_OK)
+		return 1;
+	return lstress_thresholds_failed() ? THRESHOLD_EXIT : 0;
 }
 
 /* ---- fileserv compare ---- */

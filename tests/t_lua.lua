@@ -570,5 +570,24 @@ test("script errors and exit codes", function()
   check(rc == 1 and text:find("nonexistent"), "missing script")
 end)
 
+test("a failed threshold sets fileserv run's exit status", function()
+  local p = dir .. "/gate.lua"
+  local run = "local srv <close> = assert(fileserv.serve { storage = '" .. dir .. "/st-gate', sync = false })\n" ..
+    "local function run(t) return assert(fileserv.stress { server = srv, op = 'list', thresholds = { t } }) end\n"
+  local cases = {
+    { "run('p99<1h')", 0, "every threshold passed" },
+    { "local s = run('ops>1e12')\nassert(not s.thresholds_passed)\nrun('p99<1h')", 4, "one failed, a later run passed" },
+    { "run('ops>1e12')\nos.exit(0)", 0, "an explicit os.exit decides" },
+    { "run('ops>1e12')\nerror('broken')", 1, "an error decides" },
+  }
+  for i, c in ipairs(cases) do
+    local f = io.open(p, "w")
+    f:write(run .. c[1] .. "\n")
+    f:close()
+    local text, rc = sh(bin .. " run " .. p)
+    check(rc == c[2], "case " .. i .. ", " .. c[3] .. ": exit " .. tostring(rc) .. ": " .. text)
+  end
+end)
+
 os.execute("rm -rf " .. dir)
 os.exit(unit.done("t_lua"))
