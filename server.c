@@ -255,7 +255,9 @@ static void reset_on_close(struct request *r)
  * acknowledged. So the write side is shut first (FIN after the reply),
  * then whatever the client sends is read and dropped until it closes or
  * has acknowledged the whole reply, within LINGER_MAX seconds and max
- * bytes. */
+ * bytes. Only for a client that sent more than its request (see
+ * sent_more): waiting for the others to read and close held the worker
+ * for as long as their scheduling took. */
 static void finish_connection(struct conn *c, uint64_t max)
 {
 	shutdown(c->fd, SHUT_WR);
@@ -280,6 +282,17 @@ static void finish_connection(struct conn *c, uint64_t max)
 		poll(&p, 1, 5);
 	}
 	c->bytes_in += drained;
+}
+
+/* Whether the client sent bytes beyond its request: still in the buffer,
+ * or waiting in the socket. A client that did not closes cleanly at once,
+ * as nginx's lingering_close decides: it sends nothing more but its FIN,
+ * so nothing can reach the closed socket and reset the reply. */
+static int sent_more(struct conn *c)
+{
+	char byte;
+	return c->start < c->end ||
+	       recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 /* Reads until the head is complete; 1 ok, 0 the client went away, -1 an
@@ -644,7 +657,7 @@ void server_handle(struct server *srv, const char *worker,
 		uint64_t head_left = r.conn.bytes_in < HEAD_READ_MAX
 					 ? HEAD_READ_MAX - r.conn.bytes_in
 					 : 0;
-		if (!r.cut && !r.lingered)
+		if (!r.cut && !r.lingered && (head <= 0 || sent_more(&r.conn)))
 			finish_connection(&r.conn, head > 0 ? CLOSE_DRAIN_MAX
 							    : head_left);
 	}
