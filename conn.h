@@ -16,9 +16,10 @@ struct conn {
 	/* Called after every read or write that moved bytes; -1 (errno set)
 	 * aborts the transfer. The server's minimum-rate check. */
 	int (*check)(struct conn *c);
-	/* When set, called before every read (POLLIN) or write (POLLOUT),
-	 * which then do not block: 0 once the socket is ready, -1 (errno
-	 * set) gives up. The client's -t. */
+	/* When set, reads and writes do not block, and this is called when
+	 * one would (POLLIN or POLLOUT): 0 once the socket is ready, -1
+	 * (errno set) gives up. The client's -t. A socket that is ready
+	 * costs no poll. */
 	int (*wait)(struct conn *c, short events);
 };
 

@@ -477,12 +477,13 @@ ssize_t conn_fill(struct conn *c)
 		return -1;
 	}
 	ssize_t n;
-	do {
-		if (c->wait && c->wait(c, POLLIN) < 0)
+	while ((n = recv(c->fd, c->buf + c->end, c->cap - c->end,
+			 c->wait ? MSG_DONTWAIT : 0)) < 0) {
+		if (c->wait && errno == EAGAIN && c->wait(c, POLLIN) == 0)
+			continue; /* waited only when nothing had come */
+		if (errno != EINTR)
 			return -1;
-		n = recv(c->fd, c->buf + c->end, c->cap - c->end,
-			 c->wait ? MSG_DONTWAIT : 0);
-	} while (n < 0 && (errno == EINTR || (c->wait && errno == EAGAIN)));
+	}
 	if (n > 0) {
 		c->end += (size_t)n;
 		c->bytes_in += (uint64_t)n;
@@ -511,11 +512,14 @@ int conn_write(struct conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
-		if (c->wait && c->wait(c, POLLOUT) < 0)
-			return -1;
 		ssize_t n = send(c->fd, p, len,
 				 MSG_NOSIGNAL | (c->wait ? MSG_DONTWAIT : 0));
-		if (n < 0 && (errno == EINTR || (c->wait && errno == EAGAIN)))
+		if (n < 0 && c->wait && errno == EAGAIN) {
+			if (c->wait(c, POLLOUT) < 0)
+				return -1;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
