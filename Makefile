@@ -23,7 +23,7 @@ LDLIBS   += $(LUA_LIBDIR)/liblua5.4.a $(B64_LIB) \
             $(shell pkg-config --libs libcjson 2>/dev/null) \
             -lpthread -lm -ldl
 
-LIB_SRCS  = arrival.c threshold.c interval.c codec.c proto.c storage.c server.c acceptor.c pool.c spawn.c stats.c usage.c affinity.c client.c stress.c stress_cli.c testdata.c bench.c \
+LIB_SRCS  = arrival.c threshold.c interval.c codec.c proto.c storage.c server.c acceptor.c pool.c spawn.c stats.c usage.c affinity.c client.c stress.c stress_cli.c testdata.c bench.c bench_peers.c \
             cli.c cmdline.c log.c units.c clock.c error.c
 LUA_SRCS  = lua/script.c lua/lfileserv.c lua/lstress.c lua/json.c
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LUA_SRCS:%.c=$(BUILD)/%.o) \
@@ -107,8 +107,19 @@ clean:
 	rm -rf $(BUILD) fileserv
 
 # ---- benchmarks (fileserv bench) ----
+# The peers bench compares with (iperf3, nginx, wrk) are installed when
+# missing and run as root; otherwise their rows say they were skipped.
+BENCH_PKGS = iperf3 nginx-light wrk
+
 .PHONY: bench
 bench: deps fileserv
+	@if [ "$$(id -u)" = 0 ] && { ! command -v iperf3 >/dev/null || \
+	    ! command -v wrk >/dev/null || \
+	    ! PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null; }; then \
+	  echo "installing $(BENCH_PKGS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq $(BENCH_PKGS) || true; \
+	fi
 	./fileserv bench
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/lua/*.d $(BUILD)/tests/*.d)

@@ -3,15 +3,23 @@
  * the median of several runs:
  *   1. the base64 codecs (libb64, scalar, AVX2, AVX-512), encode and
  *      decode;
- *   2. raw loopback TCP (the limit a transfer can reach) against a 100 MB
- *      get and put through a real server (with and without fsync);
+ *   2. the loopback reference: one TCP stream of our own (as iperf3 makes
+ *      it) and iperf3's when installed, the faster being the reference;
+ *      a 100 MB get and put through a real server (with and without
+ *      fsync) against it and against the base64 ceiling (3/4 of it: the
+ *      wire carries 4 bytes per 3 of file), and a 10 MB put plus get of
+ *      files by two whole `fileserv` processes;
  *   3. 50 concurrent 10 MB downloads against 5 workers, thread and
  *      process mode, with server and client peak memory;
- *   4. 1 KB GETs per second with 50 clients, one connection per request.
+ *   4. 1 KB GETs per second with 50 clients, one connection per request,
+ *      fileserv (thread and process) beside nginx (one worker) driven by
+ *      wrk when both are installed.
  * Servers are real `fileserv serve` children on loopback; clients are the
  * client API and the stress engine, run in a forked child when their peak
- * memory is reported, so that the benchmark's own buffers do not count. */
+ * memory is reported, so that the benchmark's own buffers do not count.
+ * The other programs are bench_peers.c's. */
 #include "fileserv.h"
+#include "bench.h"
 #include "client.h"
 #include "clock.h"
 #include "codec.h"
@@ -34,6 +42,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +52,8 @@ struct bench {
 	uint64_t big, mid; /* the "100 MB" and "10 MB" files */
 	char dir[64];
 	cJSON *rows;
+	double reference; /* loopback MB/s transfers are set against */
+	const char *reference_name; /* which stream that was */
 	int progress; /* stderr is a terminal: show each row as it comes */
 };
 
@@ -83,6 +94,18 @@ static cJSON *row(struct bench *b, const char *what, double value,
 		fprintf(stderr, "\r\033[K[%d] %s: %.0f %s ...",
 			cJSON_GetArraySize(b->rows), what, value, unit);
 	return r;
+}
+
+/* A row that could not be measured: no value, and why in its note. */
+static void skipped(struct bench *b, const char *what, const char *unit,
+		    const char *why)
+{
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "what", what);
+	cJSON_AddNullToObject(r, "value");
+	cJSON_AddStringToObject(r, "unit", unit);
+	cJSON_AddStringToObject(r, "note", why);
+	cJSON_AddItemToArray(b->rows, r);
 }
 
 static void note(cJSON *r, const char *fmt, ...)
@@ -179,48 +202,48 @@ static void bench_codecs(struct bench *b)
 
 /* ---- 2. loopback and single transfers ---- */
 
-static void *drain_thread(void *arg)
+/* The loopback reference: our own stream and iperf3's, run by turns;
+ * the faster median becomes b->reference. */
+static void bench_reference(struct bench *b)
 {
-	int fd = *(int *)arg;
-	char *buf = malloc(256 * 1024);
-	while (buf && recv(fd, buf, 256 * 1024, 0) > 0)
-		;
-	free(buf);
-	return NULL;
+	uint64_t n = (uint64_t)(1e9 * b->scale);
+	double own[9], ip[9];
+	struct peer iperf;
+	struct fs_status st, ip_st;
+	int have_iperf = peers_iperf3_start(&iperf, &ip_st) == 0;
+	for (int r = 0; r < b->runs; r++) {
+		own[r] = peers_loopback(n, &st);
+		if (have_iperf &&
+		    (ip[r] = peers_iperf3_run(&iperf, n, &ip_st)) < 0)
+			have_iperf = 0;
+	}
+	if (iperf.pid > 0)
+		peers_stop(&iperf);
+	double mine = median(own, b->runs), theirs = 0;
+	char size[32];
+	cJSON *r =
+	    row(b, "loopback TCP, one stream, fileserv's own", mine, "MB/s");
+	if (have_iperf)
+		theirs = median(ip, b->runs);
+	b->reference = theirs > mine ? theirs : mine;
+	b->reference_name = theirs > mine ? "iperf3" : "own stream";
+	note(r, "128 KB sends to another process, as iperf3 does%s",
+	     theirs > mine ? "" : "; the reference");
+	if (have_iperf)
+		note(row(b, "loopback TCP, one stream, iperf3", theirs, "MB/s"),
+		     "iperf3 -c -n %s%s", size_label(n, size, sizeof(size)),
+		     theirs > mine ? "; the reference" : "");
+	else
+		skipped(b, "loopback TCP, one stream, iperf3", "MB/s",
+			ip_st.message);
 }
 
-/* One TCP stream over 127.0.0.1: seconds to send n bytes. */
-static double loopback_once(size_t n)
+/* The note of a transfer row: against the reference and the ceiling. */
+static void note_transfer(const struct bench *b, cJSON *r, double mbs)
 {
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c, a;
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
-	if (bind(l, (struct sockaddr *)&sa, sl) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&sa, &sl) < 0)
-		return -1;
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (connect(c, (struct sockaddr *)&sa, sl) < 0)
-		return -1;
-	a = accept(l, NULL, NULL);
-	pthread_t tid;
-	pthread_create(&tid, NULL, drain_thread, &a);
-	char *buf = calloc(1, 256 * 1024);
-	double t0 = clock_now();
-	for (size_t sent = 0; buf && sent < n;) {
-		ssize_t w = send(c, buf, 256 * 1024, MSG_NOSIGNAL);
-		if (w <= 0)
-			break;
-		sent += (size_t)w;
-	}
-	shutdown(c, SHUT_WR);
-	pthread_join(tid, NULL);
-	double t = clock_now() - t0;
-	free(buf);
-	close(a);
-	close(c);
-	close(l);
-	return t;
+	note(r, "%.2f of loopback (%s), %.2f of the base64 ceiling",
+	     mbs / b->reference, b->reference_name,
+	     mbs / (b->reference * 0.75));
 }
 
 /* Median MB/s of a get (put = 0) or put of path as name. */
@@ -251,15 +274,48 @@ static double transfer(struct bench *b, const struct fs_client *c,
 	return bytes / median(t, b->runs) / 1e6;
 }
 
-static void bench_transfers(struct bench *b, const char *file)
+/* Runs this executable with args (NULL-terminated) and waits; its exit
+ * status, or -1. */
+static int run_self(const char *const *args)
 {
-	size_t n = (size_t)(1e9 * b->scale);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv("/proc/self/exe", (char **)args);
+		_exit(127); /* the child of fork(): exec failed */
+	}
+	int status;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Milliseconds (median) for `fileserv put FILE` then `fileserv get -f`
+ * into a file that exists already, two whole processes; -1 on failure. */
+static double round_trip(struct bench *b, int port, const char *file)
+{
+	char server[32], out[128];
+	snprintf(server, sizeof(server), "127.0.0.1:%d", port);
+	snprintf(out, sizeof(out), "%s/round-trip", b->dir);
+	const char *put[] = {"fileserv", "-q", "-s", server,
+			     "put",	 file, "rt", NULL};
+	const char *get[] = {"fileserv", "-q", "-s", server, "get",
+			     "rt",	 "-o", out,  "-f",   NULL};
 	double t[9];
-	for (int r = 0; r < b->runs; r++)
-		t[r] = loopback_once(n);
-	double limit = n / median(t, b->runs) / 1e6;
-	note(row(b, "loopback TCP, one stream", limit, "MB/s"),
-	     "the limit a transfer can reach");
+	for (int r = -1; r < b->runs; r++) { /* run -1 makes the file */
+		double t0 = clock_now();
+		if (run_self(put) != 0 || run_self(get) != 0)
+			return -1;
+		if (r >= 0)
+			t[r] = (clock_now() - t0) * 1e3;
+	}
+	unlink(out);
+	return median(t, b->runs);
+}
+
+static void bench_transfers(struct bench *b, const char *file,
+			    const char *file10)
+{
+	bench_reference(b);
 	for (int sync = 0; sync < 2; sync++) {
 		const char *args[] = {"--quiet", "--port",
 				      "0",	 "--storage",
@@ -276,18 +332,26 @@ static void bench_transfers(struct bench *b, const char *file)
 		char ps[16];
 		snprintf(ps, sizeof(ps), "%d", port);
 		client_init(&c, "127.0.0.1", ps, NULL);
-		char what[64], size[32];
+		char what[80], size[32];
 		size_label(b->big, size, sizeof(size));
 		double put = transfer(b, &c, file, 1);
 		snprintf(what, sizeof(what), "put %s, %s", size,
 			 sync ? "fsync" : "--no-sync");
-		note(row(b, what, put, "MB/s"), "%.0f%% of loopback",
-		     100 * put / limit);
+		note_transfer(b, row(b, what, put, "MB/s"), put);
 		if (!sync) {
 			double get = transfer(b, &c, file, 0);
 			snprintf(what, sizeof(what), "get %s", size);
-			note(row(b, what, get, "MB/s"), "%.0f%% of loopback",
-			     100 * get / limit);
+			note_transfer(b, row(b, what, get, "MB/s"), get);
+			double ms = round_trip(b, port, file10);
+			snprintf(what, sizeof(what),
+				 "put + get %s, two processes, files",
+				 size_label(b->mid, size, sizeof(size)));
+			if (ms < 0)
+				skipped(b, what, "ms", "a put or get failed");
+			else
+				note(row(b, what, ms, "ms"),
+				     "whole `fileserv put` and `get -f` over "
+				     "an existing file, --no-sync server");
 		}
 		server_reap(pid, 10);
 	}
@@ -372,8 +436,18 @@ static pid_t start_pool(struct bench *b, const char *mode, struct fs_client *c)
 	return pid;
 }
 
-static void bench_concurrent(struct bench *b, const char *file10,
-			     const char *file1k)
+/* Uploads path as name, for the stress runs to download. */
+static void put_file(const struct fs_client *c, const char *path,
+		     const char *name, uint64_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct fs_result res;
+	client_put(c, name, fd, size, NULL, NULL, &res, NULL);
+	client_result_free(&res);
+	close(fd);
+}
+
+static void bench_concurrent(struct bench *b, const char *file10)
 {
 	static const char *const modes[] = {"thread", "process"};
 	for (int m = 0; m < 2; m++) {
@@ -387,12 +461,7 @@ static void bench_concurrent(struct bench *b, const char *file10,
 		pid_t pid = start_pool(b, modes[m], &cfg.server);
 		if (pid < 0)
 			return;
-		int fd = open(file10, O_RDONLY | O_CLOEXEC);
-		struct fs_result res;
-		client_put(&cfg.server, "bench10", fd, b->mid, NULL, NULL, &res,
-			   NULL);
-		client_result_free(&res);
-		close(fd);
+		put_file(&cfg.server, file10, "bench10", b->mid);
 		struct stress_out o[9] = {{0}};
 		double tp[9], p50[9], p99[9];
 		long ckb = 0;
@@ -415,30 +484,84 @@ static void bench_concurrent(struct bench *b, const char *file10,
 		     median(p50, b->runs), median(p99, b->runs),
 		     server_peak_kb(pid) / 1024.0, ckb / 1024.0,
 		     failed ? "SOME FAILED" : "all verified");
-		cfg = (struct stress_config){.op = STRESS_DOWNLOAD,
-					     .file = file1k,
-					     .name = "bench1k",
-					     .clients = 50,
-					     .duration = 3 * b->scale,
-					     .verify = 1,
-					     .processes = m,
-					     .server = cfg.server};
-		fd = open(file1k, O_RDONLY | O_CLOEXEC);
-		client_put(&cfg.server, "bench1k", fd, 1000, NULL, NULL, &res,
-			   NULL);
-		client_result_free(&res);
-		close(fd);
-		double rate[9];
-		for (int r = 0; r < b->runs; r++) {
-			stress_child(&cfg, &o[r]);
-			rate[r] = o[r].ok_per_s;
-		}
-		snprintf(what, sizeof(what), "1 KB GETs, 50 clients, %s",
-			 modes[m]);
-		note(row(b, what, median(rate, b->runs), "GET/s"),
-		     "one connection per request");
 		server_reap(pid, 10);
 	}
+}
+
+/* nginx serving a copy of the 1 KB file as dir/nginx/www/f1k. */
+static int start_nginx(struct bench *b, struct peer *ng, char *dir, size_t len,
+		       struct fs_status *st)
+{
+	char www[160];
+	snprintf(dir, len, "%s/nginx", b->dir);
+	snprintf(www, sizeof(www), "%s/www", dir);
+	if ((mkdir(dir, 0755) < 0 || mkdir(www, 0755) < 0) && errno != EEXIST)
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", www,
+			       strerror(errno));
+	snprintf(www, sizeof(www), "%s/www/f1k", dir);
+	if (testdata_make(www, 1000, 3) < 0)
+		return fs_fail(st, FS_ERR_LOCAL, "%s: %s", www,
+			       strerror(errno));
+	return peers_nginx_start(ng, dir, st);
+}
+
+/* 1 KB GETs, one connection each, 50 clients: fileserv's client and
+ * server in both modes and nginx with wrk, by turns. */
+static void bench_gets(struct bench *b, const char *file1k)
+{
+	static const char *const modes[] = {"thread", "process"};
+	struct stress_config cfg[2];
+	pid_t pid[2];
+	for (int m = 0; m < 2; m++) {
+		cfg[m] = (struct stress_config){.op = STRESS_DOWNLOAD,
+						.file = file1k,
+						.name = "bench1k",
+						.clients = 50,
+						.duration = 3 * b->scale,
+						.verify = 1,
+						.processes = m};
+		pid[m] = start_pool(b, modes[m], &cfg[m].server);
+		if (pid[m] < 0)
+			return;
+		put_file(&cfg[m].server, file1k, "bench1k", 1000);
+	}
+	struct peer ng;
+	struct fs_status ng_st;
+	char dir[128];
+	int nginx = start_nginx(b, &ng, dir, sizeof(dir), &ng_st) == 0;
+	double rate[3][9];
+	for (int r = 0; r < b->runs; r++) {
+		for (int m = 0; m < 2; m++) {
+			struct stress_out o = {0};
+			stress_child(&cfg[m], &o);
+			rate[m][r] = o.ok_per_s;
+		}
+		if (nginx && (rate[2][r] = peers_wrk_run(
+				  &ng, "f1k", 50, cfg[0].duration, &ng_st)) < 0)
+			nginx = 0;
+	}
+	if (ng.pid > 0)
+		peers_stop(&ng);
+	double fs[2], theirs = nginx ? median(rate[2], b->runs) : 0;
+	for (int m = 0; m < 2; m++) {
+		char what[80];
+		snprintf(what, sizeof(what), "1 KB GETs, 50 clients, %s",
+			 modes[m]);
+		fs[m] = median(rate[m], b->runs);
+		cJSON *r = row(b, what, fs[m], "GET/s");
+		if (nginx)
+			note(r, "one connection per request; %.2fx nginx",
+			     fs[m] / theirs);
+		else
+			note(r, "one connection per request");
+		server_reap(pid[m], 10);
+	}
+	const char *what = "1 KB GETs, 50 connections, nginx + wrk";
+	if (nginx)
+		note(row(b, what, theirs, "GET/s"),
+		     "one nginx worker, wrk -t 2 -c 50, Connection: close");
+	else
+		skipped(b, what, "GET/s", ng_st.message);
 }
 
 /* ---- output ---- */
@@ -465,9 +588,13 @@ static void print_table(const struct bench *b)
 	{
 		const char *n =
 		    cJSON_GetStringValue(cJSON_GetObjectItem(r, "note"));
-		printf("%-42s %7.0f %-5s %s\n",
+		const cJSON *v = cJSON_GetObjectItem(r, "value");
+		char value[32] = "-";
+		if (cJSON_IsNumber(v))
+			snprintf(value, sizeof(value), "%.0f", v->valuedouble);
+		printf("%-42s %7s %-5s %s\n",
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "what")),
-		       cJSON_GetNumberValue(cJSON_GetObjectItem(r, "value")),
+		       value,
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "unit")),
 		       n ? n : "");
 	}
@@ -476,12 +603,15 @@ static void print_table(const struct bench *b)
 static const char bench_usage[] =
     "usage: fileserv bench [--runs N] [--quick] [--json] [-q]\n"
     "\n"
-    "Measures, side by side in one run: the base64 codecs, loopback TCP\n"
-    "against 100 MB get and put through a real server, 50 concurrent\n"
-    "10 MB downloads against 5 workers (thread and process), and 1 KB\n"
-    "GETs per second with 50 clients. Prints the median of --runs runs\n"
-    "(default 5). On a terminal, each row is shown on stderr as it is\n"
-    "measured (not with -q).\n"
+    "Measures, side by side in one run: the base64 codecs; loopback TCP,\n"
+    "one stream of its own and iperf3's (when installed; the faster is\n"
+    "the reference); 100 MB get and put through a real server against\n"
+    "it and the base64 ceiling (3/4 of it); a 10 MB put + get of files\n"
+    "by two fileserv processes; 50 concurrent 10 MB downloads against 5\n"
+    "workers (thread and process); 1 KB GETs per second with 50 clients,\n"
+    "beside nginx (one worker) driven by wrk when both are installed.\n"
+    "Prints the median of --runs runs (default 5). On a terminal, each\n"
+    "row is shown on stderr as it is measured (not with -q).\n"
     "\n"
     "  -r, --runs N   runs per measurement, 1-9 (default 5)\n"
     "      --quick    small sizes and one run, for a smoke test (rows\n"
@@ -560,8 +690,9 @@ int bench_main(struct cmdline *cl, int argc, char **argv)
 	b.rows = cJSON_CreateArray();
 	b.progress = !cl->quiet && isatty(STDERR_FILENO);
 	bench_codecs(&b);
-	bench_transfers(&b, f100);
-	bench_concurrent(&b, f10, f1k);
+	bench_transfers(&b, f100, f10);
+	bench_concurrent(&b, f10);
+	bench_gets(&b, f1k);
 	if (b.progress)
 		fputs("\r\033[K", stderr);
 	if (json) {

@@ -6,7 +6,8 @@
  * (counters and histograms), usage.h (CPU and memory of the server's
  * processes), affinity.h (CPU lists and pinning), server.h (server, acceptor,
  * worker pool), spawn.h (a server as a child process), client.h, stress.h,
- * testdata.h, codec.h, cmdline.h and commands.h (the command line), and
+ * testdata.h, codec.h, bench.h (what bench measures against), cmdline.h
+ * and commands.h (the command line), and
  * lua/lfileserv.h, lua/lstress.h and lua/json.h (the Lua glue).
  *
  * Library code returns -1 or NULL and describes the failure in a struct

@@ -68,7 +68,35 @@ def stats_counts_replaced_worker(ctx, mode):
           before["peak_rss_bytes"], after["peak_rss_bytes"])
 
 
-@test(timeout=120)
+def bench_rows_parse(rows):
+    """Every row has a number, or none and a note saying why it was
+    skipped; the reference rows, the round trip and the nginx row are
+    there, and transfers are set against loopback and the base64
+    ceiling."""
+    by_what = {row["what"]: row for row in rows}
+    for row in rows:
+        value = row.get("value")
+        check(isinstance(value, (int, float)) or
+              (value is None and row.get("note")),
+              "row without a value or a reason: %r", row)
+    for what in ("loopback TCP, one stream, fileserv's own",
+                 "loopback TCP, one stream, iperf3",
+                 "put + get 200 kB, two processes, files",
+                 "1 KB GETs, 50 clients, thread",
+                 "1 KB GETs, 50 connections, nginx + wrk"):
+        check(what in by_what, "no row %r in %s", what, list(by_what))
+    check(by_what["put + get 200 kB, two processes, files"]["unit"] == "ms",
+          "round trip: %r", by_what["put + get 200 kB, two processes, files"])
+    refs = [r for r in rows if r["what"].startswith("loopback TCP") and
+            "the reference" in r.get("note", "")]
+    check(len(refs) == 1, "not exactly one reference: %r", refs)
+    for what in ("put 2 MB, --no-sync", "get 2 MB", "put 2 MB, fsync"):
+        check(re.search(r"of loopback \((iperf3|own stream)\), [0-9.]+ of "
+                        r"the base64 ceiling", by_what[what]["note"]),
+              "%s: %r", what, by_what[what]["note"])
+
+
+@test(timeout=180)
 def bench_quick_labels(ctx, _):
     """bench --quick names the sizes it measured, not the full run's."""
     r = ctx.cli(None, "bench", "--quick", "--json", "-q", timeout=100)
@@ -83,6 +111,7 @@ def bench_quick_labels(ctx, _):
           any(l.startswith("get 2 MB") for l in labels) and
           any(l.startswith("50 x 200 kB downloads") for l in labels),
           "scaled rows not named by their sizes: %s", labels)
+    bench_rows_parse(rows)
     r = ctx.cli(None, "bench", "--quick", "-q", timeout=100)
     check(r.returncode == 0 and b"--quick: smaller files" in r.stdout,
           "the table does not say it is a --quick run: %r", r.stdout[:300])
