@@ -1,6 +1,7 @@
 /* interval.c: interval output of a stress run (interval.h).
  *
- * A monitor thread in the parent wakes at each interval boundary and sums
+ * At each interval boundary the stress engine's parent, in the caller's
+ * thread (so that a Lua callback runs in the script's own state), sums
  * what the workers have counted so far: their counters and latency
  * buckets, read with atomic loads while the workers add atomically. A
  * worker is read only once it is `measuring` (past its warm-up resets),
@@ -10,11 +11,9 @@
 #include "interval.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "stats.h"
 #include "clock.h"
@@ -28,11 +27,9 @@ struct totals {
 struct interval_monitor {
 	const struct stress_config *cfg;
 	struct stress_tally *tallies;
-	int n, index, stop;
+	int n, index;
+	int failed; /* cfg->on_interval failed: not called again */
 	double released, last_end;
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
 	struct totals prev, now, diff;
 };
 
@@ -79,7 +76,9 @@ static void difference(struct interval_monitor *m)
 		    m->now.latency.count[b] - m->prev.latency.count[b];
 }
 
-static void write_json(struct interval_monitor *m, double start, double end)
+/* The interval as --json-stream writes it and on_interval receives it. */
+static cJSON *interval_json(struct interval_monitor *m, double start,
+			    double end)
 {
 	const struct totals *d = &m->diff;
 	double span = end - start;
@@ -97,12 +96,16 @@ static void write_json(struct interval_monitor *m, double start, double end)
 	cJSON_AddNumberToObject(l, "p50", quantile_ms(&d->latency, 0.5));
 	cJSON_AddNumberToObject(l, "p99", quantile_ms(&d->latency, 0.99));
 	cJSON_AddItemToObject(o, "histogram", hist_to_json(&d->latency));
+	return o;
+}
+
+static void write_json(struct interval_monitor *m, const cJSON *o)
+{
 	char *text = cJSON_PrintUnformatted(o);
 	if (text)
 		fprintf(m->cfg->stream, "%s\n", text);
 	fflush(m->cfg->stream);
 	free(text);
-	cJSON_Delete(o);
 }
 
 static void write_live(struct interval_monitor *m, double start, double end,
@@ -123,43 +126,31 @@ static void write_live(struct interval_monitor *m, double start, double end,
 }
 
 /* Emits the interval from prev to now, ending at `end` (seconds since
- * the release), and makes now the new prev. */
-static void emit(struct interval_monitor *m, double end, int last)
+ * the release), and makes now the new prev; -1 if on_interval failed. */
+static int emit(struct interval_monitor *m, double end, int last)
 {
+	const struct stress_config *cfg = m->cfg;
 	difference(m);
-	if (m->cfg->stream)
-		write_json(m, m->last_end, end);
-	if (m->cfg->live)
+	cJSON *o = interval_json(m, m->last_end, end);
+	if (cfg->stream)
+		write_json(m, o);
+	if (cfg->live)
 		write_live(m, m->last_end, end, last);
+	if (cfg->on_interval && !m->failed)
+		m->failed = cfg->on_interval(cfg->interval_ctx, o) < 0;
+	cJSON_Delete(o);
 	m->prev = m->now;
 	m->last_end = end;
 	m->index++;
-}
-
-static void *monitor_thread(void *arg)
-{
-	struct interval_monitor *m = arg;
-	pthread_mutex_lock(&m->lock);
-	for (int k = 1; !m->stop; k++) {
-		double due = m->released + k * m->cfg->interval;
-		struct timespec ts = {
-		    (time_t)due, (long)((due - (double)(time_t)due) * 1e9)};
-		while (!m->stop && clock_now() < due)
-			pthread_cond_timedwait(&m->wake, &m->lock, &ts);
-		if (m->stop)
-			break;
-		sample(m, &m->now);
-		emit(m, due - m->released, 0);
-	}
-	pthread_mutex_unlock(&m->lock);
-	return NULL;
+	return m->failed ? -1 : 0;
 }
 
 struct interval_monitor *interval_start(const struct stress_config *cfg,
 					struct stress_tally *tallies, int n,
 					double released)
 {
-	if (cfg->interval <= 0 || (!cfg->stream && !cfg->live))
+	if (cfg->interval <= 0 ||
+	    (!cfg->stream && !cfg->live && !cfg->on_interval))
 		return NULL;
 	struct interval_monitor *m = calloc(1, sizeof(*m));
 	if (!m)
@@ -168,36 +159,30 @@ struct interval_monitor *interval_start(const struct stress_config *cfg,
 	m->tallies = tallies;
 	m->n = n;
 	m->released = released;
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->wake, &attr);
-	pthread_condattr_destroy(&attr);
-	pthread_mutex_init(&m->lock, NULL);
-	if (pthread_create(&m->thread, NULL, monitor_thread, m)) {
-		pthread_cond_destroy(&m->wake);
-		pthread_mutex_destroy(&m->lock);
-		free(m);
-		return NULL;
-	}
 	return m;
 }
 
-void interval_finish(struct interval_monitor *m)
+double interval_due(const struct interval_monitor *m)
+{
+	return m->released + (m->index + 1) * m->cfg->interval;
+}
+
+int interval_emit(struct interval_monitor *m)
+{
+	double due = interval_due(m);
+	sample(m, &m->now);
+	return emit(m, due - m->released, 0);
+}
+
+int interval_finish(struct interval_monitor *m)
 {
 	if (!m)
-		return;
-	pthread_mutex_lock(&m->lock);
-	m->stop = 1;
-	pthread_cond_signal(&m->wake);
-	pthread_mutex_unlock(&m->lock);
-	pthread_join(m->thread, NULL);
+		return 0;
 	/* the workers have ended: every tally is final */
 	for (int i = 0; i < m->n; i++)
 		m->tallies[i].measuring = 1;
 	sample(m, &m->now);
-	emit(m, clock_now() - m->released, 1);
-	pthread_cond_destroy(&m->wake);
-	pthread_mutex_destroy(&m->lock);
+	int rc = emit(m, clock_now() - m->released, 1);
 	free(m);
+	return rc;
 }

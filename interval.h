@@ -9,16 +9,23 @@
 
 struct interval_monitor;
 
-/* Starts a thread that samples tallies[0..n) every cfg->interval seconds
- * from `released` (monotonic), writing to cfg->stream and cfg->live.
- * NULL when the run asks for no interval output or the thread cannot
- * start (the run goes on without it). */
+/* A monitor of tallies[0..n) with an interval every cfg->interval seconds
+ * from `released` (monotonic), written to cfg->stream and cfg->live and
+ * handed to cfg->on_interval. NULL when the run asks for no interval
+ * output (or out of memory: the run goes on without it). It has no
+ * thread: the caller calls interval_emit when interval_due comes. */
 struct interval_monitor *interval_start(const struct stress_config *cfg,
 					struct stress_tally *tallies, int n,
 					double released);
-/* After the workers have ended: stops the thread and writes the last
- * interval (up to the final tallies), so that the intervals add up to the
- * run's totals exactly; frees m. */
-void interval_finish(struct interval_monitor *m);
+/* When the current interval ends (monotonic). */
+double interval_due(const struct interval_monitor *m);
+/* At or after interval_due: the interval up to it, from what the workers
+ * have counted so far. 0, or -1 when cfg->on_interval failed (it is not
+ * called again). */
+int interval_emit(struct interval_monitor *m);
+/* After the workers have ended: the last interval (up to the final
+ * tallies), so that the intervals add up to the run's totals exactly;
+ * frees m. 0, or -1 as interval_emit. */
+int interval_finish(struct interval_monitor *m);
 
 #endif

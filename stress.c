@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -129,7 +130,8 @@ int stress_plan(struct stress_config *cfg, struct arrival_plan *p,
 struct run_shared {
 	double released; /* when the parent released the workers */
 	int cancel;	 /* a worker could not start: the others do not run */
-	int stop;	 /* a signal asked every worker to stop */
+	int stop; /* every worker is to stop: the signal, or -1 (on_interval) */
+	int running; /* thread workers that have not ended */
 	/* the open model: the next arrival, taken under the lock (shared
 	 * between processes) */
 	pthread_mutex_t arrivals;
@@ -160,6 +162,7 @@ struct worker {
 	struct stress_open_tally *open; /* open model only */
 	int ref_fd;	/* local copy to verify downloads against */
 	int release_fd; /* workers wait for EOF on it */
+	int done_fd;	/* the last thread worker to end writes to it */
 	void *script;
 	struct verify_sink *verify;
 };
@@ -559,7 +562,11 @@ static void worker_run(struct worker *w)
 
 static void *worker_thread(void *arg)
 {
-	worker_run(arg);
+	struct worker *w = arg;
+	worker_run(w);
+	if (__atomic_sub_fetch(&w->shared->running, 1, __ATOMIC_ACQ_REL) == 0)
+		while (write(w->done_fd, "", 1) < 0 && errno == EINTR)
+			;
 	return NULL;
 }
 
@@ -606,23 +613,51 @@ static void server_sample(const struct fs_client *c,
 	client_result_free(&res);
 }
 
-/* In the parent, once the workers are released: with a warm-up, the
- * server's "before" figures are taken as it ends, so that they leave it
- * out as the workers' do. */
-static void parent_released(const struct stress_config *cfg,
-			    const struct run_shared *shared,
-			    struct stress_result *res)
+static int parent_stopped(const struct run_shared *shared)
 {
-	if (cfg->duration <= 0 || cfg->warmup <= 0)
-		return;
-	double until = shared->released + cfg->warmup;
-	for (double left; (left = until - clock_now()) > 0 &&
-			  !__atomic_load_n(&shared->stop, __ATOMIC_RELAXED);) {
-		struct timespec ts = {(time_t)left,
-				      (long)((left - (time_t)left) * 1e9)};
-		nanosleep(&ts, NULL);
+	return __atomic_load_n(&shared->stop, __ATOMIC_RELAXED) != 0;
+}
+
+/* Sleeps until the monotonic time `until` or until done_fd is readable
+ * (every worker has ended); returns whether it is. */
+static int parent_sleep(int done_fd, double until)
+{
+	struct pollfd p = {.fd = done_fd, .events = POLLIN};
+	double left = until - clock_now();
+	if (left < 0)
+		left = 0;
+	struct timespec ts = {(time_t)left,
+			      (long)((left - (double)(time_t)left) * 1e9)};
+	return ppoll(&p, 1, isinf(until) ? NULL : &ts, NULL) > 0;
+}
+
+/* In the parent, in the caller's thread, while the workers run: with a
+ * warm-up, the server's "before" figures as it ends (so that they leave
+ * it out as the workers' do), and the interval output at each interval's
+ * end, until done_fd says every worker has ended. A failed on_interval
+ * stops the run. */
+static void parent_wait(const struct stress_config *cfg,
+			struct run_shared *shared, struct interval_monitor *m,
+			int done_fd, struct stress_result *res)
+{
+	int sampled = cfg->duration <= 0 || cfg->warmup <= 0;
+	double warm = shared->released + cfg->warmup;
+	for (;;) {
+		double due = m ? interval_due(m) : INFINITY;
+		if (!sampled && !parent_stopped(shared) && warm < due)
+			due = warm;
+		if (parent_sleep(done_fd, due))
+			break;
+		double now = clock_now();
+		if (!sampled && (now >= warm || parent_stopped(shared))) {
+			server_sample(&cfg->server, &res->server_before);
+			sampled = 1;
+		}
+		if (m && now >= interval_due(m) && interval_emit(m) < 0)
+			__atomic_store_n(&shared->stop, -1, __ATOMIC_RELAXED);
 	}
-	server_sample(&cfg->server, &res->server_before);
+	if (!sampled)
+		server_sample(&cfg->server, &res->server_before);
 }
 
 /* A pool start: how many workers started, and why the next one did not. */
@@ -652,10 +687,12 @@ static void start_count(const struct start *s, struct stress_tally *t, int n,
 	}
 }
 
-/* Releases the workers started (EOF on the pipe) and returns the interval
- * monitor, if any; after a failed start, lets them end without running. */
+/* Releases the workers started (EOF on the pipe) and, when they all
+ * started, waits in parent_wait until done_fd says they have ended;
+ * returns the interval monitor, if any, for interval_finish. After a
+ * failed start, lets them end without running. */
 static struct interval_monitor *release_workers(struct worker *w, int n,
-						int release_wr,
+						int release_wr, int done_fd,
 						const struct start *s,
 						struct stress_result *res)
 {
@@ -668,21 +705,31 @@ static struct interval_monitor *release_workers(struct worker *w, int n,
 		return NULL;
 	struct interval_monitor *m =
 	    interval_start(w[0].cfg, w[0].shared->tally, n, now);
-	parent_released(w[0].cfg, w[0].shared, res);
+	parent_wait(w[0].cfg, w[0].shared, m, done_fd, res);
 	return m;
+}
+
+/* After the joins: the last interval; a failed on_interval marks the run
+ * stopped as parent_wait does. */
+static void finish_intervals(struct interval_monitor *m,
+			     struct run_shared *shared)
+{
+	if (interval_finish(m) < 0)
+		__atomic_store_n(&shared->stop, -1, __ATOMIC_RELAXED);
 }
 
 /* Runs the workers as threads; a thread that cannot be created cancels
  * the run, and the threads already created are released only to end. */
-static void run_threads(struct worker *w, int n, int release[2],
+static void run_threads(struct worker *w, int n, int release[2], int done[2],
 			struct start *s, struct stress_result *res)
 {
 	pthread_t *tids = calloc((size_t)n, sizeof(*tids));
 	if (!tids) {
 		*s = (struct start){0, "calloc", ENOMEM};
-		release_workers(w, n, release[1], s, res);
+		release_workers(w, n, release[1], done[0], s, res);
 		return;
 	}
+	w[0].shared->running = n;
 	/* Stop signals are for the caller's thread: workers block them and
 	 * learn of them through the stop word. */
 	sigset_t stops, old;
@@ -692,6 +739,7 @@ static void run_threads(struct worker *w, int n, int release[2],
 	pthread_sigmask(SIG_BLOCK, &stops, &old);
 	for (; s->started < n; s->started++) {
 		w[s->started].release_fd = release[0];
+		w[s->started].done_fd = done[1];
 		int err = pthread_create(&tids[s->started], NULL, worker_thread,
 					 &w[s->started]);
 		if (err) {
@@ -700,10 +748,11 @@ static void run_threads(struct worker *w, int n, int release[2],
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	struct interval_monitor *m = release_workers(w, n, release[1], s, res);
+	struct interval_monitor *m =
+	    release_workers(w, n, release[1], done[0], s, res);
 	for (int i = 0; i < s->started; i++)
 		pthread_join(tids[i], NULL);
-	interval_finish(m);
+	finish_intervals(m, w[0].shared);
 	free(tids);
 }
 
@@ -741,14 +790,15 @@ static pid_t process_start(struct worker *w, int release[2], pid_t parent)
 /* Runs the workers as forked processes, which write their tallies into
  * the shared mapping. A worker that dies before the end of its run (a
  * signal) has what it left undone counted; a fork that fails cancels the
- * run as in run_threads. */
-static void run_processes(struct worker *w, int n, int release[2],
+ * run as in run_threads. Each holds done[1] until it exits: EOF on done[0]
+ * says they all have. */
+static void run_processes(struct worker *w, int n, int release[2], int done[2],
 			  struct start *s, struct stress_result *res)
 {
 	pid_t *pids = calloc((size_t)n, sizeof(*pids));
 	if (!pids) {
 		*s = (struct start){0, "calloc", ENOMEM};
-		release_workers(w, n, release[1], s, res);
+		release_workers(w, n, release[1], done[0], s, res);
 		return;
 	}
 	pid_t parent = getpid();
@@ -761,7 +811,10 @@ static void run_processes(struct worker *w, int n, int release[2],
 			break;
 		}
 	}
-	struct interval_monitor *m = release_workers(w, n, release[1], s, res);
+	close(done[1]);
+	done[1] = -1;
+	struct interval_monitor *m =
+	    release_workers(w, n, release[1], done[0], s, res);
 	for (int i = 0; i < s->started; i++) {
 		int status;
 		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
@@ -769,7 +822,7 @@ static void run_processes(struct worker *w, int n, int release[2],
 		if (!w[i].tally->finished && !s->call)
 			process_died(&w[i], status);
 	}
-	interval_finish(m);
+	finish_intervals(m, w[0].shared);
 	free(pids);
 }
 
@@ -778,15 +831,23 @@ static void run_processes(struct worker *w, int n, int release[2],
 static int run_pool(const struct stress_config *cfg, struct worker *w,
 		    struct stress_result *res, struct fs_status *st)
 {
-	int n = cfg->clients, release[2];
+	int n = cfg->clients, release[2], done[2];
 	if (pipe2(release, O_CLOEXEC) < 0)
 		return fs_fail(st, FS_ERR_LOCAL, "pipe: %s", strerror(errno));
+	if (pipe2(done, O_CLOEXEC) < 0) {
+		close(release[0]);
+		close(release[1]);
+		return fs_fail(st, FS_ERR_LOCAL, "pipe: %s", strerror(errno));
+	}
 	struct start s = {0};
 	if (cfg->processes)
-		run_processes(w, n, release, &s, res);
+		run_processes(w, n, release, done, &s, res);
 	else
-		run_threads(w, n, release, &s, res);
+		run_threads(w, n, release, done, &s, res);
 	close(release[0]);
+	close(done[0]);
+	if (done[1] >= 0)
+		close(done[1]);
 	if (!s.call)
 		return 0;
 	start_count(&s, w[0].shared->tally, n, cfg);
@@ -991,8 +1052,8 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 			merge_open(res, shared->open, n);
 		if (merge_steps(res, shared, shared->tally, n) < 0)
 			rc = fs_fail(st, FS_ERR_LOCAL, "out of memory");
-		res->interrupted =
-		    __atomic_load_n(&shared->stop, __ATOMIC_RELAXED);
+		int stop = __atomic_load_n(&shared->stop, __ATOMIC_RELAXED);
+		res->interrupted = stop > 0 ? stop : 0;
 		server_sample(&cfg->server, &res->server_after);
 	}
 	for (int i = 0; i < n; i++)

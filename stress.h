@@ -103,6 +103,11 @@ struct stress_config {
 	double interval; /* seconds; 0 none */
 	FILE *stream;
 	FILE *live;
+	/* called with each interval's JSON object (as stream's lines) in
+	 * the thread that called stress_run; -1 stops the run (the workers
+	 * end after the operation they are in) and it is not called again */
+	int (*on_interval)(void *ctx, const struct cJSON *interval);
+	void *interval_ctx;
 };
 
 /* An arrival that starts more than this after its intended time counts

@@ -482,16 +482,83 @@ static void stress_thresholds(lua_State *L, struct stress_config *cfg,
 	cfg->nthresholds = (int)n;
 }
 
+/* ---- the interval callback ---- */
+
+/* interval = function(t): called by the engine in the script's thread. */
+struct interval_call {
+	lua_State *L;
+	int fn;	 /* stack index of the function */
+	int err; /* stack index of its error message, nil until it fails */
+};
+
+/* Calls the script's interval function with the interval as a table;
+ * -1 (stopping the run) when it raises, its message kept for stress_l. */
+static int interval_call(void *ctx, const cJSON *interval)
+{
+	struct interval_call *c = ctx;
+	lua_State *L = c->L;
+	lua_pushcfunction(L, lfileserv_msghandler);
+	lua_pushvalue(L, c->fn);
+	json_push(L, interval);
+	if (lua_pcall(L, 1, 0, -3) != LUA_OK) {
+		lua_replace(L, c->err);
+		lua_pop(L, 1);
+		return -1;
+	}
+	lua_pop(L, 1);
+	return 0;
+}
+
+/* interval and interval_period: the callback and how often (default 1s,
+ * at least 10 ms). Leaves the function and a slot for its error on the
+ * stack. */
+static void stress_interval(lua_State *L, struct stress_config *cfg,
+			    struct interval_call *c)
+{
+	double period = lfileserv_opt_seconds(L, 1, "interval_period", 1, 0);
+	int given = lua_getfield(L, 1, "interval_period") != LUA_TNIL;
+	lua_getfield(L, 1, "interval");
+	if (lua_isnil(L, -1) && given)
+		luaL_error(L, "fileserv.stress: interval_period needs an "
+			      "interval function");
+	if (lua_isnil(L, -1))
+		return;
+	if (!lua_isfunction(L, -1))
+		luaL_error(L, "fileserv.stress: interval must be a function "
+			      "(it receives each interval's figures)");
+	if (period < 0.01)
+		luaL_error(L,
+			   "fileserv.stress: invalid interval_period %f "
+			   "(at least 10ms)",
+			   period);
+	c->L = L;
+	c->fn = lua_gettop(L);
+	lua_pushnil(L);
+	c->err = lua_gettop(L);
+	cfg->interval = period;
+	cfg->on_interval = interval_call;
+	cfg->interval_ctx = c;
+}
+
 /* The keys of fileserv.stress{}. */
 static const char *const stress_keys[] = {
-    "server",	"op",	      "scenario",   "args",	"file",	   "name",
-    "clients",	"pool",	      "iterations", "duration", "verify",  "timeout",
-    "warmup",	"cpus",	      "rate",	    "stages",	"poisson", "seed",
-    "max_late", "thresholds", NULL,
+    "server",	  "op",
+    "scenario",	  "args",
+    "file",	  "name",
+    "clients",	  "pool",
+    "iterations", "duration",
+    "verify",	  "timeout",
+    "warmup",	  "cpus",
+    "rate",	  "stages",
+    "poisson",	  "seed",
+    "max_late",	  "thresholds",
+    "interval",	  "interval_period",
+    NULL,
 };
 
 static void stress_options(lua_State *L, struct stress_config *cfg,
-			   struct stress_open *o, struct scenario *sc)
+			   struct stress_open *o, struct scenario *sc,
+			   struct interval_call *interval)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lfileserv_check_options(L, 1, "fileserv.stress", stress_keys);
@@ -517,6 +584,7 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 		luaL_error(L, "stress: warmup needs a duration or stages and "
 			      "must be >= 0");
 	stress_thresholds(L, cfg, o->thresholds);
+	stress_interval(L, cfg, interval);
 	cfg->file = opt_string(L, "file");
 	cfg->name = opt_string(L, "name");
 	if (!cfg->name && cfg->file) {
@@ -554,7 +622,8 @@ static int stress_l(lua_State *L)
 	struct stress_open open = {0};
 	struct stress_hooks hooks = {scenario_start, scenario_step,
 				     scenario_stop, &sc};
-	stress_options(L, &cfg, &open, &sc);
+	struct interval_call interval = {0};
+	stress_options(L, &cfg, &open, &sc, &interval);
 	sc.server = cfg.server;
 	cfg.hooks = &hooks;
 	struct stress_result res;
@@ -563,6 +632,9 @@ static int stress_l(lua_State *L)
 	free(sc.code);
 	free(sc.args);
 	free(sc.upvalues);
+	if (interval.err && !lua_isnil(L, interval.err))
+		return luaL_error(L, "fileserv.stress: interval: %s",
+				  lua_tostring(L, interval.err));
 	if (rc < 0) {
 		luaL_pushfail(L);
 		lua_pushstring(L, st.message);

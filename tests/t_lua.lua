@@ -341,6 +341,15 @@ test("timer outside a stress worker", function()
   check(not pcall(fileserv.timer), "a missing name raises")
 end)
 
+-- Each {options, message}: fileserv.stress{op = "list", ...} raises it.
+local function stress_refuses(srv, cases)
+  for i, b in ipairs(cases) do
+    b[1].server, b[1].op = srv, "list"
+    local ok, err = pcall(fileserv.stress, b[1])
+    check(not ok and err:find(b[2], 1, true), "bad input " .. i .. ": " .. tostring(err))
+  end
+end
+
 test("the open model and thresholds from Lua", function()
   local srv <close> = assert(fileserv.serve { workers = 2, storage = dir .. "/st-open", sync = false })
   for _, pool in ipairs { "thread", "process" } do
@@ -382,11 +391,41 @@ test("the open model and thresholds from Lua", function()
     { { thresholds = { "bogus<1" } }, "thresholds[1]: invalid threshold 'bogus<1'" },
     { { thresholds = "p99<1ms" }, "thresholds must be a table of strings" },
   }
-  for i, b in ipairs(bad) do
-    b[1].server, b[1].op = srv, "list"
-    local ok, err = pcall(fileserv.stress, b[1])
-    check(not ok and err:find(b[2], 1, true), "bad input " .. i .. ": " .. tostring(err))
+  stress_refuses(srv, bad)
+end)
+
+test("the interval callback runs in the script's state and adds up", function()
+  local srv <close> = assert(fileserv.serve { workers = 2, storage = dir .. "/st-interval", sync = false })
+  local main = coroutine.running()
+  for _, pool in ipairs { "thread", "process" } do
+    local seen, ok, bytes, where = {}, 0, 0, {}
+    local s = assert(fileserv.stress { server = srv, op = "list", clients = 2, pool = pool, rate = 200,
+      duration = 0.6, interval_period = "100ms", interval = function(t)
+        seen[#seen + 1] = t
+        ok, bytes = ok + t.ok, bytes + t.bytes
+        where[#where + 1] = coroutine.running()
+      end })
+    check(#seen >= 4 and seen[1].interval == 0 and seen[#seen].interval == #seen - 1,
+          pool .. ": numbered intervals: " .. #seen)
+    check(ok == s.ok and bytes == s.bytes and s.ok > 0, pool .. ": intervals add up: " .. ok .. " of " .. s.ok)
+    local t = seen[2]
+    check(t.latency_ms.p99 >= t.latency_ms.p50 and t.histogram.counts and t.end_s > t.start_s
+          and t.ops_per_s >= 0 and t.failed == 0, pool .. ": the stream's figures")
+    check(where[1] == main and where[#where] == main, pool .. ": called in the script's own thread")
   end
+  local before = assert(srv:stats()).data.requests
+  local ok, err = pcall(fileserv.stress, { server = srv, op = "list", rate = 100, duration = 30,
+    interval_period = 0.05, interval = function(t) if t.interval == 1 then error("enough seen") end end })
+  local sent = assert(srv:stats()).data.requests - before
+  check(not ok and err:find("fileserv.stress: interval: ", 1, true) and err:find("enough seen", 1, true),
+        "the callback's error is raised: " .. tostring(err))
+  check(sent < 1000, "the run stopped at the error, not after 30 s: " .. sent .. " requests")
+  local bad = {
+    { { interval = 5 }, "interval must be a function" },
+    { { interval_period = 1 }, "interval_period needs an interval function" },
+    { { interval = print, interval_period = "1ms" }, "invalid interval_period" },
+  }
+  stress_refuses(srv, bad)
 end)
 
 test("stress argument errors", function()
