@@ -32,6 +32,8 @@ static const struct command commands[] = {
     {"serve", "", NULL, "run the server", serve_main},
     {"stress", "--op OP", NULL,
      "run concurrent client workers against a server", stress_main},
+    {"merge", "FILE...", NULL,
+     "merge the results of a distributed stress run's instances", merge_main},
     {"run", "SCRIPT [ARGS]", NULL, "run a Lua scenario script", script_main},
     {"compare", "BASE NEW", NULL, "compare two matrix results.json files",
      compare_main},

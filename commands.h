@@ -14,6 +14,8 @@ int stress_main(struct cmdline *cl, int argc, char **argv);
 int script_main(struct cmdline *cl, int argc, char **argv);
 /* compare BASE NEW: lua/script.c */
 int compare_main(struct cmdline *cl, int argc, char **argv);
+/* merge FILES: merge_cli.c */
+int merge_main(struct cmdline *cl, int argc, char **argv);
 /* bench: bench.c */
 int bench_main(struct cmdline *cl, int argc, char **argv);
 /* serve: fileserv.c */

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -186,4 +187,59 @@ cJSON *hist_to_json(const struct histogram *h)
 						(double)h->count[b]);
 		}
 	return o;
+}
+
+/* A whole number below 2^53 (exact in a double) in *out; 0 or -1. */
+static int json_count(const cJSON *item, uint64_t *out)
+{
+	if (!cJSON_IsNumber(item))
+		return -1;
+	double v = item->valuedouble;
+	if (!(v >= 0 && v < 9007199254740992.0) || v != (double)(uint64_t)v)
+		return -1;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+int hist_add_json(struct histogram *h, const cJSON *j, struct fs_status *st)
+{
+	const cJSON *sub = cJSON_GetObjectItem(j, "sub_bits");
+	const cJSON *max = cJSON_GetObjectItem(j, "max_bits");
+	const char *unit = cJSON_GetStringValue(cJSON_GetObjectItem(j, "unit"));
+	if (!cJSON_IsNumber(sub) || !cJSON_IsNumber(max) || !unit)
+		return fs_fail(st, FS_ERR_PROTOCOL,
+			       "histogram without sub_bits, max_bits or unit");
+	if (sub->valuedouble != HIST_SUB_BITS ||
+	    max->valuedouble != HIST_MAX_BITS || strcmp(unit, "ns") != 0)
+		return fs_fail(st, FS_ERR_PROTOCOL,
+			       "histogram layout sub_bits %g, max_bits %g, "
+			       "unit %s; this fileserv's is sub_bits %d, "
+			       "max_bits %d, unit ns",
+			       sub->valuedouble, max->valuedouble, unit,
+			       HIST_SUB_BITS, HIST_MAX_BITS);
+	uint64_t n, total = 0;
+	if (json_count(cJSON_GetObjectItem(j, "n"), &n) < 0)
+		return fs_fail(st, FS_ERR_PROTOCOL, "histogram without n");
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "counts"))
+	{
+		char *end;
+		unsigned long b = strtoul(c->string, &end, 10);
+		uint64_t count;
+		if (end == c->string || *end || b >= HIST_BUCKETS ||
+		    json_count(c, &count) < 0)
+			return fs_fail(st, FS_ERR_PROTOCOL,
+				       "histogram bucket \"%s\": not an index "
+				       "below %d with a whole count",
+				       c->string, HIST_BUCKETS);
+		h->count[b] += count;
+		total += count;
+	}
+	if (total != n)
+		return fs_fail(
+		    st, FS_ERR_PROTOCOL,
+		    "histogram counts add up to %llu, not its n %llu",
+		    (unsigned long long)total, (unsigned long long)n);
+	h->n += n;
+	return 0;
 }

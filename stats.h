@@ -61,5 +61,12 @@ uint64_t hist_quantile(const struct histogram *h, double q);
  * "max_bits", "unit": "ns", "n", "counts": {"INDEX": COUNT, ...}} with the
  * non-empty buckets only. */
 struct cJSON *hist_to_json(const struct histogram *h);
+/* Adds the buckets of j (hist_to_json's form) to h's counts and n; min,
+ * max and sum are not in j and stay as they are. 0, or -1 with st set
+ * when j's layout is not this build's, a bucket index or count is not a
+ * whole number in range, or the counts do not add up to j's n (h may
+ * then hold part of j). */
+int hist_add_json(struct histogram *h, const struct cJSON *j,
+		  struct fs_status *st);
 
 #endif

@@ -1210,7 +1210,11 @@ static void add_open(cJSON *o, const struct stress_config *cfg,
 	cJSON_AddNumberToObject(m, "dropped", (double)op->dropped);
 	add_number_or_null(m, "max_late_s", cfg->max_late > 0, cfg->max_late);
 	add_latency(m, "lateness_ms", &op->lateness);
+	cJSON_AddItemToObject(m, "lateness_histogram",
+			      hist_to_json(&op->lateness));
 	add_latency(o, "service_ms", &op->service);
+	cJSON_AddItemToObject(o, "service_histogram",
+			      hist_to_json(&op->service));
 }
 
 static void add_thresholds(cJSON *o, const struct stress_config *cfg,
@@ -1225,21 +1229,11 @@ static void add_thresholds(cJSON *o, const struct stress_config *cfg,
 	    .bytes = t->bytes,
 	    .seconds = res->wall,
 	    .achieved_rate = cfg->plan ? res->achieved_rate : -1};
-	cJSON *list = cJSON_AddArrayToObject(o, "thresholds");
-	int failed = 0;
-	for (int i = 0; i < cfg->nthresholds; i++) {
-		const struct threshold *th = &cfg->thresholds[i];
-		double v = threshold_value(th, &f);
-		int pass = threshold_passes(th, v);
-		cJSON *item = cJSON_CreateObject();
-		cJSON_AddStringToObject(item, "threshold", th->text);
-		add_number_or_null(item, "value", !isnan(v), v);
-		cJSON_AddStringToObject(item, "unit", threshold_unit(th));
-		cJSON_AddBoolToObject(item, "pass", pass);
-		cJSON_AddItemToArray(list, item);
-		failed += !pass;
-	}
-	cJSON_AddBoolToObject(o, "thresholds_passed", failed == 0);
+	int passed;
+	cJSON_AddItemToObject(
+	    o, "thresholds",
+	    threshold_to_json(cfg->thresholds, cfg->nthresholds, &f, &passed));
+	cJSON_AddBoolToObject(o, "thresholds_passed", passed);
 }
 
 cJSON *stress_to_json(const struct stress_config *cfg,

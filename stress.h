@@ -191,5 +191,8 @@ const char *stress_op_name(enum stress_op op);
 struct cJSON *stress_to_json(const struct stress_config *cfg,
 			     const struct stress_result *res);
 int stress_op_parse(const char *text, enum stress_op *op);
+/* A summary (stress_to_json's, or a merged one) as text on stdout, as
+ * `fileserv stress` prints it (stress_cli.c). */
+void stress_print(const struct cJSON *summary);
 
 #endif

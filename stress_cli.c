@@ -383,7 +383,7 @@ static void stress_print_thresholds(const cJSON *j)
 	}
 }
 
-static void stress_print(const cJSON *j)
+void stress_print(const cJSON *j)
 {
 	const cJSON *l = cJSON_GetObjectItem(j, "latency_ms");
 	char a[32], b[32], c[32], d[32];

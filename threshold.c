@@ -11,6 +11,7 @@
  *           ops, rate: a number, optionally followed by /s. */
 #include "threshold.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -207,4 +208,26 @@ const char *threshold_unit(const struct threshold *t)
 		return "/s";
 	}
 	return "";
+}
+
+cJSON *threshold_to_json(const struct threshold *t, int n,
+			 const struct threshold_figures *f, int *passed)
+{
+	cJSON *list = cJSON_CreateArray();
+	*passed = 1;
+	for (int i = 0; i < n; i++) {
+		double v = threshold_value(&t[i], f);
+		int pass = threshold_passes(&t[i], v);
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "threshold", t[i].text);
+		if (isnan(v))
+			cJSON_AddNullToObject(item, "value");
+		else
+			cJSON_AddNumberToObject(item, "value", v);
+		cJSON_AddStringToObject(item, "unit", threshold_unit(&t[i]));
+		cJSON_AddBoolToObject(item, "pass", pass);
+		cJSON_AddItemToArray(list, item);
+		*passed &= pass;
+	}
+	return list;
 }

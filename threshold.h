@@ -9,6 +9,7 @@
 
 #include "fileserv.h"
 
+struct cJSON;
 struct histogram;
 
 /* The exit status of a run whose thresholds did not all pass. */
@@ -52,5 +53,10 @@ double threshold_value(const struct threshold *t,
 int threshold_passes(const struct threshold *t, double value);
 /* The base unit of t's metric: "s", "ratio", "B/s" or "/s". */
 const char *threshold_unit(const struct threshold *t);
+/* The n thresholds t checked against f, as a JSON array of {"threshold",
+ * "value" (null when it does not apply), "unit", "pass"}; *passed says
+ * whether all did. */
+struct cJSON *threshold_to_json(const struct threshold *t, int n,
+				const struct threshold_figures *f, int *passed);
 
 #endif

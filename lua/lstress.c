@@ -7,7 +7,9 @@
  * data is copied, a module or global is looked up again in the worker;
  * anything else, such as a local function or a server handle, is refused
  * before the run, naming the variable), and `args` as JSON text. Nothing
- * else is shared, so threads and forked processes behave the same. */
+ * else is shared, so threads and forked processes behave the same.
+ *
+ * `fileserv.merge{...}` merges the instances' results (merge.c). */
 #include "fileserv.h"
 #include "affinity.h"
 #include "client.h"
@@ -15,6 +17,7 @@
 #include "lua/lfileserv.h"
 #include "lua/lstress.h"
 #include "arrival.h"
+#include "merge.h"
 #include "stress.h"
 #include "threshold.h"
 #include "units.h"
@@ -22,6 +25,7 @@
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -451,35 +455,41 @@ static void stress_open(lua_State *L, struct stress_config *cfg,
 		luaL_error(L, "fileserv.stress: %s", st.message);
 }
 
-/* thresholds = {"p99<50ms", ...} into t and cfg. */
-static void stress_thresholds(lua_State *L, struct stress_config *cfg,
-			      struct threshold *t)
+/* The thresholds = {"p99<50ms", ...} of the options table at idx into
+ * t[0..LUA_THRESHOLDS_MAX); returns how many. fn names the function in
+ * messages. */
+static int opt_thresholds(lua_State *L, int idx, const char *fn,
+			  struct threshold *t)
 {
-	lua_getfield(L, 1, "thresholds");
-	if (lua_isnil(L, -1))
-		return;
+	lua_getfield(L, idx, "thresholds");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return 0;
+	}
 	if (!lua_istable(L, -1))
-		luaL_error(L, "fileserv.stress: thresholds must be a table of "
-			      "strings such as {\"p99<50ms\", \"failed<1%%\"}");
+		luaL_error(L,
+			   "fileserv.%s: thresholds must be a table of "
+			   "strings such as {\"p99<50ms\", \"failed<1%%\"}",
+			   fn);
 	lua_Integer n = luaL_len(L, -1);
 	if (n > LUA_THRESHOLDS_MAX)
-		luaL_error(L, "fileserv.stress: at most %d thresholds",
+		luaL_error(L, "fileserv.%s: at most %d thresholds", fn,
 			   LUA_THRESHOLDS_MAX);
 	struct fs_status st = {0};
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, -1, i);
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L,
-				   "fileserv.stress: thresholds[%I] must be "
+				   "fileserv.%s: thresholds[%I] must be "
 				   "a string such as \"p99<50ms\"",
-				   i);
+				   fn, i);
 		if (threshold_parse(lua_tostring(L, -1), &t[i - 1], &st) < 0)
-			luaL_error(L, "fileserv.stress: thresholds[%I]: %s", i,
+			luaL_error(L, "fileserv.%s: thresholds[%I]: %s", fn, i,
 				   st.message);
 		lua_pop(L, 1);
 	}
-	cfg->thresholds = t;
-	cfg->nthresholds = (int)n;
+	lua_pop(L, 1);
+	return (int)n;
 }
 
 /* ---- the interval callback ---- */
@@ -583,7 +593,8 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	if (cfg->warmup < 0 || (cfg->warmup > 0 && cfg->duration <= 0))
 		luaL_error(L, "stress: warmup needs a duration or stages and "
 			      "must be >= 0");
-	stress_thresholds(L, cfg, o->thresholds);
+	cfg->thresholds = o->thresholds;
+	cfg->nthresholds = opt_thresholds(L, 1, "stress", o->thresholds);
 	stress_interval(L, cfg, interval);
 	cfg->file = opt_string(L, "file");
 	cfg->name = opt_string(L, "name");
@@ -651,10 +662,91 @@ static int stress_l(lua_State *L)
 	return rc == 0 ? 1 : res.counted ? 4 : 3;
 }
 
+/* ---- fileserv.merge ---- */
+
+/* Raises unless every input is a file name or a plain table. */
+static void merge_check_inputs(lua_State *L, lua_Integer n)
+{
+	for (lua_Integer k = 1; k <= n; k++) {
+		lua_geti(L, 1, k);
+		if (lua_type(L, -1) != LUA_TSTRING &&
+		    !(lua_istable(L, -1) && json_is_plain(L, -1)))
+			luaL_error(L,
+				   "fileserv.merge: inputs[%I] must be a file "
+				   "name or a summary table",
+				   k);
+		lua_pop(L, 1);
+	}
+}
+
+/* Input k of fileserv.merge's list (at the top), a file name or a
+ * summary table, into in. 0, or -1 with st set. */
+static int merge_input_l(lua_State *L, lua_Integer k, struct merge_input *in,
+			 struct fs_status *st)
+{
+	if (lua_type(L, -1) == LUA_TSTRING)
+		return merge_read(lua_tostring(L, -1), in, st);
+	char name[32];
+	snprintf(name, sizeof(name), "inputs[%lld]", (long long)k);
+	/* through text: json_from_lua keeps integers as raw digits */
+	cJSON *raw = json_from_lua(L, -1);
+	char *text = cJSON_PrintUnformatted(raw);
+	cJSON_Delete(raw);
+	cJSON *summary = text ? cJSON_Parse(text) : NULL;
+	free(text);
+	return merge_input_set(in, name, summary, st);
+}
+
+/* fileserv.merge(inputs [, {thresholds=, expect=, max_start_spread=}]):
+ * the merged summary, or fail, message. */
+static int merge_l(lua_State *L)
+{
+	struct threshold t[LUA_THRESHOLDS_MAX];
+	struct merge_options opt = {.thresholds = t};
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		opt.nthresholds = opt_thresholds(L, 2, "merge", t);
+		lua_getfield(L, 2, "expect");
+		opt.expect = (int)luaL_optinteger(L, -1, 0);
+		luaL_argcheck(L, opt.expect >= 0 && opt.expect <= 1000000, 2,
+			      "expect must be 0 to 1000000");
+		opt.max_start_spread = lfileserv_opt_seconds(
+		    L, 2, "max_start_spread", MERGE_START_SPREAD_S, 0);
+	}
+	lua_Integer n = luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1 && n <= 1000000, 1,
+		      "a list of 1 or more inputs");
+	merge_check_inputs(L, n);
+	struct merge_input *in =
+	    lua_newuserdatauv(L, (size_t)n * sizeof(*in), 0);
+	memset(in, 0, (size_t)n * sizeof(*in));
+	struct fs_status st = {0};
+	int rc = 0;
+	for (lua_Integer k = 1; k <= n && rc == 0; k++) {
+		lua_geti(L, 1, k);
+		rc = merge_input_l(L, k, &in[k - 1], &st);
+		lua_pop(L, 1);
+	}
+	cJSON *j = rc == 0 ? merge_run(in, (int)n, &opt, &st) : NULL;
+	for (lua_Integer k = 0; k < n; k++)
+		merge_input_free(&in[k]);
+	if (!j) {
+		luaL_pushfail(L);
+		lua_pushstring(L, st.message);
+		return 2;
+	}
+	json_push(L, j);
+	cJSON_Delete(j);
+	return 1;
+}
+
 void lstress_open(lua_State *L, lua_State *(*new_state)(void))
 {
 	if (new_worker_state != new_state) /* workers only read it */
 		new_worker_state = new_state;
 	lua_pushcfunction(L, stress_l);
 	lua_setfield(L, -2, "stress");
+	lua_pushcfunction(L, merge_l);
+	lua_setfield(L, -2, "merge");
 }

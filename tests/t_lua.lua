@@ -628,5 +628,29 @@ test("a failed threshold sets fileserv run's exit status", function()
   end
 end)
 
+test("merge: instances' results into one", function()
+  local srv <close> = fileserv.serve { storage = dir .. "/st-merge", workers = 2 }
+  local a = assert(fileserv.stress { server = srv, op = "list", clients = 2, iterations = 3 })
+  local b = assert(fileserv.stress { server = srv, op = "list", clients = 1, iterations = 4 })
+  local m = assert(fileserv.merge({ a, b }, { thresholds = { "p99<1us", "failed<1%" } }))
+  check(m.ok == 10 and m.clients == 3 and m.instances == 2, "counts added")
+  check(m.latency_histogram.n == 10 and m.latency_ms.max == math.max(a.latency_ms.max, b.latency_ms.max),
+        "histograms merged, max kept")
+  check(m.ranks[1].file == "inputs[1]" and m.ranks[2].ok == 4, "ranks in order")
+  check(m.thresholds_passed == false and m.thresholds[1].pass == false and m.thresholds[2].pass,
+        "thresholds on the merged figures")
+  local f = assert(io.open(dir .. "/b.json", "w"))
+  f:write(fileserv.json.encode(b))
+  f:close()
+  check(fileserv.merge({ a, dir .. "/b.json" }).ok == 10, "a file name as input")
+  local none, msg = fileserv.merge({ a }, { expect = 2 })
+  check(none == nil and msg:find("rank 1 missing"), "a missing rank fails the merge: " .. tostring(msg))
+  b.error = "could not connect"
+  none, msg = fileserv.merge({ a, b })
+  check(none == nil and msg:find("rank 1 %(inputs%[2%]%) failed: could not connect"), "a failed instance")
+  check(not pcall(fileserv.merge, { 42 }), "an input neither a name nor a table raises")
+  check(not pcall(fileserv.merge, { a }, { thresholds = { "p99" } }), "a bad threshold raises")
+end)
+
 os.execute("rm -rf " .. dir)
 os.exit(unit.done("t_lua"))
