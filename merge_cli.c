@@ -38,7 +38,7 @@ static const char merge_usage[] =
     "      --expect N        the run had N instances (default: from the\n"
     "                        files' segment records, else the file count)\n"
     "      --threshold EXPR  a condition the merged figures must meet, as\n"
-    "                        for stress (p99<50ms, failed<1%%, ...);\n"
+    "                        for stress (p99<50ms, failed<1%, ...);\n"
     "                        repeatable\n"
     "      --max-start-spread T  warn when the instances started more\n"
     "                        than T apart (default 100ms)\n"

@@ -75,7 +75,7 @@ def client_cli(ctx, _):
     # --help everywhere, --version
     for cmd in ("get", "put", "ls", "rm", "stats", "download", "upload",
                 "list", "delete", "serve", "stress", "run", "bench",
-                "compare"):
+                "compare", "merge"):
         r = ctx.cli(None, cmd, "--help", cwd=cwd, timeout=5)
         check(r.returncode == 0 and b"usage" in r.stdout.lower(),
               "%s --help: exit %d", cmd, r.returncode)
