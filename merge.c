@@ -156,11 +156,12 @@ void merge_input_free(struct merge_input *in)
 
 struct merger {
 	const struct merge_input *in;
-	int n;	    /* inputs */
-	int count;  /* instances of the run */
-	int *rank;  /* each input's rank */
-	int *input; /* each rank's input */
-	cJSON *out; /* the merged summary being built */
+	int n;	       /* inputs */
+	int count;     /* instances of the run */
+	int segmented; /* the inputs carry segment records */
+	int *rank;     /* each input's rank */
+	int *input;    /* each rank's input */
+	cJSON *out;    /* the merged summary being built */
 	cJSON *warnings;
 	struct histogram *latency, *service, *lateness;
 	double t_start, t_end; /* epoch seconds; NAN when not recorded */
@@ -193,12 +194,14 @@ static int count_of(struct merger *m, int i, const cJSON *o, const char *key,
 	return 0;
 }
 
-/* Input i's segment record: index and count; 0 when it has none, -1 with
- * st set when it is malformed. */
+/* Input i's segment record: index and count; 0 when it has none (or
+ * says it is a whole run, source "none"), -1 with st set when it is
+ * malformed. */
 static int segment_of(struct merger *m, int i, int *index, int *count)
 {
 	const cJSON *seg = get(m->in[i].summary, "segment");
-	if (!seg || cJSON_IsNull(seg))
+	const char *source = cJSON_GetStringValue(get(seg, "source"));
+	if (!seg || cJSON_IsNull(seg) || (source && !strcmp(source, "none")))
 		return 0;
 	double x = number(seg, "index"), c = number(seg, "count");
 	if (!(c >= 1 && c <= 1e6 && x >= 0 && x < c) || x != floor(x) ||
@@ -253,6 +256,7 @@ static int ranks_assign(struct merger *m, int expect)
 			       "--expect %d, but the segment records say the "
 			       "run had %d instances",
 			       expect, count);
+	m->segmented = with > 0;
 	m->count = count ? count : expect ? expect : m->n;
 	m->input = malloc((size_t)m->count * sizeof(*m->input));
 	if (!m->input)
@@ -570,8 +574,10 @@ static int merge_histograms(struct merger *m)
 	return 0;
 }
 
-/* The open model's figures: counts and the instances' rates added (each
- * ran its share of the schedule over the same time), lateness merged. */
+/* The open model's figures: counts and the achieved rates added (each
+ * instance ran its share of the schedule over the same time), lateness
+ * merged. A segment's target rate is the whole schedule's; whole runs'
+ * targets add up. */
 static int add_open(struct merger *m)
 {
 	static const char *const counts[] = {"started", "late", "dropped",
@@ -588,7 +594,9 @@ static int add_open(struct merger *m)
 		target += number(open, "target_rate");
 		achieved += number(open, "achieved_rate");
 	}
-	cJSON_AddNumberToObject(o, "target_rate", target);
+	cJSON_AddNumberToObject(o, "target_rate",
+				m->segmented ? number(open0, "target_rate")
+					     : target);
 	copy_item(o, open0, "stages");
 	copy_item(o, open0, "arrivals");
 	cJSON_AddNumberToObject(o, "achieved_rate", achieved);

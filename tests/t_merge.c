@@ -36,8 +36,8 @@ static void add_figures(cJSON *o, const char *key, const struct histogram *h)
 }
 
 /* An instance's summary, as fileserv stress writes it: rank of count
- * (no segment record when count is 0), ok operations of 1000 bytes
- * each, the latencies in h, started at t0 and ended at t1. */
+ * (a whole run's segment record, source "none", when count is 0), ok operations
+ * of 1000 bytes each, the latencies in h, started at t0 and ended at t1. */
 static cJSON *summary(int rank, int count, const struct histogram *h, double t0,
 		      double t1)
 {
@@ -68,11 +68,10 @@ static cJSON *summary(int rank, int count, const struct histogram *h, double t0,
 	cJSON_AddNumberToObject(opt, "clients", 2);
 	cJSON_AddNumberToObject(opt, "iterations", 10 + rank);
 	cJSON_AddNumberToObject(opt, "timeout_s", 300);
-	if (count) {
-		cJSON *seg = cJSON_AddObjectToObject(o, "segment");
-		cJSON_AddNumberToObject(seg, "index", rank);
-		cJSON_AddNumberToObject(seg, "count", count);
-	}
+	cJSON *seg = cJSON_AddObjectToObject(o, "segment");
+	cJSON_AddNumberToObject(seg, "index", count ? rank : 0);
+	cJSON_AddNumberToObject(seg, "count", count ? count : 1);
+	cJSON_AddStringToObject(seg, "source", count ? "option" : "none");
 	cJSON_AddNumberToObject(o, "t_start", t0);
 	cJSON_AddNumberToObject(o, "t_end", t1);
 	return o;
@@ -280,7 +279,7 @@ static void test_refused(void)
 	refused(__LINE__, in, INSTANCES, &opt, "rank 1 given twice");
 	free_inputs(in, INSTANCES);
 
-	make_inputs(in, part, 0); /* no segment records: ranks by order */
+	make_inputs(in, part, 0); /* whole runs: ranks by order */
 	refused(__LINE__, in, INSTANCES, &expect,
 		"1 of 5 instances have no result: rank 4 missing");
 	struct fs_status st = {0};
