@@ -121,6 +121,27 @@ double arrival_rate_at(const struct arrival_plan *p, double t)
 	return p->nstages ? 0 : p->start_rate;
 }
 
+double arrival_time_reaching(const struct arrival_plan *p, double level,
+			     double from)
+{
+	double t0 = 0, r0 = p->start_rate;
+	for (int i = 0; i < p->nstages; i++) {
+		const struct arrival_stage *s = &p->stage[i];
+		double t1 = t0 + s->seconds;
+		if (from < t1) {
+			double at = from > t0 ? from : t0;
+			if (arrival_rate_at(p, at) >= level)
+				return at;
+			if (s->rate >= level) /* rising through level */
+				return t0 + (level - r0) / (s->rate - r0) *
+						s->seconds;
+		}
+		t0 = t1;
+		r0 = s->rate;
+	}
+	return -1;
+}
+
 /* The tau in [0, len] where a stage has had `c` arrivals (c is within the
  * stage's own count): the root of the quadratic stage_count = c. */
 static double stage_solve(double r0, double r1, double len, double c)

@@ -1,6 +1,8 @@
 /* arrival.h: the open model's schedule: when the k-th request of a run is
  * meant to start, from a constant rate or stages with linear ramps, evenly
- * spaced or Poisson, independent of how fast replies come. */
+ * spaced or Poisson, independent of how fast replies come. The closed
+ * model's client stages are the same piecewise linear plan, of active
+ * clients instead of a rate. */
 #ifndef FILESERV_ARRIVAL_H
 #define FILESERV_ARRIVAL_H
 
@@ -39,6 +41,10 @@ double arrival_length(const struct arrival_plan *p);
 double arrival_total(const struct arrival_plan *p);
 /* The rate at time t. */
 double arrival_rate_at(const struct arrival_plan *p, double t);
+/* The first time t >= from (seconds from the start) at which the rate of
+ * p's stages is at least `level`; -1 when their end comes first. */
+double arrival_time_reaching(const struct arrival_plan *p, double level,
+			     double from);
 /* The time (seconds from the start) at which the plan has had `count`
  * arrivals' worth of rate; -1 when its end comes first. */
 double arrival_time_of(const struct arrival_plan *p, double count);

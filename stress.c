@@ -123,6 +123,45 @@ int stress_plan(struct stress_config *cfg, struct arrival_plan *p,
 	return 0;
 }
 
+int stress_ramp(struct stress_config *cfg, struct arrival_plan *p,
+		int iterations, const char *dash, struct fs_status *st)
+{
+	double most = 0;
+	if (iterations || cfg->duration > 0)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "client stages set the duration; leave out "
+			       "%sduration and %siterations",
+			       dash, dash);
+	for (int i = 0; i < p->nstages; i++) {
+		double c = p->stage[i].rate;
+		if (c != floor(c) || c > 10000)
+			return fs_fail(st, FS_ERR_USAGE,
+				       "invalid client stage %gs:%g (want a "
+				       "whole number of clients, 0 to 10000)",
+				       p->stage[i].seconds, c);
+		most = c > most ? c : most;
+	}
+	if (most < 1)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "the client stages never have a client");
+	if (cfg->clients && cfg->clients < most)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "a client stage asks for %g clients, more than "
+			       "%sclients %d",
+			       most, dash, cfg->clients);
+	if (arrival_length(p) <= cfg->warmup)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "the client stages last %gs, no more than "
+			       "%swarmup",
+			       arrival_length(p), dash);
+	if (!cfg->clients)
+		cfg->clients = (int)most;
+	p->start_rate = 0;
+	cfg->duration = arrival_length(p) - cfg->warmup;
+	cfg->ramp = p;
+	return 0;
+}
+
 /* ---- one worker ---- */
 
 /* What the parent and its workers share (a MAP_SHARED mapping, so that
@@ -498,6 +537,20 @@ static void worker_loop_open(struct worker *w, double warm)
 	}
 }
 
+/* Client stages: waits until the plan lets worker w run (at least
+ * w->id - 0.5 clients); 0 when the plan ends first or the run stops. */
+static int worker_turn(struct worker *w)
+{
+	const struct run_shared *shared = w->shared;
+	double released = shared->released;
+	double t = arrival_time_reaching(w->cfg->ramp, w->id - 0.5,
+					 clock_now() - released);
+	if (t < 0)
+		return 0;
+	sleep_until(shared, released + t);
+	return !worker_stopped(shared);
+}
+
 static void worker_run(struct worker *w)
 {
 	const struct stress_config *cfg = w->cfg;
@@ -536,7 +589,7 @@ static void worker_run(struct worker *w)
 	     i++) {
 		if (end ? clock_now() >= end : i >= cfg->iterations)
 			break;
-		if (worker_stopped(w->shared))
+		if (worker_stopped(w->shared) || (cfg->ramp && !worker_turn(w)))
 			break;
 		double t0 = clock_now();
 		int rc = worker_step(w, i, &st);
@@ -1142,6 +1195,23 @@ static void add_server(cJSON *o, const struct stress_result *res,
 			   b->peak_rss_bytes - a->peak_rss_bytes);
 }
 
+/* The closed model's client stages as [{duration_s, clients}], or null. */
+static void add_client_stages(cJSON *o, const struct arrival_plan *ramp)
+{
+	if (!ramp) {
+		cJSON_AddNullToObject(o, "client_stages");
+		return;
+	}
+	cJSON *list = cJSON_AddArrayToObject(o, "client_stages");
+	for (int i = 0; i < ramp->nstages; i++) {
+		cJSON *s = cJSON_CreateObject();
+		cJSON_AddNumberToObject(s, "duration_s",
+					ramp->stage[i].seconds);
+		cJSON_AddNumberToObject(s, "clients", ramp->stage[i].rate);
+		cJSON_AddItemToArray(list, s);
+	}
+}
+
 /* What the run was asked to do. */
 static void add_options(cJSON *o, const struct stress_config *cfg)
 {
@@ -1159,6 +1229,7 @@ static void add_options(cJSON *o, const struct stress_config *cfg)
 	add_number_or_null(opt, "duration_s", cfg->duration > 0, cfg->duration);
 	add_number_or_null(opt, "rate", cfg->plan && !cfg->plan->nstages,
 			   cfg->plan ? cfg->plan->start_rate : 0);
+	add_client_stages(opt, cfg->ramp);
 	cJSON_AddNumberToObject(opt, "warmup_s", cfg->warmup);
 	cJSON_AddBoolToObject(opt, "verify", cfg->verify);
 	char cpus[256];

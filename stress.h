@@ -96,6 +96,11 @@ struct stress_config {
 	const struct arrival_plan *plan;
 	double max_late; /* open model: arrivals later than this are dropped;
 			    0 never */
+	/* The closed model's client stages: worker k runs its next iteration
+	 * only while the plan's value (from the release) is at least
+	 * k - 0.5, and waits otherwise; duration is the plan's. NULL: all
+	 * clients run throughout. */
+	const struct arrival_plan *ramp;
 	const struct threshold *thresholds;
 	int nthresholds;
 	/* interval output while the run goes: a JSON line per interval into
@@ -178,6 +183,13 @@ const char *stress_signal_name(int sig);
  * Messages name the options with `dash` before them ("--" for the CLI,
  * "" for Lua's keys). 0, or -1 with st set. */
 int stress_plan(struct stress_config *cfg, struct arrival_plan *p,
+		int iterations, const char *dash, struct fs_status *st);
+/* Settles the closed model's client stages p (DURATION:CLIENTS, from 0
+ * clients) as cfg's ramp: whole client counts, no duration or iterations
+ * given, the warm-up shorter than the stages; clients (0: not given)
+ * defaults to the largest stage and may not be below it. Messages name
+ * options as stress_plan's. 0, or -1 with st set. */
+int stress_ramp(struct stress_config *cfg, struct arrival_plan *p,
 		int iterations, const char *dash, struct fs_status *st);
 /* Runs the workload; 0, or -1 with st set if it could not start. When
  * not every worker could start, the others are stopped, res is still

@@ -43,6 +43,12 @@ static const char stress_usage[] =
     "      --warmup T        with --duration: run T more first, and count\n"
     "                        nothing that finishes in it (default 0)\n"
     "      --no-verify       do not compare downloads with --file\n"
+    "      --client-stages LIST  DURATION:CLIENTS,... the closed loop with\n"
+    "                        a number of active clients that ramps\n"
+    "                        linearly from 0 through each stage (the\n"
+    "                        others wait): 10s:5,20s:50,10s:0; sets the\n"
+    "                        duration; --clients (default: the largest\n"
+    "                        stage) is the pool\n"
     "\n"
     "Open model (operations start on a schedule, not when the last ends):\n"
     "      --rate R          R operations per second, all workers together;\n"
@@ -105,7 +111,8 @@ enum {
 	OPT_THRESHOLD,
 	OPT_INTERVAL,
 	OPT_JSON_STREAM,
-	OPT_FIND_MAX
+	OPT_FIND_MAX,
+	OPT_CLIENT_STAGES
 };
 
 #define MAX_THRESHOLDS 32
@@ -113,8 +120,10 @@ enum {
 struct stress_cli {
 	struct stress_config cfg;
 	int json, have_op, open, have_iterations, find_max;
+	int have_clients, have_ramp;
 	const char *stream_path;
 	struct arrival_plan plan;
+	struct arrival_plan ramp; /* --client-stages */
 	struct threshold thresholds[MAX_THRESHOLDS];
 };
 
@@ -176,6 +185,7 @@ static int stress_option(void *ctx, int ch, const char *arg,
 		if (units_parse_long(arg, 1, 10000, "client count", &n, st) < 0)
 			return -1;
 		cfg->clients = (int)n;
+		sc->have_clients = 1;
 		return 0;
 	case 'P':
 		if (strcmp(arg, "thread") && strcmp(arg, "process"))
@@ -222,6 +232,9 @@ static int stress_option(void *ctx, int ch, const char *arg,
 	case OPT_FIND_MAX:
 		sc->find_max = 1;
 		return 0;
+	case OPT_CLIENT_STAGES:
+		sc->have_ramp = 1;
+		return arrival_parse_stages(arg, &sc->ramp, st);
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -246,6 +259,7 @@ static const struct option stress_long[] = {
     {"interval", required_argument, NULL, OPT_INTERVAL},
     {"json-stream", required_argument, NULL, OPT_JSON_STREAM},
     {"find-max", no_argument, NULL, OPT_FIND_MAX},
+    {"client-stages", required_argument, NULL, OPT_CLIENT_STAGES},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
@@ -288,6 +302,15 @@ static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 	if (cfg->op == STRESS_UPLOAD && !cfg->file)
 		return fs_fail(st, FS_ERR_USAGE, "upload needs --file");
 	cfg->thresholds = sc->thresholds;
+	if (sc->have_ramp && (sc->open || sc->find_max))
+		return fs_fail(st, FS_ERR_USAGE,
+			       "--client-stages is the closed model: it takes "
+			       "no --rate, --stages or --find-max");
+	if (sc->have_ramp && !sc->have_clients)
+		cfg->clients = 0; /* the largest stage */
+	if (sc->have_ramp &&
+	    stress_ramp(cfg, &sc->ramp, sc->have_iterations, "--", st) < 0)
+		return -1;
 	if (sc->find_max) {
 		if (!cfg->nthresholds || sc->plan.nstages || sc->stream_path)
 			return fs_fail(

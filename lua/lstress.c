@@ -346,6 +346,7 @@ static void stress_scenario(lua_State *L, struct scenario *sc)
 /* What the options table's open model and thresholds fill. */
 struct stress_open {
 	struct arrival_plan plan;
+	struct arrival_plan ramp; /* the closed model's client stages */
 	struct threshold thresholds[LUA_THRESHOLDS_MAX];
 };
 
@@ -377,16 +378,19 @@ static double opt_seconds(lua_State *L, const char *key, double def)
 	return v;
 }
 
-/* The text "DURATION:RATE,..." of the stages table at idx, pushed. */
-static const char *stages_text(lua_State *L, int idx)
+/* The text "DURATION:VALUE,..." of the stages table at idx, pushed; *clients
+ * says whether the value is `clients` (the closed model) or `rate`, the
+ * same in every stage. */
+static const char *stages_text(lua_State *L, int idx, int *clients)
 {
-	static const char *const keys[] = {"duration", "rate", NULL};
+	static const char *const keys[] = {"duration", "rate", "clients", NULL};
 	idx = lua_absindex(L, idx);
 	lua_Integer n = luaL_len(L, idx);
 	if (n < 1 || n > ARRIVAL_MAX_STAGES)
 		luaL_error(L,
 			   "fileserv.stress: stages must list 1 to %d "
-			   "{duration = ..., rate = ...}",
+			   "{duration = ..., rate = ...} or {duration = ..., "
+			   "clients = ...}",
 			   ARRIVAL_MAX_STAGES);
 	luaL_checkstack(L, (int)n * 2 + 4, "stages");
 	for (lua_Integer i = 1; i <= n; i++) {
@@ -396,13 +400,21 @@ static const char *stages_text(lua_State *L, int idx)
 				   "{duration = ..., rate = ...}",
 				   i);
 		lfileserv_check_options(L, -1, "fileserv.stress: stages", keys);
+		if (i == 1) {
+			*clients = lua_getfield(L, -1, "clients") != LUA_TNIL;
+			lua_pop(L, 1);
+		}
+		const char *value = *clients ? "clients" : "rate";
 		lua_getfield(L, -1, "duration");
-		lua_getfield(L, -2, "rate");
-		if (!lua_isstring(L, -2) || !lua_isstring(L, -1))
+		lua_getfield(L, -2, value);
+		lua_getfield(L, -3, *clients ? "rate" : "clients");
+		if (!lua_isstring(L, -3) || !lua_isstring(L, -2) ||
+		    !lua_isnil(L, -1))
 			luaL_error(L,
 				   "fileserv.stress: stages[%I] needs a "
-				   "duration and a rate",
-				   i);
+				   "duration and a %s (as stages[1])",
+				   i, value);
+		lua_pop(L, 1);
 		lua_pushfstring(L, "%s%s:%s", i > 1 ? "," : "",
 				lua_tostring(L, -2), lua_tostring(L, -1));
 		lua_replace(L, -4);
@@ -412,15 +424,31 @@ static const char *stages_text(lua_State *L, int idx)
 	return lua_tostring(L, -1);
 }
 
-/* rate, stages, poisson, seed and max_late into p and cfg->plan (the
- * duration is then the plan's), settled by stress_plan as `fileserv
- * stress` settles them. */
-static void stress_open(lua_State *L, struct stress_config *cfg,
-			struct arrival_plan *p)
+/* stages of {duration, clients}: the closed model's client stages into
+ * o->ramp, settled by stress_ramp; clients is then at most the largest
+ * stage (0 when not given). */
+static void stress_client_stages(lua_State *L, struct stress_config *cfg,
+				 struct stress_open *o, int rate)
 {
 	struct fs_status st = {0};
+	if (rate)
+		luaL_error(L, "fileserv.stress: stages of clients are the "
+			      "closed model; leave out rate");
+	lua_getfield(L, 1, "iterations");
+	if (stress_ramp(cfg, &o->ramp, !lua_isnil(L, -1), "", &st) < 0)
+		luaL_error(L, "fileserv.stress: %s", st.message);
+}
+
+/* rate, stages, poisson, seed and max_late into o->plan and cfg->plan
+ * (the duration is then the plan's), settled by stress_plan as `fileserv
+ * stress` settles them; or stages of clients into o->ramp. */
+static void stress_open(lua_State *L, struct stress_config *cfg,
+			struct stress_open *o)
+{
+	struct arrival_plan *p = &o->plan;
+	struct fs_status st = {0};
 	lua_getfield(L, 1, "rate");
-	int rate = !lua_isnil(L, -1);
+	int rate = !lua_isnil(L, -1), ramp = 0;
 	p->start_rate = lua_tonumber(L, -1);
 	if (rate && !(p->start_rate > 0 && isfinite(p->start_rate)))
 		luaL_error(L,
@@ -429,11 +457,12 @@ static void stress_open(lua_State *L, struct stress_config *cfg,
 			   luaL_tolstring(L, -1, NULL));
 	lua_getfield(L, 1, "stages");
 	int stages = !lua_isnil(L, -1);
-	if (stages && arrival_parse_stages(lua_istable(L, -1)
-					       ? stages_text(L, -1)
-					       : luaL_tolstring(L, -1, NULL),
-					   p, &st) < 0)
+	const char *text = !stages		? NULL
+			   : lua_istable(L, -1) ? stages_text(L, -1, &ramp)
+						: luaL_tolstring(L, -1, NULL);
+	if (stages && arrival_parse_stages(text, ramp ? &o->ramp : p, &st) < 0)
 		luaL_error(L, "fileserv.stress: stages: %s", st.message);
+	stages &= !ramp;
 	lua_getfield(L, 1, "poisson");
 	p->poisson = lua_toboolean(L, -1);
 	lua_getfield(L, 1, "seed");
@@ -444,10 +473,12 @@ static void stress_open(lua_State *L, struct stress_config *cfg,
 			   seed);
 	p->seed = (uint64_t)seed;
 	cfg->max_late = opt_seconds(L, "max_late", 0);
+	if (ramp)
+		stress_client_stages(L, cfg, o, rate);
 	if (!rate && !stages) {
 		if (p->poisson || seeded || cfg->max_late > 0)
 			luaL_error(L, "fileserv.stress: poisson, seed and "
-				      "max_late need rate or stages");
+				      "max_late need rate or stages of rates");
 		return;
 	}
 	lua_getfield(L, 1, "iterations");
@@ -573,7 +604,9 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lfileserv_check_options(L, 1, "fileserv.stress", stress_keys);
 	stress_server(L, cfg);
-	cfg->clients = opt_int(L, "clients", 1, 1, 10000);
+	lua_getfield(L, 1, "clients"); /* 0: not given (client stages) */
+	cfg->clients =
+	    lua_isnil(L, -1) ? 0 : opt_int(L, "clients", 1, 1, 10000);
 	cfg->iterations = opt_int(L, "iterations", 1, 1, 1 << 30);
 	cfg->duration = lfileserv_opt_seconds(L, 1, "duration", 0, 1);
 	lua_getfield(L, 1, "warmup");
@@ -589,7 +622,9 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	if (cpus && affinity_parse(cpus, &cfg->cpus, &st) < 0)
 		luaL_error(L, "stress: %s", st.message);
 	cfg->pinned = cpus != NULL;
-	stress_open(L, cfg, &o->plan); /* stages set the duration */
+	stress_open(L, cfg, o); /* stages set the duration */
+	if (!cfg->clients)
+		cfg->clients = 1;
 	if (cfg->warmup < 0 || (cfg->warmup > 0 && cfg->duration <= 0))
 		luaL_error(L, "stress: warmup needs a duration or stages and "
 			      "must be >= 0");

@@ -76,6 +76,28 @@ static void test_stages(void)
 	CHECK(ordered && exact, "inverse of the cumulative count");
 }
 
+/* Client stages: 0 -> 2 clients over 1 s, 2 for 1 s, down to 0 in 1 s.
+ * Worker k runs while the plan is at least k - 0.5. */
+static void test_client_stages(void)
+{
+	struct arrival_plan p = {0};
+	struct fs_status st;
+	CHECK(arrival_parse_stages("1s:2,1s:2,1s:0", &p, &st) == 0, "%s",
+	      st.message);
+	CHECK(near(arrival_time_reaching(&p, 0.5, 0), 0.25, 1e-12),
+	      "worker 1 joins a quarter into the ramp");
+	CHECK(near(arrival_time_reaching(&p, 1.5, 0), 0.75, 1e-12),
+	      "worker 2 at three quarters");
+	CHECK(near(arrival_time_reaching(&p, 1.5, 1.5), 1.5, 1e-12),
+	      "on the plateau: now");
+	CHECK(near(arrival_time_reaching(&p, 0.5, 2.5), 2.5, 1e-12),
+	      "ramping down, still above");
+	CHECK(arrival_time_reaching(&p, 1.5, 2.9) == -1,
+	      "below for the rest of the plan");
+	CHECK(arrival_time_reaching(&p, 3, 0) == -1, "never that many");
+	CHECK(arrival_time_reaching(&p, 0.5, 3) == -1, "after the end");
+}
+
 static void test_bad_stages(void)
 {
 	const char *bad[] = {"",      "10s",	 "10s:-1",     "0s:100",
@@ -234,6 +256,7 @@ int main(void)
 {
 	RUN_TEST(test_constant_rate);
 	RUN_TEST(test_stages);
+	RUN_TEST(test_client_stages);
 	RUN_TEST(test_bad_stages);
 	RUN_TEST(test_poisson);
 	RUN_TEST(test_threshold_parse);

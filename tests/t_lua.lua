@@ -394,6 +394,31 @@ test("the open model and thresholds from Lua", function()
   stress_refuses(srv, bad)
 end)
 
+test("stages of clients: the closed model's active workers follow them", function()
+  local srv <close> = assert(fileserv.serve { workers = 2, storage = dir .. "/st-ramp", sync = false })
+  for _, pool in ipairs { "thread", "process" } do
+    local s = assert(fileserv.stress { server = srv, clients = 4, pool = pool,
+      stages = { { duration = 0.1, clients = 2 }, { duration = "0.3s", clients = 2 } },
+      scenario = function(c, worker)
+        fileserv.timer("worker" .. worker, function() fileserv.sleep(0.005) end)
+      end })
+    check(s.steps.worker1 and s.steps.worker2 and s.steps.worker1.ok > 0 and s.steps.worker2.ok > 0,
+          pool .. ": workers 1 and 2 ran")
+    check(s.steps.worker3 == nil and s.steps.worker4 == nil, pool .. ": workers 3 and 4 waited throughout")
+    check(s.clients == 4 and #s.options.client_stages == 2 and s.options.client_stages[2].clients == 2
+          and math.abs(s.options.duration_s - 0.4) < 1e-9, pool .. ": options")
+  end
+  local s = assert(fileserv.stress { server = srv, op = "list", stages = { { duration = 0.2, clients = 3 } } })
+  check(s.clients == 3 and s.open_model == nil and s.ok > 0, "clients default to the largest stage")
+  stress_refuses(srv, {
+    { { stages = { { duration = 1, clients = 2 } }, rate = 5 }, "stages of clients are the closed model" },
+    { { stages = { { duration = 1, clients = 2 } }, duration = 1 }, "client stages set the duration" },
+    { { stages = { { duration = 1, clients = 5 } }, clients = 2 }, "asks for 5 clients, more than clients 2" },
+    { { stages = { { duration = 1, clients = 1.5 } } }, "invalid client stage 1s:1.5" },
+    { { stages = { { duration = 1, clients = 1 }, { duration = 1, rate = 5 } } }, "stages[2] needs a duration and a clients" },
+  })
+end)
+
 test("the interval callback runs in the script's state and adds up", function()
   local srv <close> = assert(fileserv.serve { workers = 2, storage = dir .. "/st-interval", sync = false })
   local main = coroutine.running()

@@ -131,6 +131,11 @@ def bad_load_options(ctx, _):
         (["--stages", "0.2s:10", "--warmup", "0.5s"],
          "the stages last 0.2s, no more than --warmup"),
         (["--poisson"], "--rate"),
+        (["--client-stages", "1s:2.5"], "1s:2.5"),
+        (["--client-stages", "1s:3", "--clients", "2"], "--clients 2"),
+        (["--client-stages", "1s:2", "--duration", "1s"], "--duration"),
+        (["--client-stages", "1s:2", "--rate", "5"], "--client-stages"),
+        (["--client-stages", "1s:0"], "never have a client"),
         (["--threshold", "p99<5"], "p99<5"),
         (["--threshold", "lag<1s"], "lag<1s"),
         (["--threshold", "failed<2"], "failed<2"),
@@ -209,14 +214,43 @@ def live_line_on_a_terminal(ctx, _):
               "quiet=%s: %r", quiet, text[-300:])
 
 
-def slow_server(delay, stop):
-    """A server of known capacity: one request at a time, each answered
-    after `delay` seconds (so at most 1/delay a second). Returns its port."""
+def list_server(delay, stop, concurrent=False, seen=None):
+    """A server of known behaviour that answers each LIST after `delay`
+    seconds (and nothing else): one request at a time (so at most 1/delay
+    a second), or with `concurrent` any number at once, appending (seconds
+    since its first request, requests in flight then) to `seen` for each.
+    Returns its port."""
     import socket
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(512)
     ls.settimeout(0.2)
+    lock, state = threading.Lock(), {"active": 0, "first": None}
+
+    def answer(c):
+        with c:
+            c.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data and len(data) < 4096:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                if not data.startswith(b"LIST"):
+                    return  # the STATS samples before and after a run
+                with lock:
+                    now = time.monotonic()
+                    state["first"] = state["first"] or now
+                    state["active"] += 1
+                    if seen is not None:
+                        seen.append((now - state["first"], state["active"]))
+                time.sleep(delay)
+                with lock:
+                    state["active"] -= 1
+                c.sendall(b'{"status": "OK", "data": []}\r\n\r\n')
+            except OSError:
+                pass
 
     def serve():
         deadline = time.monotonic() + 120
@@ -225,23 +259,43 @@ def slow_server(delay, stop):
                 c, _ = ls.accept()
             except OSError:
                 continue
-            with c:
-                c.settimeout(5)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data and len(data) < 4096:
-                        chunk = c.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    time.sleep(delay)
-                    c.sendall(b'{"status": "OK", "data": []}\r\n\r\n')
-                except OSError:
-                    pass
+            if concurrent:
+                threading.Thread(target=answer, args=(c,),
+                                 daemon=True).start()
+            else:
+                answer(c)
         ls.close()
 
     threading.Thread(target=serve, daemon=True).start()
     return ls.getsockname()[1]
+
+
+@test(modes=POOLS, timeout=60)
+def client_stages_set_the_active_clients(ctx, pool):
+    """--client-stages: one client for 2 s, then a ramp to 3 held for 1 s,
+    with a pool of 4: the server sees 1 request at a time at first, then
+    up to 3, never 4 (the workers beyond the stage wait)."""
+    stop, seen = threading.Event(), []
+    port = list_server(0.02, stop, concurrent=True, seen=seen)
+    try:
+        rc, s, err = stress(ctx, port, "--op", "list", "--client-stages",
+                            "0.1s:1,2s:1,0.1s:3,1s:3", "--clients", "4",
+                            "--pool", pool)
+    finally:
+        stop.set()
+    check(rc == 0 and s, "exit %d: %s", rc, err)
+    check(s["failed"] == 0 and s["ok"] == len(seen), "%d ok, %d seen",
+          s["ok"], len(seen))
+    early = [n for t, n in seen if t < 1.0]
+    check(early and max(early) == 1,
+          "one client in flight in the first second: %s", early[:20])
+    check(max(n for _, n in seen) == 3,
+          "up to 3 in flight, never 4: %s", sorted(set(n for _, n in seen)))
+    check(s["options"]["client_stages"][1] == {"duration_s": 2,
+                                                "clients": 1},
+          "stages in the options: %s", s["options"]["client_stages"])
+    check(abs(s["options"]["duration_s"] - 3.2) < 1e-9,
+          "the stages set the duration: %s", s["options"]["duration_s"])
 
 
 @test(timeout=120)
@@ -249,7 +303,7 @@ def find_max_finds_the_capacity(ctx, _):
     """Against a server that answers 100 requests a second at most, the
     capacity search finds a rate below that which keeps p99 < 100 ms."""
     stop = threading.Event()
-    port = slow_server(0.01, stop)
+    port = list_server(0.01, stop)
     try:
         r = ctx.cli(port, "stress", "--op", "list", "--find-max",
                     "--threshold", "p99<100ms", "--rate", "20",
