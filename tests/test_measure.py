@@ -153,6 +153,7 @@ def stress_summary(ctx, pool):
     check(s["options"] == {"op": "download", "file": data, "name": "f",
                            "clients": 2, "pool": pool, "iterations": 4,
                            "duration_s": None, "rate": None,
+                           "client_stages": None,
                            "warmup_s": 0, "verify": True, "timeout_s": 300,
                            "cpus": None},
           "options %r", s["options"])
