@@ -676,12 +676,14 @@ static int parent_stopped(const struct run_shared *shared)
 static int parent_sleep(int done_fd, double until)
 {
 	struct pollfd p = {.fd = done_fd, .events = POLLIN};
+	if (isinf(until)) /* no time to convert: (long)inf is undefined */
+		return ppoll(&p, 1, NULL, NULL) > 0;
 	double left = until - clock_now();
 	if (left < 0)
 		left = 0;
 	struct timespec ts = {(time_t)left,
 			      (long)((left - (double)(time_t)left) * 1e9)};
-	return ppoll(&p, 1, isinf(until) ? NULL : &ts, NULL) > 0;
+	return ppoll(&p, 1, &ts, NULL) > 0;
 }
 
 /* In the parent, in the caller's thread, while the workers run: with a
