@@ -1362,3 +1362,69 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 	add_thresholds(o, cfg, res);
 	return o;
 }
+
+/* ---- the capacity search ---- */
+
+/* One step of the capacity search as JSON: its rate and what it got. */
+static cJSON *search_step(const cJSON *j, double rate, int pass)
+{
+	const cJSON *m = cJSON_GetObjectItem(j, "open_model");
+	const cJSON *l = cJSON_GetObjectItem(j, "latency_ms");
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "rate", rate);
+	cJSON_AddNumberToObject(
+	    o, "achieved_rate",
+	    cJSON_GetNumberValue(cJSON_GetObjectItem(m, "achieved_rate")));
+	cJSON_AddNumberToObject(
+	    o, "p99_ms", cJSON_GetNumberValue(cJSON_GetObjectItem(l, "p99")));
+	cJSON_AddNumberToObject(
+	    o, "ok", cJSON_GetNumberValue(cJSON_GetObjectItem(j, "ok")));
+	cJSON_AddNumberToObject(
+	    o, "failed",
+	    cJSON_GetNumberValue(cJSON_GetObjectItem(j, "failed")));
+	cJSON_AddBoolToObject(o, "passed", pass);
+	cJSON_AddItemToObject(
+	    o, "thresholds",
+	    cJSON_Duplicate(cJSON_GetObjectItem(j, "thresholds"), 1));
+	return o;
+}
+
+cJSON *stress_find_max(struct stress_config *cfg, struct arrival_plan *plan,
+		       void (*on_step)(void *ctx, int step, const cJSON *o),
+		       void *ctx, int *interrupted, struct fs_status *st)
+{
+	double lo = 0, hi = 0, rate = plan->start_rate;
+	cJSON *steps = cJSON_CreateArray();
+	int bisections = 0;
+	*interrupted = 0;
+	for (int step = 1; rate <= 1e7 && !*interrupted; step++) {
+		struct stress_result res;
+		plan->start_rate = rate;
+		if (stress_run(cfg, &res, st) < 0) {
+			cJSON_Delete(steps);
+			return NULL;
+		}
+		cJSON *j = stress_to_json(cfg, &res);
+		int pass =
+		    cJSON_IsTrue(cJSON_GetObjectItem(j, "thresholds_passed"));
+		cJSON *o = search_step(j, rate, pass);
+		cJSON_Delete(j);
+		cJSON_AddItemToArray(steps, o);
+		if (on_step)
+			on_step(ctx, step, o);
+		*interrupted = res.interrupted;
+		*(pass ? &lo : &hi) = rate;
+		if (!hi)
+			rate *= 2;
+		else if (!lo || (hi - lo) <= 0.05 * lo || ++bisections > 8)
+			break;
+		else
+			rate = (lo + hi) / 2;
+	}
+	cJSON *out = cJSON_CreateObject();
+	cJSON *fm = cJSON_AddObjectToObject(out, "find_max");
+	cJSON_AddItemToObject(fm, "steps", steps);
+	add_number_or_null(fm, "max_rate", lo > 0, lo);
+	add_number_or_null(fm, "first_failing_rate", hi > 0, hi);
+	return out;
+}

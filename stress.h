@@ -203,6 +203,20 @@ const char *stress_op_name(enum stress_op op);
 struct cJSON *stress_to_json(const struct stress_config *cfg,
 			     const struct stress_result *res);
 int stress_op_parse(const char *text, enum stress_op *op);
+
+/* The capacity search: open-model steps of cfg->duration through plan
+ * (cfg->plan, settled by stress_plan), from plan->start_rate doubling
+ * while every threshold of cfg holds, then bisecting between the last
+ * rate that held and the first that did not until they are within 5% (at
+ * most 8 more steps). After each step, on_step (if not NULL) gets its
+ * number and {rate, achieved_rate, p99_ms, ok, failed, passed,
+ * thresholds}. Returns {"find_max": {steps, max_rate, first_failing_rate}}
+ * (the rates null when none), with *interrupted the signal that cut it
+ * short, or 0; NULL with st set if a step could not run. */
+struct cJSON *
+stress_find_max(struct stress_config *cfg, struct arrival_plan *plan,
+		void (*on_step)(void *ctx, int step, const struct cJSON *o),
+		void *ctx, int *interrupted, struct fs_status *st);
 /* A summary (stress_to_json's, or a merged one) as text on stdout, as
  * `fileserv stress` prints it (stress_cli.c). */
 void stress_print(const struct cJSON *summary);

@@ -461,73 +461,33 @@ static void stress_on_signal(int sig)
 	stress_interrupt(sig);
 }
 
-/* One step of the capacity search as JSON: its rate and what it got. */
-static cJSON *find_max_step(const cJSON *j, double rate, int pass)
+/* A capacity search's step, printed as it ends (text output). */
+static void find_max_print(void *ctx, int step, const cJSON *o)
 {
-	const cJSON *m = cJSON_GetObjectItem(j, "open_model");
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "rate", rate);
-	cJSON_AddNumberToObject(o, "achieved_rate", number(m, "achieved_rate"));
-	cJSON_AddNumberToObject(
-	    o, "p99_ms", number(cJSON_GetObjectItem(j, "latency_ms"), "p99"));
-	cJSON_AddNumberToObject(o, "ok", number(j, "ok"));
-	cJSON_AddNumberToObject(o, "failed", number(j, "failed"));
-	cJSON_AddBoolToObject(o, "passed", pass);
-	cJSON_AddItemReferenceToObject(o, "thresholds",
-				       cJSON_GetObjectItem(j, "thresholds"));
-	return o;
+	(void)ctx;
+	printf("step %d: %.1f/s -> achieved %.1f/s, p99 %.2f ms, %d failed: "
+	       "%s\n",
+	       step, number(o, "rate"), number(o, "achieved_rate"),
+	       number(o, "p99_ms"), (int)number(o, "failed"),
+	       cJSON_IsTrue(cJSON_GetObjectItem(o, "passed"))
+		   ? "held"
+		   : "a threshold failed");
+	fflush(stdout);
 }
 
-/* --find-max: runs open-model steps, doubling the rate while every
- * threshold holds, then bisecting between the last rate that held and the
- * first that did not until they are within 5% (at most 8 more steps).
- * Fills *out with the steps and the result; returns the exit status. */
+/* --find-max: the search (stress_find_max) and its result; fills *out
+ * and returns the exit status. */
 static int find_max(struct stress_cli *sc, cJSON **out, struct fs_status *st)
 {
-	double lo = 0, hi = 0, rate = sc->plan.start_rate;
-	cJSON *steps = cJSON_CreateArray();
-	int bisections = 0, interrupted = 0;
-	for (int step = 1; rate <= 1e7 && !interrupted; step++) {
-		struct stress_result res;
-		sc->plan.start_rate = rate;
-		if (stress_run(&sc->cfg, &res, st) < 0) {
-			cJSON_Delete(steps);
-			return fs_exit_code(st->code);
-		}
-		cJSON *j = stress_to_json(&sc->cfg, &res);
-		int pass =
-		    cJSON_IsTrue(cJSON_GetObjectItem(j, "thresholds_passed"));
-		cJSON *o = find_max_step(j, rate, pass);
-		cJSON_AddItemToArray(steps, cJSON_Duplicate(o, 1));
-		if (!sc->json)
-			printf(
-			    "step %d: %.1f/s -> achieved %.1f/s, p99 %.2f ms, "
-			    "%d failed: %s\n",
-			    step, rate, number(o, "achieved_rate"),
-			    number(o, "p99_ms"), (int)number(o, "failed"),
-			    pass ? "held" : "a threshold failed");
-		cJSON_Delete(o);
-		cJSON_Delete(j);
-		interrupted = res.interrupted;
-		*(pass ? &lo : &hi) = rate;
-		if (!hi)
-			rate *= 2;
-		else if (!lo || (hi - lo) <= 0.05 * lo || ++bisections > 8)
-			break;
-		else
-			rate = (lo + hi) / 2;
-	}
-	*out = cJSON_CreateObject();
-	cJSON *fm = cJSON_AddObjectToObject(*out, "find_max");
-	cJSON_AddItemToObject(fm, "steps", steps);
-	if (lo > 0)
-		cJSON_AddNumberToObject(fm, "max_rate", lo);
-	else
-		cJSON_AddNullToObject(fm, "max_rate");
-	if (hi > 0)
-		cJSON_AddNumberToObject(fm, "first_failing_rate", hi);
-	else
-		cJSON_AddNullToObject(fm, "first_failing_rate");
+	int interrupted = 0;
+	*out = stress_find_max(&sc->cfg, &sc->plan,
+			       sc->json ? NULL : find_max_print, NULL,
+			       &interrupted, st);
+	if (!*out)
+		return fs_exit_code(st->code);
+	const cJSON *fm = cJSON_GetObjectItem(*out, "find_max");
+	double lo = number(fm, "max_rate"),
+	       hi = number(fm, "first_failing_rate");
 	if (!sc->json && lo > 0)
 		printf("highest rate that held every threshold: %.1f/s%s\n", lo,
 		       hi > 0 ? "" : " (the search stopped before one failed)");

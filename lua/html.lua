@@ -598,6 +598,25 @@ local function wins_line(results)
   return #parts > 0 and "Comparisons won — " .. table.concat(parts, "; ") or nil
 end
 
+-- The capacity searches (stress_all.lua --find-max), if any.
+local function capacity_section(out, results)
+  local cap = results.capacity
+  if not cap then return end
+  out[#out + 1] = '<h2 id="capacity">Capacity</h2>'
+  out[#out + 1] = string.format("<p>The highest arrival rate that held %s, %d clients in flight, " ..
+    "steps of %s s from %s/s, doubling and then bisecting to 5%%.</p>",
+    esc(table.concat(cap.thresholds or {}, " and ")), cap.clients or 0, num("%.2f", cap.step_s),
+    num("%g", cap.start_rate))
+  local rows = {}
+  for _, c in ipairs(cap.searches or {}) do
+    rows[#rows + 1] = { pools(c), n(tostring(c.server_workers)), c.operation or "", c.volume or "",
+      n(num("%.1f", c.max_rate)), n(num("%.1f", c.first_failing_rate)), n(tostring(#(c.steps or {}))),
+      { text = c.text or "", class = "wide" } }
+  end
+  table_html(out, { "server mode / client pool", "server workers", "operation", "volume",
+    "held (/s)", "failed (/s)", "steps", "result" }, rows)
+end
+
 local function warnings(out, results, cells)
   local m = results.meta or {}
   local s = m.settings or {}
@@ -660,6 +679,7 @@ function html.render(results)
   end
   out[#out + 1] = '<h2 id="comparisons">Comparisons</h2>'
   comparisons_table(out, results)
+  capacity_section(out, results)
   out[#out + 1] = '<h2 id="cells">Cells</h2>'
   cells_table(out, results, cells)
   out[#out + 1] = '<h2 id="resources">Resource use</h2>'

@@ -660,34 +660,51 @@ int lstress_thresholds_failed(void)
 	return __atomic_load_n(&thresholds_failed, __ATOMIC_RELAXED);
 }
 
+/* What one fileserv.stress or fileserv.find_max call holds. */
+struct stress_call {
+	struct stress_config cfg;
+	struct scenario sc;
+	struct stress_open open;
+	struct stress_hooks hooks;
+	struct interval_call interval;
+};
+
+/* The options table into c: the configuration ready to run. */
+static void call_prepare(lua_State *L, struct stress_call *c)
+{
+	c->hooks = (struct stress_hooks){scenario_start, scenario_step,
+					 scenario_stop, &c->sc};
+	stress_options(L, &c->cfg, &c->open, &c->sc, &c->interval);
+	c->sc.server = c->cfg.server;
+	c->cfg.hooks = &c->hooks;
+}
+
+static void call_free(struct stress_call *c)
+{
+	free(c->sc.code);
+	free(c->sc.args);
+	free(c->sc.upvalues);
+}
+
 /* fileserv.stress{...} */
 static int stress_l(lua_State *L)
 {
-	struct stress_config cfg = {0};
-	struct scenario sc = {0};
-	struct stress_open open = {0};
-	struct stress_hooks hooks = {scenario_start, scenario_step,
-				     scenario_stop, &sc};
-	struct interval_call interval = {0};
-	stress_options(L, &cfg, &open, &sc, &interval);
-	sc.server = cfg.server;
-	cfg.hooks = &hooks;
+	struct stress_call c = {0};
+	call_prepare(L, &c);
 	struct stress_result res;
 	struct fs_status st = {0};
-	int rc = stress_run(&cfg, &res, &st);
-	free(sc.code);
-	free(sc.args);
-	free(sc.upvalues);
-	if (interval.err && !lua_isnil(L, interval.err))
+	int rc = stress_run(&c.cfg, &res, &st);
+	call_free(&c);
+	if (c.interval.err && !lua_isnil(L, c.interval.err))
 		return luaL_error(L, "fileserv.stress: interval: %s",
-				  lua_tostring(L, interval.err));
+				  lua_tostring(L, c.interval.err));
 	if (rc < 0) {
 		luaL_pushfail(L);
 		lua_pushstring(L, st.message);
 		lua_pushstring(L, fs_error_name(st.code));
 	}
 	if (rc == 0 || res.counted) {
-		cJSON *j = stress_to_json(&cfg, &res);
+		cJSON *j = stress_to_json(&c.cfg, &res);
 		if (cJSON_IsFalse(cJSON_GetObjectItem(j, "thresholds_passed")))
 			__atomic_store_n(&thresholds_failed, 1,
 					 __ATOMIC_RELAXED);
@@ -695,6 +712,40 @@ static int stress_l(lua_State *L)
 		cJSON_Delete(j);
 	}
 	return rc == 0 ? 1 : res.counted ? 4 : 3;
+}
+
+/* fileserv.find_max{...}: the capacity search of `fileserv stress
+ * --find-max`; {steps, max_rate, first_failing_rate, interrupted}, or
+ * nil, message, class when a step could not run. */
+static int find_max_l(lua_State *L)
+{
+	struct stress_call c = {0};
+	call_prepare(L, &c);
+	if (!c.cfg.plan || c.open.plan.nstages || !c.cfg.nthresholds ||
+	    c.cfg.on_interval) {
+		call_free(&c);
+		return luaL_error(L, "fileserv.find_max: give rate (the first "
+				     "step's), duration (each step's) and "
+				     "thresholds, and no stages or interval");
+	}
+	struct fs_status st = {0};
+	int interrupted;
+	cJSON *j = stress_find_max(&c.cfg, &c.open.plan, NULL, NULL,
+				   &interrupted, &st);
+	call_free(&c);
+	if (!j) {
+		luaL_pushfail(L);
+		lua_pushstring(L, st.message);
+		lua_pushstring(L, fs_error_name(st.code));
+		return 3;
+	}
+	cJSON *fm = cJSON_GetObjectItem(j, "find_max");
+	if (interrupted)
+		cJSON_AddStringToObject(fm, "interrupted",
+					stress_signal_name(interrupted));
+	json_push(L, fm);
+	cJSON_Delete(j);
+	return 1;
 }
 
 /* ---- fileserv.merge ---- */
@@ -782,6 +833,8 @@ void lstress_open(lua_State *L, lua_State *(*new_state)(void))
 		new_worker_state = new_state;
 	lua_pushcfunction(L, stress_l);
 	lua_setfield(L, -2, "stress");
+	lua_pushcfunction(L, find_max_l);
+	lua_setfield(L, -2, "find_max");
 	lua_pushcfunction(L, merge_l);
 	lua_setfield(L, -2, "merge");
 }

@@ -42,6 +42,13 @@ usage: fileserv run scripts/stress_all.lua [options]
   --sync              servers fsync every upload (default: --no-sync)
   --codec NAME        servers' base64 codec (default auto)
   --timeout S         per-operation idle timeout in seconds (default 600)
+  --find-max EXPR     then, per server configuration (mode x server workers)
+                      and op x size, search the highest rate that holds the
+                      thresholds EXPR (e.g. 'p99<50ms', a list with commas),
+                      with the largest --clients in flight and steps of
+                      --min-time (at least 0.2s); reported in the text,
+                      results.json's "capacity" and results.html
+  --find-max-from R   the search's first rate, per second (default 1)
 Exit status: 0 all cells measured, 1 some operations failed, 2 usage,
 130/143 interrupted (the rows finished so far are written, marked
 incomplete).]]
@@ -52,7 +59,7 @@ local ok, opts = pcall(fileserv.options, arg, {
   ["repeat"] = "3", min_time = "0.5s", warmup = "0.1s", noisy_cv = "0.05",
   confidence = "0.95", seed = "", server_cpus = "", client_cpus = "",
   out = "results", server = "", sync = false, codec = "auto",
-  timeout = "600", help = false,
+  timeout = "600", help = false, find_max = "", find_max_from = "1",
 })
 if not ok or opts.help then
   io.stderr:write(ok and "" or ("stress_all: " .. opts .. "\n"), usage, "\n")
@@ -127,6 +134,13 @@ local settings = {
 settings.shared_cores = not (settings.server_cpus and settings.client_cpus)
 settings["repeat"] = settings.repeat_count
 local timeout = number(opts.timeout, "--timeout", 0.001, 86400)
+local capacity = opts.find_max ~= "" and {
+  thresholds = fileserv.list(opts.find_max),
+  start_rate = number(opts.find_max_from, "--find-max-from", 0.001, 1e6),
+  step_s = math.max(settings.min_time_s, 0.2),
+  clients = math.max(table.unpack(axes.clients)),
+  searches = {},
+} or nil
 
 -- ---- where things go ----
 
@@ -321,6 +335,42 @@ local function run_rounds(cells, started)
   end
 end
 
+-- The capacity search of one server configuration, op and size.
+local function search_capacity(mode, n, op, file)
+  local c = { server_mode = mode, server_workers = n, operation = op, volume = file.size,
+              volume_bytes = file.bytes, client_workers = capacity.clients,
+              client_pool = client_pool(mode), thresholds = capacity.thresholds }
+  local r, err = fileserv.find_max {
+    server = state.remote or state.servers[mode .. "|" .. n], op = op, file = file.path,
+    name = op == "upload" and file.upload_name or file.name, clients = c.client_workers,
+    pool = c.client_pool, verify = true, timeout = timeout, rate = capacity.start_rate,
+    duration = capacity.step_s, thresholds = capacity.thresholds, cpus = settings.client_cpus,
+  }
+  if r then
+    c.max_rate, c.first_failing_rate, c.steps = r.max_rate, r.first_failing_rate, r.steps
+  else
+    c.error = err
+  end
+  c.text = matrix.capacity_text(c)
+  capacity.searches[#capacity.searches + 1] = c
+  return r and r.interrupted
+end
+
+-- Runs the capacity searches; returns the signal's name if interrupted.
+local function run_searches(modes, servers, files)
+  for _, mode in ipairs(modes) do
+    for _, n in ipairs(servers) do
+      for _, op in ipairs(axes.ops) do
+        for _, file in ipairs(files) do
+          local sig = search_capacity(mode, n, op, file) or interrupted()
+          if sig then return sig end
+          io.stderr:write("capacity: ", capacity.searches[#capacity.searches].text, "\n")
+        end
+      end
+    end
+  end
+end
+
 local function write_file(path, text)
   local f = assert(io.open(path, "w"))
   f:write(text)
@@ -339,6 +389,7 @@ local function results_table(cells, meta)
   return {
     schema = matrix.SCHEMA, meta = meta, cells = out_cells,
     comparisons = comparisons, analysis = matrix.analysis(cells, comparisons, meta),
+    capacity = capacity,
   }
 end
 
@@ -385,6 +436,7 @@ local function main(work)
   upload_sources(files)
   local cells = make_cells(modes, servers, files)
   local sig = run_rounds(cells, started)
+  if capacity and not sig then sig = run_searches(modes, servers, files) end
   local meta = machine()
   meta.fileserv, meta.command = fileserv.version, command_line()
   meta.date, meta.sync, meta.codec = os.date("!%Y-%m-%dT%H:%M:%SZ"), opts.sync, opts.codec
@@ -412,6 +464,12 @@ cleanup(work)
 local failed = matrix.print_table(results.cells, results.comparisons)
 print(results.analysis.headline)
 for _, p in ipairs(results.analysis.paragraphs) do print(p) end
+if capacity then
+  print(string.format("Capacity (%s; %d clients in flight, steps of %s from %g/s):",
+    table.concat(capacity.thresholds, " and "), capacity.clients,
+    fileserv.format_seconds(capacity.step_s), capacity.start_rate))
+  for _, c in ipairs(capacity.searches) do print("  " .. c.text) end
+end
 io.stderr:write(string.format("%d cells x %d rounds in %s; %d with failures%s. Wrote %s/results.{csv,json,svg,html}\n",
   #cells, settings.repeat_count, fileserv.format_seconds(meta.wall_s), failed,
   sig and (", INCOMPLETE: interrupted by " .. sig) or "", dir))

@@ -453,6 +453,27 @@ test("the interval callback runs in the script's state and adds up", function()
   stress_refuses(srv, bad)
 end)
 
+test("fileserv.find_max: the capacity search from Lua", function()
+  -- 2 workers, each iteration 20 ms: at most 100 a second
+  local srv <close> = assert(fileserv.serve { workers = 1, storage = dir .. "/st-find", sync = false })
+  local r = assert(fileserv.find_max { server = srv, clients = 2, rate = 20, duration = 0.5,
+    thresholds = { "p99<100ms" }, scenario = function() fileserv.sleep(0.02) end })
+  check(r.steps[1].rate == 20 and r.steps[2].rate == 40 and r.steps[3].rate == 80, "doubling")
+  check(r.max_rate and r.max_rate >= 20 and r.max_rate < 160 and r.first_failing_rate > r.max_rate,
+        "about 100/s: held " .. tostring(r.max_rate) .. ", failed " .. tostring(r.first_failing_rate))
+  for _, step in ipairs(r.steps) do
+    check(step.passed == (step.rate <= r.max_rate) and step.thresholds[1].threshold == "p99<100ms"
+          and step.p99_ms > 0, "evidence of the step at " .. step.rate)
+  end
+  local bads = { { duration = 1, thresholds = { "p99<1s" } }, { rate = 5, duration = 1 },
+                  { stages = "1s:5", thresholds = { "p99<1s" } } }
+  for i, bad in ipairs(bads) do
+    bad.server, bad.op = srv, "list"
+    local ok, err = pcall(fileserv.find_max, bad)
+    check(not ok and tostring(err):find("fileserv.find_max: give rate", 1, true), "bad " .. i .. ": " .. tostring(err))
+  end
+end)
+
 test("stress argument errors", function()
   check(not pcall(fileserv.stress, { server = "127.0.0.1:1", op = "nope" }), "bad op raises")
   check(not pcall(fileserv.stress, { op = "list" }), "missing server raises")

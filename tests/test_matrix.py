@@ -53,3 +53,47 @@ def matrix_interrupted(ctx, sig):
                                == "Z" for k in kids), 10),
           "servers left running: %s", kids)
     check(os.listdir(tmp) == [], "temporaries left: %s", os.listdir(tmp))
+
+
+@test(timeout=120)
+def matrix_find_max(ctx, _):
+    """--find-max searches each server configuration's highest rate that
+    holds the thresholds and reports it in the text, results.json and
+    results.html. The threshold here is on the achieved rate, so that the
+    answer does not depend on how fast this machine is: below 100/s."""
+    out = ctx.path("results")
+    r = subprocess.run([ctx.bin, "run", SCRIPT, "--ops", "download",
+                        "--sizes", "10kB", "--clients", "1,2", "--servers",
+                        "1", "--modes", "thread,process", "--repeat", "1",
+                        "--min-time", "0.2s", "--warmup", "0",
+                        "--find-max", "rate<100", "--find-max-from", "20",
+                        "--out", out], cwd=ctx.root, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=100)
+    text = r.stdout.decode()
+    check(r.returncode == 0, "exit %d: %s", r.returncode,
+          r.stderr.decode()[-500:])
+    with open(os.path.join(out, "latest", "results.json")) as f:
+        cap = json.load(f)["capacity"]
+    check(cap["thresholds"] == ["rate<100"] and cap["clients"] == 2 and
+          cap["start_rate"] == 20 and cap["step_s"] == 0.2, "%s",
+          {k: v for k, v in cap.items() if k != "searches"})
+    searches = cap["searches"]
+    check([(s["server_mode"], s["server_workers"]) for s in searches] ==
+          [("thread", 1), ("process", 1)], "one search per server: %s",
+          [(s["server_mode"], s["server_workers"]) for s in searches])
+    for s in searches:
+        rates = [step["rate"] for step in s["steps"]]
+        check(rates[:3] == [20, 40, 80] and
+              80 <= s["max_rate"] <= 110 < s["first_failing_rate"] * 1.1,
+              "%s: held %s, failed %s, steps %s", s["server_mode"],
+              s["max_rate"], s["first_failing_rate"], rates)
+        check(s["text"] in text and
+              s["text"].startswith("the %s pool with 1 worker sustains "
+                                   % s["server_mode"]) and
+              "downloads/s of 10kB within rate<100" in s["text"],
+              "the sentence: %r", s["text"])
+    with open(os.path.join(out, "latest", "results.html")) as f:
+        page = f.read()
+    escaped = searches[0]["text"].replace("&", "&amp;").replace("<", "&lt;")
+    check('id="capacity"' in page and escaped in page,
+          "the HTML report's capacity section")
