@@ -409,6 +409,26 @@ static int get_to_fd(const struct fs_client *c, const char *name, int fd,
 	return client_get(c, name, &sink, res, st);
 }
 
+/* Renames the complete download tmp to path; 0, or -1 (errno set) with
+ * tmp left for the caller. Over an existing regular file (overwrite) the
+ * two names are swapped and the old version, now at tmp, unlinked: a
+ * rename over a file makes ext4 (auto_da_alloc) write the new data back
+ * inside the rename, a third of a 10 MB get's time, while an exchange
+ * does not. Either way path always names one whole version, old or new;
+ * a crash between the swap and the unlink leaves the old version at tmp. */
+static int put_in_place(const char *tmp, const char *path, int overwrite)
+{
+	struct stat sb;
+	if (!overwrite)
+		return renameat2(AT_FDCWD, tmp, AT_FDCWD, path,
+				 RENAME_NOREPLACE);
+	if (lstat(path, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) < 0)
+		return rename(tmp, path);
+	unlink(tmp); /* the old version: path is already the new one */
+	return 0;
+}
+
 int client_get_file(const struct fs_client *c, const char *name,
 		    const char *path, int overwrite, fs_progress_fn progress,
 		    void *progress_ctx, struct fs_result *res,
@@ -431,8 +451,7 @@ int client_get_file(const struct fs_client *c, const char *name,
 	fchmod(fd, 0644);
 	if (close(fd) < 0 && rc == 0)
 		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path, strerror(errno));
-	unsigned flags = overwrite ? 0 : RENAME_NOREPLACE;
-	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, flags) < 0)
+	if (rc == 0 && put_in_place(tmp, path, overwrite) < 0)
 		rc = fs_fail(st, FS_ERR_LOCAL, "%s: %s", path, strerror(errno));
 	if (rc < 0)
 		unlink(tmp);

@@ -57,8 +57,9 @@ void client_result_free(struct fs_result *res);
 /* A sink that drops the bytes (a download counted, not kept). */
 int client_discard(void *ctx, const void *buf, size_t len);
 
-/* Downloads name into path through a temporary file beside it that is
- * renamed over path only once the download is complete. */
+/* Downloads name into path through a temporary file beside it that takes
+ * path's name only once the download is complete: path names the old
+ * version or the whole new one, never a part (see put_in_place). */
 int client_get_file(const struct fs_client *c, const char *name,
 		    const char *path, int overwrite, fs_progress_fn progress,
 		    void *progress_ctx, struct fs_result *res,

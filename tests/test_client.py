@@ -364,6 +364,48 @@ def stats_table(ctx, _):
     check("{" not in out and "uptime_s" not in out, "raw JSON: %r", out)
 
 
+@test(timeout=120)
+def get_replaces_whole(ctx, _):
+    """get -f over an existing file gives its name to a new file only once
+    the download is complete: a reader of the name meanwhile sees one
+    whole version, never a part; a hard link to the old file keeps the
+    old bytes (it was not rewritten in place); nothing is left beside it
+    (bounded: three downloads of 4 MiB, a reader loop of at most 100000
+    reads)."""
+    srv = ctx.server("thread")
+    versions = [os.urandom(4 * MiB), os.urandom(4 * MiB)]
+    d = ctx.path("dir")
+    os.mkdir(d)
+    out, link = os.path.join(d, "f"), os.path.join(d, "old")
+    first = b"the version before\n" * 1000
+    put_file(out, first)
+    os.link(out, link)
+    stop, bad, reads = threading.Event(), [], [0]
+
+    def reader():
+        while not stop.is_set() and reads[0] < 100000:
+            with open(out, "rb") as f:
+                data = f.read()
+            reads[0] += 1
+            if data != first and data not in versions:
+                bad.append(len(data))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(3):
+            put_file(os.path.join(ctx.storage, "f"), versions[i % 2])
+            ctx.cli_ok(srv.port, "get", "f", "-o", out, "-f", "-q")
+    finally:
+        stop.set()
+        t.join()
+    check(not bad, "readers saw partial files of %s bytes", bad[:5])
+    info("%d reads", reads[0])
+    check(open(out, "rb").read() == versions[0], "not the last version")
+    check(open(link, "rb").read() == first, "the old file was rewritten")
+    check(sorted(os.listdir(d)) == ["f", "old"], "left %s", os.listdir(d))
+
+
 @test()
 def get_into_directory(ctx, _):
     """get -o DIR and -o DIR/ write DIR/NAME as cp would; a bad -o path
