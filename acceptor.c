@@ -591,6 +591,11 @@ int acceptor_receive(int chan, struct handoff *h)
 	return take(chan, h, 0);
 }
 
+int acceptor_try_receive(int chan, struct handoff *h)
+{
+	return take(chan, h, 1);
+}
+
 void acceptor_refuse_waiting(int chan, const char *message)
 {
 	struct handoff *h = malloc(sizeof(*h));

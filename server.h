@@ -90,6 +90,8 @@ int acceptor_run(struct server *srv, const int chan[2], const sigset_t *signals,
 /* A worker's next connection, into h: 0, or -1 once the acceptor has
  * closed, -2 if interrupted. */
 int acceptor_receive(int chan, struct handoff *h);
+/* As acceptor_receive(), without waiting: -3 at once when none waits. */
+int acceptor_try_receive(int chan, struct handoff *h);
 /* The reply to connections still waiting when a stop ends the drain. */
 #define SERVER_BUSY_STOPPING "server busy: shutting down, try again later"
 /* Best-effort ERROR reply with message to a connection, then closes it. */

@@ -7,15 +7,17 @@
  * Process mode: STATS is answered by one worker, which cannot ask the
  * kernel about its parent or its siblings, so every process publishes its
  * own getrusage(RUSAGE_SELF) in a slot of a MAP_SHARED array: a worker
- * after each request and before it answers STATS, the parent just before it
- * hands a STATS request over (only then: a getrusage per connection cost
- * the acceptor 7% of its time). When the parent reaps a dead worker (one that
- * exited, or was killed and replaced), the kernel adds that worker's final
- * figures to the parent's getrusage(RUSAGE_CHILDREN); the parent publishes that
- * and clears the dead worker's slot in one step, under a sequence counter that
- * readers retry on (a seqlock). The total is parent + reaped children + the
- * slots of the others, and each process is counted once: a worker is in its
- * slot until it is reaped, and in the children's figure after, never in both.
+ * before it answers STATS, before it waits idle, and while busy every 10
+ * ms at most (pool.c's publisher), the parent just before it hands a STATS
+ * request over (only then: a getrusage per connection cost the acceptor 7%
+ * of its time). When the parent reaps a dead worker (one that exited, or
+ * was killed and replaced), the kernel adds that worker's final figures to
+ * the parent's getrusage(RUSAGE_CHILDREN); the parent publishes that and
+ * clears the dead worker's slot in one step, under a sequence counter that
+ * readers retry on (a seqlock). The total is parent + reaped children +
+ * the slots of the others, and each process is counted once: a worker is
+ * in its slot until it is reaped, and in the children's figure after,
+ * never in both.
  *
  * Memory: ru_maxrss is one process's peak; RUSAGE_CHILDREN's is the
  * largest peak of any reaped worker. Resident memory now is read from
