@@ -157,12 +157,10 @@ static int send_upload(struct conn *conn, const char *head, int fd,
 	return rc;
 }
 
-/* Turns a well-formed reply into 0, or -1 with FS_ERR_SERVER and its
- * message, escaped for the terminal. */
-static int check_reply(cJSON *reply, struct fs_status *st)
+int client_check_reply(const cJSON *reply, struct fs_status *st)
 {
-	cJSON *status = cJSON_GetObjectItemCaseSensitive(reply, "status");
-	cJSON *data = cJSON_GetObjectItemCaseSensitive(reply, "data");
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(reply, "status");
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(reply, "data");
 	if (strcmp(status->valuestring, "OK") == 0)
 		return 0;
 	const char *text =
@@ -286,7 +284,7 @@ static int exchange_run(const struct exchange *x, struct conn *conn,
 		return -1;
 	if (x->cmd == CMD_GET)
 		res->bytes = got;
-	if (check_reply(res->reply, st) < 0)
+	if (client_check_reply(res->reply, st) < 0)
 		return -1;
 	return sent;
 }

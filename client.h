@@ -54,6 +54,9 @@ int client_put(const struct fs_client *c, const char *name, int fd,
 	       uint64_t size, fs_progress_fn progress, void *progress_ctx,
 	       struct fs_result *res, struct fs_status *st);
 void client_result_free(struct fs_result *res);
+/* A reply proto_read_reply accepted: 0 if its status is OK, else -1
+ * with FS_ERR_SERVER and the server's message, escaped for a terminal. */
+int client_check_reply(const struct cJSON *reply, struct fs_status *st);
 /* A sink that drops the bytes (a download counted, not kept). */
 int client_discard(void *ctx, const void *buf, size_t len);
 

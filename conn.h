@@ -21,6 +21,11 @@ struct conn {
 	 * (errno set) gives up. The client's -t. A socket that is ready
 	 * costs no poll. */
 	int (*wait)(struct conn *c, short events);
+	/* Optional: room for B64_DECODED_MAX(cap) + 8 bytes that the reply
+	 * reader decodes a data_file into, lent by the owner (the stress
+	 * engine's threads share one among their clients); NULL: the reader
+	 * allocates its own. */
+	char *scratch;
 };
 
 int conn_init(struct conn *c, int fd, size_t cap);

@@ -1076,14 +1076,15 @@ int proto_read_reply(struct conn *c, enum proto_command cmd,
 			   .limit = "reply too large: over 64 KiB outside "
 				    "data_file and the listing"};
 	b64_decoder_init(&r.dec);
-	r.out = malloc(B64_DECODED_MAX(c->cap) + 8);
+	r.out = c->scratch ? c->scratch : malloc(B64_DECODED_MAX(c->cap) + 8);
 	cJSON *obj = cJSON_CreateObject();
 	int rc = -1;
 	if (!r.out || !obj)
 		fs_fail(st, FS_ERR_LOCAL, "out of memory");
 	else if (reader_object(&r, obj) == 0)
 		rc = reader_check_shape(&r, obj);
-	free(r.out);
+	if (r.out != c->scratch)
+		free(r.out);
 	free(r.text.data);
 	if (rc < 0) {
 		cJSON_Delete(obj);

@@ -23,9 +23,11 @@
 #include "clock.h"
 #include "interval.h"
 #include "conn.h"
+#include "event.h"
 #include "stats.h"
 #include "stress.h"
 #include "threshold.h"
+#include "units.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -77,6 +79,36 @@ const char *stress_signal_name(int sig)
 		return "SIGTERM";
 	snprintf(other, sizeof(other), "signal %d", sig);
 	return other;
+}
+
+const char *stress_engine(const struct stress_config *cfg)
+{
+	if (cfg->processes)
+		return "process";
+	/* client stages let worker k run while the plan has k clients */
+	if (cfg->op == STRESS_SCRIPT ||
+	    cfg->threads == STRESS_THREAD_PER_CLIENT || cfg->ramp)
+		return "thread";
+	return "event";
+}
+
+static int uses_event(const struct stress_config *cfg)
+{
+	return strcmp(stress_engine(cfg), "event") == 0;
+}
+
+int stress_threads_parse(const char *text, int *threads, struct fs_status *st)
+{
+	long n;
+	if (strcmp(text, "per-client") == 0) {
+		*threads = STRESS_THREAD_PER_CLIENT;
+		return 0;
+	}
+	if (units_parse_long(text, 1, STRESS_THREADS_MAX, "thread count", &n,
+			     st) < 0)
+		return -1;
+	*threads = (int)n;
+	return 0;
 }
 
 const char *stress_op_name(enum stress_op op)
@@ -204,6 +236,9 @@ struct worker {
 	int done_fd;	/* the last thread worker to end writes to it */
 	void *script;
 	struct verify_sink *verify;
+	int clients;		 /* 1, or the clients of an event thread */
+	struct event_loop *loop; /* an event thread's */
+	double warm;		 /* the end of the warm-up (monotonic), or 0 */
 };
 
 struct verify_sink {
@@ -442,14 +477,15 @@ static int worker_wait_release(struct worker *w)
 }
 
 /* Counts what a worker that did not finish its run left undone as failed
- * iterations of class "worker": the rest of its iterations (in a timed
- * run, the one it was in), and why, in its tally. */
+ * iterations of class "worker": the rest of its clients' iterations (in
+ * a timed run, the one it was in), and why, in its tally. */
 static void tally_lost(struct stress_tally *t, const struct stress_config *cfg,
 		       const char *cause)
 {
 	uint64_t done = t->ok + t->failed, lost = 1;
-	if (cfg->duration <= 0 && (uint64_t)cfg->iterations > done)
-		lost = (uint64_t)cfg->iterations - done;
+	uint64_t all = (uint64_t)cfg->iterations * (uint64_t)t->clients;
+	if (cfg->duration <= 0 && all > done)
+		lost = all - done;
 	t->failed += lost;
 	t->errors[FS_ERR_WORKER] += lost;
 	snprintf(t->lost, sizeof(t->lost), "%s (%llu iteration%s lost)", cause,
@@ -497,14 +533,52 @@ static void sleep_until(const struct run_shared *shared, double when)
 	}
 }
 
+/* An arrival due at `due` that a worker can start at t0: 0 to run it,
+ * -1 when it is dropped as later than --max-late. Every engine counts
+ * its arrivals here. */
+static int open_begin(struct worker *w, double due, double t0)
+{
+	struct stress_open_tally *o = w->open;
+	double late = t0 - due;
+	if (!o)
+		return 0;
+	if (w->cfg->max_late > 0 && late > w->cfg->max_late) {
+		o->dropped++;
+		return -1;
+	}
+	if (o->started++ == 0)
+		o->first_start = t0;
+	o->last_start = t0;
+	o->late += late > STRESS_LATE_S;
+	hist_record(&o->lateness, to_ns(late));
+	return 0;
+}
+
+/* Counts an operation due at `due` (its start, in the closed loop) that
+ * started at t0 and ended at t1. One that ends in the warm-up resets the
+ * tallies instead: what ends after it is what counts. */
+static void worker_record(struct worker *w, int rc, const struct fs_status *st,
+			  double due, double t0, double t1)
+{
+	tally_step(w->tally, rc, st, t1 - due);
+	if (w->open)
+		hist_record(&w->open->service, to_ns(t1 - t0));
+	if (t1 < w->warm) {
+		tally_reset(w->tally);
+		tally_begin(w->tally, w->warm);
+		if (w->open)
+			open_reset(w->open);
+	} else if (!w->tally->measuring) {
+		tally_measuring(w->tally);
+	}
+}
+
 /* The open model's loop: take the next arrival, wait for its time, run
  * it. Latency counts from the intended start, so time spent waiting for
  * a free worker (coordinated omission) is in it; the service time from
  * the actual start is kept beside it. */
-static void worker_loop_open(struct worker *w, double warm)
+static void worker_loop_open(struct worker *w)
 {
-	const struct stress_config *cfg = w->cfg;
-	struct stress_open_tally *o = w->open;
 	struct fs_status st = {0};
 	long k;
 	double due;
@@ -513,27 +587,11 @@ static void worker_loop_open(struct worker *w, double warm)
 		sleep_until(w->shared, due);
 		if (worker_stopped(w->shared))
 			break;
-		double t0 = clock_now(), late = t0 - due;
-		if (cfg->max_late > 0 && late > cfg->max_late) {
-			o->dropped++;
+		double t0 = clock_now();
+		if (open_begin(w, due, t0) < 0)
 			continue;
-		}
-		if (o->started++ == 0)
-			o->first_start = t0;
-		o->last_start = t0;
-		o->late += late > STRESS_LATE_S;
-		hist_record(&o->lateness, to_ns(late));
 		int rc = worker_step(w, k, &st);
-		double t1 = clock_now();
-		tally_step(w->tally, rc, &st, t1 - due);
-		hist_record(&o->service, to_ns(t1 - t0));
-		if (t1 < warm) { /* warm-up: not counted */
-			tally_reset(w->tally);
-			tally_begin(w->tally, warm);
-			open_reset(o);
-		} else if (!w->tally->measuring) {
-			tally_measuring(w->tally);
-		}
+		worker_record(w, rc, &st, due, t0, clock_now());
 	}
 }
 
@@ -551,42 +609,52 @@ static int worker_turn(struct worker *w)
 	return !worker_stopped(shared);
 }
 
-static void worker_run(struct worker *w)
+/* ---- the event engine's hooks: the same counting, per thread ---- */
+
+static double hook_take(void *ctx, long *index)
+{
+	struct worker *w = ctx;
+	return arrival_take(w->shared, index);
+}
+
+static int hook_begin(void *ctx, double due, double t0)
+{
+	return open_begin(ctx, due, t0);
+}
+
+static void hook_end(void *ctx, int rc, const struct fs_status *st,
+		     uint64_t bytes, uint64_t verified, double due, double t0,
+		     double t1)
+{
+	struct worker *w = ctx;
+	if (rc == 0) {
+		__atomic_fetch_add(&w->tally->bytes, bytes, __ATOMIC_RELAXED);
+		w->tally->verified += verified;
+	}
+	worker_record(w, rc, st, due, t0, t1);
+}
+
+static int hook_stopped(void *ctx)
+{
+	struct worker *w = ctx;
+	return worker_stopped(w->shared);
+}
+
+/* An event thread's run: its clients, their counts in its tally. */
+static void worker_drive(struct worker *w, double end)
+{
+	struct event_hooks hooks = {hook_take, hook_begin, hook_end,
+				    hook_stopped, w};
+	double rates = event_drive(w->loop, &hooks, end, w->warm);
+	w->tally->rates = rates;
+}
+
+/* The closed loop: each operation starts when the last one ends. */
+static void worker_loop_closed(struct worker *w, double end)
 {
 	const struct stress_config *cfg = w->cfg;
 	struct fs_status st = {0};
-	tally_reset(w->tally);
-	if (w->open)
-		open_reset(w->open);
-	if (cfg->pinned && affinity_apply(&cfg->cpus, &st) < 0)
-		tally_step(w->tally, -1, &st, 0);
-	if (cfg->op == STRESS_DOWNLOAD &&
-	    (w->verify = malloc(sizeof(*w->verify))))
-		verify_open(w->verify, cfg->verify ? w->ref_fd : -1);
-	if (cfg->op == STRESS_SCRIPT &&
-	    !(w->script =
-		  cfg->hooks->start(cfg->hooks->ctx, w->id, w->tally, &st)))
-		tally_step(w->tally, -1, &st, 0);
-	if (!worker_wait_release(w)) { /* a worker could not start */
-		if (w->script)
-			cfg->hooks->stop(w->script);
-		free(w->verify);
-		return;
-	}
-	/* The warm-up ends at the same moment for every worker and for the
-	 * parent's sample of the server's figures. */
-	double start = clock_now(), warm = 0, end = 0;
-	if (cfg->duration > 0) {
-		warm = w->shared->released + cfg->warmup;
-		end = (warm > start ? warm : start) + cfg->duration;
-	}
-	tally_begin(w->tally, cfg->warmup > 0 && warm > start ? warm : start);
-	if (!(cfg->warmup > 0 && warm > start))
-		tally_measuring(w->tally);
-	if (w->open && (w->script || cfg->op != STRESS_SCRIPT))
-		worker_loop_open(w, warm);
-	for (long i = 0; !w->open && (w->script || cfg->op != STRESS_SCRIPT);
-	     i++) {
+	for (long i = 0;; i++) {
 		if (end ? clock_now() >= end : i >= cfg->iterations)
 			break;
 		if (worker_stopped(w->shared) || (cfg->ramp && !worker_turn(w)))
@@ -597,19 +665,78 @@ static void worker_run(struct worker *w)
 			tally_lost(w->tally, cfg, st.message);
 			break;
 		}
-		double t1 = clock_now();
-		tally_step(w->tally, rc, &st, t1 - t0);
-		if (t1 < warm) { /* warm-up: not counted */
-			tally_reset(w->tally);
-			tally_begin(w->tally, warm);
-		} else if (!w->tally->measuring) {
-			tally_measuring(w->tally);
-		}
+		worker_record(w, rc, &st, t0, t0, clock_now());
+	}
+}
+
+/* What a worker sets up before the release: an event thread's loop
+ * (NULL with *setup set if it could not be made), a download's
+ * verifier, a scenario's state (its failure counted as one). */
+static void worker_prepare(struct worker *w, struct fs_status *setup)
+{
+	const struct stress_config *cfg = w->cfg;
+	struct fs_status st = {0};
+	if (uses_event(cfg)) {
+		w->loop = event_open(cfg, w->clients, w->ref_fd, setup);
+		return;
+	}
+	if (cfg->op == STRESS_DOWNLOAD &&
+	    (w->verify = malloc(sizeof(*w->verify))))
+		verify_open(w->verify, cfg->verify ? w->ref_fd : -1);
+	if (cfg->op == STRESS_SCRIPT &&
+	    !(w->script =
+		  cfg->hooks->start(cfg->hooks->ctx, w->id, w->tally, &st)))
+		tally_step(w->tally, -1, &st, 0);
+}
+
+static void worker_release_state(struct worker *w)
+{
+	if (w->script)
+		w->cfg->hooks->stop(w->script);
+	free(w->verify);
+	event_close(w->loop);
+}
+
+static void worker_run(struct worker *w)
+{
+	const struct stress_config *cfg = w->cfg;
+	struct fs_status st = {0}, setup = {0};
+	tally_reset(w->tally);
+	if (w->open)
+		open_reset(w->open);
+	if (cfg->pinned && affinity_apply(&cfg->cpus, &st) < 0)
+		tally_step(w->tally, -1, &st, 0);
+	worker_prepare(w, &setup);
+	if (!worker_wait_release(w)) { /* a worker could not start */
+		worker_release_state(w);
+		return;
+	}
+	/* The warm-up ends at the same moment for every worker and for the
+	 * parent's sample of the server's figures. */
+	double start = clock_now(), end = 0;
+	if (cfg->duration > 0) {
+		w->warm = w->shared->released + cfg->warmup;
+		end = (w->warm > start ? w->warm : start) + cfg->duration;
+	}
+	int warming = cfg->warmup > 0 && w->warm > start;
+	tally_begin(w->tally, warming ? w->warm : start);
+	if (!warming)
+		tally_measuring(w->tally);
+	if (uses_event(cfg) && !w->loop) {
+		char cause[sizeof(setup.message) + 32];
+		snprintf(cause, sizeof(cause), "worker %d: %s", w->id,
+			 setup.message);
+		tally_lost(w->tally, cfg, cause);
+	} else if (w->loop) {
+		worker_drive(w, end);
+	} else if (w->script || cfg->op != STRESS_SCRIPT) {
+		if (w->open)
+			worker_loop_open(w);
+		else
+			worker_loop_closed(w, end);
 	}
 	tally_end(w->tally);
-	if (w->script)
-		cfg->hooks->stop(w->script);
-	free(w->verify);
+	worker_release_state(w);
 	w->tally->finished = 1;
 }
 
@@ -883,10 +1010,10 @@ static void run_processes(struct worker *w, int n, int release[2], int done[2],
 
 /* Starts the pool and counts what its workers did or left undone;
  * -1 with st set if not every worker could start. */
-static int run_pool(const struct stress_config *cfg, struct worker *w,
+static int run_pool(const struct stress_config *cfg, struct worker *w, int n,
 		    struct stress_result *res, struct fs_status *st)
 {
-	int n = cfg->clients, release[2], done[2];
+	int release[2], done[2];
 	if (pipe2(release, O_CLOEXEC) < 0)
 		return fs_fail(st, FS_ERR_LOCAL, "pipe: %s", strerror(errno));
 	if (pipe2(done, O_CLOEXEC) < 0) {
@@ -913,8 +1040,10 @@ static int run_pool(const struct stress_config *cfg, struct worker *w,
 		       s.call, strerror(s.err), s.started);
 }
 
+/* Every worker's tally into res->total; the per-client means are over
+ * cfg's clients, however many each worker ran. */
 static void merge(struct stress_result *res, const struct stress_tally *t,
-		  int n)
+		  int n, int clients)
 {
 	struct stress_tally *all = &res->total;
 	hist_init(&all->latency);
@@ -938,9 +1067,12 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 			memcpy(all->lost, t[i].lost, sizeof(all->lost));
 		all->cpu_user += t[i].cpu_user;
 		all->cpu_system += t[i].cpu_system;
-		res->client_time += t[i].busy / n;
-		if (t[i].busy > 0)
-			res->client_rate += (double)t[i].bytes / t[i].busy / n;
+		res->client_time += t[i].busy / clients;
+		if (t[i].rates > 0)
+			res->client_rate += t[i].rates / clients;
+		else if (t[i].busy > 0)
+			res->client_rate +=
+			    (double)t[i].bytes / t[i].busy / clients;
 	}
 	res->wall = first > 0 && last > first ? last - first : 0;
 }
@@ -1046,11 +1178,32 @@ static int open_reference(const struct stress_config *cfg, struct fs_status *st)
 	return fd < 0 ? -2 : fd;
 }
 
+/* The clients worker i of n runs: an even split. */
+static int client_share(const struct stress_config *cfg, int n, int i)
+{
+	long c = cfg->clients;
+	return (int)((i + 1) * c / n - i * c / n);
+}
+
+/* A socket per client: the soft limit on descriptors is raised towards
+ * the hard one when it would not hold them all. */
+static void raise_fd_limit(int clients)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)clients + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	       struct fs_status *st)
 {
 	memset(res, 0, sizeof(*res));
-	int n = cfg->clients;
+	/* a worker per client, or per event thread */
+	int n = uses_event(cfg) ? event_threads(cfg) : cfg->clients;
+	raise_fd_limit(cfg->clients);
 	/* Step tallies take memory only for the pages a worker touches. */
 	size_t tallies =
 	    sizeof(struct run_shared) + (size_t)n * sizeof(struct stress_tally);
@@ -1084,7 +1237,9 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 				       .tally = &shared->tally[i],
 				       .open = shared->open ? &shared->open[i]
 							    : NULL,
-				       .ref_fd = -1};
+				       .ref_fd = -1,
+				       .clients = client_share(cfg, n, i)};
+		shared->tally[i].clients = w[i].clients;
 		if (size > tallies) {
 			struct stress_steps *steps =
 			    (struct stress_steps *)((char *)shared + tallies) +
@@ -1098,11 +1253,11 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 			rc = -1;
 	int ran = rc == 0;
 	if (ran)
-		rc = run_pool(cfg, w, res, st);
+		rc = run_pool(cfg, w, n, res, st);
 	stop_word = NULL;
 	if (ran) {
 		res->counted = 1;
-		merge(res, shared->tally, n);
+		merge(res, shared->tally, n, cfg->clients);
 		if (shared->open)
 			merge_open(res, shared->open, n);
 		if (merge_steps(res, shared, shared->tally, n) < 0)
@@ -1318,6 +1473,9 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 	cJSON_AddStringToObject(o, "op", stress_op_name(cfg->op));
 	cJSON_AddStringToObject(o, "pool",
 				cfg->processes ? "process" : "thread");
+	cJSON_AddStringToObject(o, "engine", stress_engine(cfg));
+	add_number_or_null(o, "threads", uses_event(cfg),
+			   uses_event(cfg) ? event_threads(cfg) : 0);
 	cJSON_AddNumberToObject(o, "clients", cfg->clients);
 	if (res->interrupted)
 		cJSON_AddStringToObject(o, "interrupted",

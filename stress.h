@@ -42,9 +42,11 @@ struct stress_tally {
 	 * and the latency counts are added atomically, so that the interval
 	 * monitor can read them. First: a reset clears what follows it. */
 	int measuring;
+	int clients; /* it counts: 1, or an event thread's share */
 	uint64_t ok, failed, bytes, verified;
 	uint64_t errors[FS_ERR_COUNT];
-	double busy; /* seconds spent in operations: the client's duration */
+	double busy;  /* seconds spent in operations: its clients' durations */
+	double rates; /* an event thread's: its clients' bytes / busy, summed */
 	double start, end; /* monotonic clock at release (or warm-up's end)
 			      and at the end */
 	double cpu_user, cpu_system; /* the worker's own CPU seconds */
@@ -82,7 +84,12 @@ struct stress_config {
 	const char *file; /* local file: upload source, download reference */
 	const char *name; /* remote name */
 	int clients;
-	int processes;	 /* fork workers instead of starting threads */
+	int processes; /* fork workers instead of starting threads */
+	/* The thread pool's OS threads for plain operations, each driving
+	 * its share of the clients through an event loop (event.c): 0 for
+	 * the CPUs the clients may use, or STRESS_THREAD_PER_CLIENT (as a
+	 * scenario and client stages always run). */
+	int threads;
 	long iterations; /* per client; ignored when duration > 0 */
 	double duration;
 	double warmup; /* seconds before the duration that are not counted */
@@ -114,6 +121,13 @@ struct stress_config {
 	int (*on_interval)(void *ctx, const struct cJSON *interval);
 	void *interval_ctx;
 };
+
+#define STRESS_THREAD_PER_CLIENT (-1)
+#define STRESS_THREADS_MAX	 1024
+
+/* How a run's clients are run: "event" (threads with event loops),
+ * "thread" (a thread per client) or "process" (a process per client). */
+const char *stress_engine(const struct stress_config *cfg);
 
 /* An arrival that starts more than this after its intended time counts
  * as late. */
@@ -220,5 +234,8 @@ stress_find_max(struct stress_config *cfg, struct arrival_plan *plan,
 /* A summary (stress_to_json's, or a merged one) as text on stdout, as
  * `fileserv stress` prints it (stress_cli.c). */
 void stress_print(const struct cJSON *summary);
+/* "N" (1 to STRESS_THREADS_MAX) or "per-client" into *threads; 0 or -1
+ * with st set. */
+int stress_threads_parse(const char *text, int *threads, struct fs_status *st);
 
 #endif

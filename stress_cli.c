@@ -38,6 +38,15 @@ static const char stress_usage[] =
     "  -P, --pool KIND       the CLIENT's worker pool: thread or process\n"
     "                        (default thread); the server's own mode is\n"
     "                        set by its `serve --mode` and reported here\n"
+    "      --threads N       the thread pool's OS threads (default: the\n"
+    "                        CPUs), each driving its share of the clients\n"
+    "                        through an event loop (the event engine: a\n"
+    "                        few KB a client); per-client gives each\n"
+    "                        client a thread of its own (the thread\n"
+    "                        engine, as scenarios and --client-stages\n"
+    "                        run); --pool process\n"
+    "                        forks a process per client (the process\n"
+    "                        engine); the summary names the engine\n"
     "  -i, --iterations N    operations per client (default 1)\n"
     "      --duration T      run for T (e.g. 30s) instead of iterations\n"
     "      --warmup T        with --duration: run T more first, and count\n"
@@ -112,7 +121,8 @@ enum {
 	OPT_INTERVAL,
 	OPT_JSON_STREAM,
 	OPT_FIND_MAX,
-	OPT_CLIENT_STAGES
+	OPT_CLIENT_STAGES,
+	OPT_THREADS
 };
 
 #define MAX_THRESHOLDS 32
@@ -235,6 +245,8 @@ static int stress_option(void *ctx, int ch, const char *arg,
 	case OPT_CLIENT_STAGES:
 		sc->have_ramp = 1;
 		return arrival_parse_stages(arg, &sc->ramp, st);
+	case OPT_THREADS:
+		return stress_threads_parse(arg, &cfg->threads, st);
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -260,6 +272,7 @@ static const struct option stress_long[] = {
     {"json-stream", required_argument, NULL, OPT_JSON_STREAM},
     {"find-max", no_argument, NULL, OPT_FIND_MAX},
     {"client-stages", required_argument, NULL, OPT_CLIENT_STAGES},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
@@ -410,13 +423,12 @@ void stress_print(const cJSON *j)
 {
 	const cJSON *l = cJSON_GetObjectItem(j, "latency_ms");
 	char a[32], b[32], c[32], d[32];
-	printf(
-	    "%s x %d client workers (%s pool) on %s: %d ok, %d failed in %.2f s"
-	    "%s\n",
-	    string(j, "op"), (int)number(j, "clients"), string(j, "pool"),
-	    string(j, "target"), (int)number(j, "ok"), (int)number(j, "failed"),
-	    number(j, "wall_s"),
-	    number(j, "warmup_s") > 0 ? " after the warm-up" : "");
+	printf("%s x %d client workers (%s pool) on %s: %d ok, %d failed in "
+	       "%.2f s%s\n",
+	       string(j, "op"), (int)number(j, "clients"), string(j, "pool"),
+	       string(j, "target"), (int)number(j, "ok"),
+	       (int)number(j, "failed"), number(j, "wall_s"),
+	       number(j, "warmup_s") > 0 ? " after the warm-up" : "");
 	const char *sig =
 	    cJSON_GetStringValue(cJSON_GetObjectItem(j, "interrupted"));
 	if (sig)
@@ -435,9 +447,13 @@ void stress_print(const cJSON *j)
 	       number(l, "min"), number(l, "mean"), number(l, "p50"),
 	       number(l, "p90"), number(l, "p99"), number(l, "max"));
 	stress_print_open(j);
-	printf("  client CPU %.3f s (user %.3f, system %.3f)\n",
+	printf("  client CPU %.3f s (user %.3f, system %.3f), %s engine",
 	       number(j, "client_cpu_s"), number(j, "client_cpu_user_s"),
-	       number(j, "client_cpu_system_s"));
+	       number(j, "client_cpu_system_s"), string(j, "engine"));
+	if (cJSON_IsNumber(cJSON_GetObjectItem(j, "threads")))
+		printf(" on %d thread%s", (int)number(j, "threads"),
+		       number(j, "threads") == 1 ? "" : "s");
+	printf("\n");
 	stress_print_server(cJSON_GetObjectItem(j, "server"));
 	const char *err =
 	    cJSON_GetStringValue(cJSON_GetObjectItem(j, "first_error"));

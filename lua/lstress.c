@@ -594,7 +594,7 @@ static const char *const stress_keys[] = {
     "poisson",	  "seed",
     "max_late",	  "thresholds",
     "interval",	  "interval_period",
-    NULL,
+    "threads",	  NULL,
 };
 
 static void stress_options(lua_State *L, struct stress_config *cfg,
@@ -613,12 +613,17 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	cfg->warmup = luaL_optnumber(L, -1, 0);
 	lua_getfield(L, 1, "verify");
 	cfg->verify = lua_isnil(L, -1) || lua_toboolean(L, -1);
+	struct fs_status st;
 	const char *pool = opt_string(L, "pool");
 	if (pool && strcmp(pool, "thread") && strcmp(pool, "process"))
 		luaL_error(L, "stress: pool must be \"thread\" or \"process\"");
 	cfg->processes = pool && strcmp(pool, "process") == 0;
+	lua_getfield(L, 1, "threads");
+	if (!lua_isnil(L, -1) &&
+	    stress_threads_parse(luaL_tolstring(L, -1, NULL), &cfg->threads,
+				 &st) < 0)
+		luaL_error(L, "stress: threads: %s", st.message);
 	const char *cpus = opt_string(L, "cpus");
-	struct fs_status st;
 	if (cpus && affinity_parse(cpus, &cfg->cpus, &st) < 0)
 		luaL_error(L, "stress: %s", st.message);
 	cfg->pinned = cpus != NULL;

@@ -152,7 +152,8 @@ def stress_start_fails_cli(ctx, pool):
         for nproc, started in ((1, 0), (4, 3)):
             r = subprocess.run(
                 [ctx.bin, "stress", "--op", "list", "-c", "10", "-i", "3",
-                 "--pool", pool, "-p", str(srv.port), "--json"],
+                 "--pool", pool, "--threads", "10", "-p", str(srv.port),
+                 "--json"],
                 cwd="/", stdin=subprocess.DEVNULL, capture_output=True,
                 text=True, timeout=60, preexec_fn=unprivileged(nproc))
             check(r.returncode == 3, "nproc %d: exit %d, want 3: %s", nproc,
@@ -169,7 +170,7 @@ def stress_start_fails_cli(ctx, pool):
 START = r"""
 local fileserv = require "fileserv"
 local s, msg, class, summary = fileserv.stress { server = arg[1],
-  op = "list", clients = 10, iterations = 3, pool = arg[2] }
+  op = "list", clients = 10, iterations = 3, pool = arg[2], threads = 10 }
 print(msg or "")
 print(fileserv.json.encode { ok = s ~= nil, msg = msg, class = class,
                              summary = summary })
