@@ -77,6 +77,7 @@ struct client {
 	unsigned ended;
 	unsigned want;	 /* what the parked fiber waits for; 0 not parked */
 	double deadline; /* when a parked fiber is woken anyway */
+	unsigned parks, seen_parks; /* times it parked; as of its last op */
 	/* the last attempt the wait hook let through */
 	unsigned last_bit;
 	uint64_t last_in, last_out;
@@ -91,7 +92,7 @@ struct client {
 	/* the open model: the arrival this client was given */
 	int assigned;
 	double due;
-	struct client *next_free;
+	struct client *next; /* in the free or the runnable list */
 	/* what it moved while measured, for the per-client throughput */
 	double busy;
 	uint64_t bytes;
@@ -114,7 +115,8 @@ struct event_loop {
 	uint64_t b64_len;
 	double end, warm;
 	/* the open model */
-	struct client *free; /* clients waiting for an arrival */
+	struct client *free;	 /* clients waiting for an arrival */
+	struct client *runnable; /* clients letting the others run */
 	int plan_over, have_next;
 	double next_due;
 	long next_index;
@@ -139,6 +141,7 @@ static int client_park(struct client *c, unsigned bits, double deadline)
 {
 	c->want = bits;
 	c->deadline = deadline;
+	c->parks++;
 	fiber_yield(c->fiber);
 	c->want = 0;
 	return c->ready & bits ? 0 : -1;
@@ -456,11 +459,19 @@ static int client_step(struct client *c, uint64_t *bytes, uint64_t *verified,
 
 /* Whether the client has another operation, and when it is due: in the
  * closed loop at once, until its iterations or the end; in the open
- * model when the loop gives it an arrival. */
+ * model when the loop gives it an arrival. A closed-loop operation that
+ * never waited (a connection refused at once, no descriptor left) lets
+ * the loop and the other clients run before the next. */
 static int client_next(struct client *c, long i, double *due)
 {
 	struct event_loop *l = c->loop;
 	if (!l->cfg->plan) {
+		if (i > 0 && c->parks == c->seen_parks) {
+			c->next = l->runnable;
+			l->runnable = c;
+			fiber_yield(c->fiber);
+		}
+		c->seen_parks = c->parks;
 		double now = clock_now();
 		if (l->end ? now >= l->end : i >= l->cfg->iterations)
 			return 0;
@@ -468,7 +479,7 @@ static int client_next(struct client *c, long i, double *due)
 		return !l->hooks->stopped(l->hooks->ctx);
 	}
 	c->assigned = 0;
-	c->next_free = l->free;
+	c->next = l->free;
 	l->free = c;
 	fiber_yield(c->fiber);
 	*due = c->due;
@@ -514,7 +525,7 @@ static void loop_arrivals(struct event_loop *l)
 			l->plan_over = !l->have_next;
 		} else if (l->next_due <= clock_now()) {
 			struct client *c = l->free;
-			l->free = c->next_free;
+			l->free = c->next;
 			c->assigned = 1;
 			c->due = l->next_due;
 			l->have_next = 0;
@@ -525,7 +536,7 @@ static void loop_arrivals(struct event_loop *l)
 	}
 	while (l->plan_over && l->free) {
 		struct client *c = l->free;
-		l->free = c->next_free;
+		l->free = c->next;
 		fiber_resume(c->fiber);
 	}
 }
@@ -563,6 +574,18 @@ static void loop_event(struct event_loop *l, const struct epoll_event *e)
 		fiber_resume(c->fiber);
 }
 
+/* Resumes the clients that let the others run. */
+static void loop_runnable(struct event_loop *l)
+{
+	struct client *c = l->runnable;
+	l->runnable = NULL;
+	while (c) {
+		struct client *next = c->next;
+		fiber_resume(c->fiber);
+		c = next;
+	}
+}
+
 /* Wakes the clients whose deadline has passed. */
 static void loop_scan(struct event_loop *l, double now)
 {
@@ -589,12 +612,13 @@ double event_drive(struct event_loop *l, const struct event_hooks *hooks,
 			loop_arrivals(l);
 		if (l->running == 0)
 			break;
-		double until = next_scan;
+		double until = l->runnable ? 0 : next_scan;
 		if (l->have_next && l->free && l->next_due < until)
 			until = l->next_due;
 		int n = loop_wait(l, ev, EVENT_BATCH, until - clock_now());
 		for (int i = 0; i < n; i++)
 			loop_event(l, &ev[i]);
+		loop_runnable(l);
 		double now = clock_now();
 		if (now >= next_scan) {
 			loop_scan(l, now);

@@ -264,3 +264,25 @@ print(pcall(fileserv.stress, { server = srv, op = "list", threads = 0 }))
           r.returncode, out, r.stderr)
     check(out[4].startswith("false") and "thread count" in out[4],
           "threads = 0: %s", out[4])
+
+
+@test(timeout=60)
+def clients_that_fail_at_once_let_the_others_run(ctx, _):
+    """With descriptors for some 30 of 100 clients, those left without
+    one fail at once (no socket), over and over: they must still let the
+    loop serve the clients that have one, which go on succeeding."""
+    srv = ctx.server("thread", workers=4)
+    put_file(os.path.join(srv.storage, "f"), b"x" * 1024)
+
+    def few_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+    r = subprocess.run([ctx.bin, "stress", "--json", "--op", "download",
+                        "--name", "f", "--clients", "100", "--threads", "1",
+                        "--duration", "1s", "-p", str(srv.port)],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30, preexec_fn=few_descriptors)
+    s = json.loads(r.stdout)
+    check(s["failed"] > 0 and s["errors"]["network"] > 0,
+          "no client was left without a descriptor: %s", s["errors"])
+    check(s["ok"] > 100, "%d ok in 1 s beside the failures: %s", s["ok"],
+          s.get("first_error"))
