@@ -77,6 +77,8 @@ struct client {
 	unsigned ended;
 	unsigned want;	 /* what the parked fiber waits for; 0 not parked */
 	double deadline; /* when a parked fiber is woken anyway */
+	int sleeping;	 /* until its deadline: a client stage's turn */
+	int number;	 /* 1 to the run's clients */
 	unsigned parks, seen_parks; /* times it parked; as of its last op */
 	/* the last attempt the wait hook let through */
 	unsigned last_bit;
@@ -457,6 +459,23 @@ static int client_step(struct client *c, uint64_t *bytes, uint64_t *verified,
 	return rc;
 }
 
+/* Client stages: waits for this client's turn; 0 when the stages have
+ * none left for it or the run stopped. */
+static int client_turn(struct client *c)
+{
+	const struct event_hooks *h = c->loop->hooks;
+	double at = h->turn(h->ctx, c->number);
+	if (at < 0)
+		return 0;
+	if (at > clock_now()) {
+		c->sleeping = 1;
+		c->deadline = at;
+		fiber_yield(c->fiber);
+		c->sleeping = 0;
+	}
+	return !h->stopped(h->ctx);
+}
+
 /* Whether the client has another operation, and when it is due: in the
  * closed loop at once, until its iterations or the end; in the open
  * model when the loop gives it an arrival. A closed-loop operation that
@@ -475,8 +494,11 @@ static int client_next(struct client *c, long i, double *due)
 		double now = clock_now();
 		if (l->end ? now >= l->end : i >= l->cfg->iterations)
 			return 0;
-		*due = now;
-		return !l->hooks->stopped(l->hooks->ctx);
+		if (l->hooks->stopped(l->hooks->ctx) ||
+		    (l->hooks->turn && !client_turn(c)))
+			return 0;
+		*due = clock_now();
+		return 1;
 	}
 	c->assigned = 0;
 	c->next = l->free;
@@ -586,12 +608,15 @@ static void loop_runnable(struct event_loop *l)
 	}
 }
 
-/* Wakes the clients whose deadline has passed. */
+/* Wakes the clients whose deadline has passed, and the sleeping ones
+ * once the run is stopped. */
 static void loop_scan(struct event_loop *l, double now)
 {
+	int stopped = l->hooks->stopped(l->hooks->ctx);
 	for (int i = 0; i < l->nclients; i++) {
 		struct client *c = &l->clients[i];
-		if (c->want && now >= c->deadline)
+		if ((c->want || c->sleeping) &&
+		    (now >= c->deadline || (c->sleeping && stopped)))
 			fiber_resume(c->fiber);
 	}
 }
@@ -657,7 +682,8 @@ static int loop_map(struct event_loop *l, int ref_fd, struct fs_status *st)
 	return 0;
 }
 
-static int loop_clients(struct event_loop *l, int n, struct fs_status *st)
+static int loop_clients(struct event_loop *l, int first, int n,
+			struct fs_status *st)
 {
 	l->clients = calloc((size_t)n, sizeof(*l->clients));
 	if (!l->clients)
@@ -665,6 +691,7 @@ static int loop_clients(struct event_loop *l, int n, struct fs_status *st)
 	for (; l->nclients < n; l->nclients++) {
 		struct client *c = &l->clients[l->nclients];
 		c->loop = l;
+		c->number = first + l->nclients + 1;
 		c->fiber = fiber_create(EVENT_STACK, client_main, c);
 		if (!c->fiber)
 			return fs_fail(st, FS_ERR_LOCAL,
@@ -675,8 +702,8 @@ static int loop_clients(struct event_loop *l, int n, struct fs_status *st)
 	return 0;
 }
 
-struct event_loop *event_open(const struct stress_config *cfg, int clients,
-			      int ref_fd, struct fs_status *st)
+struct event_loop *event_open(const struct stress_config *cfg, int first,
+			      int clients, int ref_fd, struct fs_status *st)
 {
 	struct event_loop *l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -702,7 +729,7 @@ struct event_loop *event_open(const struct stress_config *cfg, int clients,
 		 : l->epfd < 0
 		     ? fs_fail(st, FS_ERR_LOCAL, "epoll: %s", strerror(errno))
 		     : loop_map(l, ref_fd, st);
-	if (rc == 0 && loop_clients(l, clients, st) == 0)
+	if (rc == 0 && loop_clients(l, first, clients, st) == 0)
 		return l;
 	event_close(l);
 	return NULL;

@@ -26,6 +26,10 @@ struct event_hooks {
 		    uint64_t bytes, uint64_t verified, double due, double t0,
 		    double t1);
 	int (*stopped)(void *ctx);
+	/* Client stages (NULL without): the monotonic time from which client
+	 * `number` (1 to the run's clients) may start its next operation,
+	 * or -1 when the stages have no more turns for it. */
+	double (*turn)(void *ctx, int number);
 	void *ctx;
 };
 
@@ -34,11 +38,11 @@ struct event_loop;
 /* The OS threads a run's thread pool has: cfg->threads, or by default
  * the CPUs the clients may run on, never more than the clients. */
 int event_threads(const struct stress_config *cfg);
-/* Prepares a loop for `clients` clients of cfg's operation (their fibers,
- * the resolved server, the reference file ref_fd mapped, or -1); NULL
- * with st set. */
-struct event_loop *event_open(const struct stress_config *cfg, int clients,
-			      int ref_fd, struct fs_status *st);
+/* Prepares a loop for `clients` clients of cfg's operation, numbered
+ * from first + 1 (their fibers, the resolved server, the reference file
+ * ref_fd mapped, or -1); NULL with st set. */
+struct event_loop *event_open(const struct stress_config *cfg, int first,
+			      int clients, int ref_fd, struct fs_status *st);
 /* Runs the clients to the end: each closed-loop client its iterations,
  * or until `end` (monotonic; 0 none); in the open model, arrivals from
  * hooks->take, at most `clients` in flight. Returns the sum over the

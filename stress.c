@@ -85,9 +85,8 @@ const char *stress_engine(const struct stress_config *cfg)
 {
 	if (cfg->processes)
 		return "process";
-	/* client stages let worker k run while the plan has k clients */
 	if (cfg->op == STRESS_SCRIPT ||
-	    cfg->threads == STRESS_THREAD_PER_CLIENT || cfg->ramp)
+	    cfg->threads == STRESS_THREAD_PER_CLIENT)
 		return "thread";
 	return "event";
 }
@@ -237,6 +236,7 @@ struct worker {
 	void *script;
 	struct verify_sink *verify;
 	int clients;		 /* 1, or the clients of an event thread */
+	int first;		 /* those before its first client */
 	struct event_loop *loop; /* an event thread's */
 	double warm;		 /* the end of the warm-up (monotonic), or 0 */
 };
@@ -640,11 +640,25 @@ static int hook_stopped(void *ctx)
 	return worker_stopped(w->shared);
 }
 
+/* Client stages: as worker_turn, for client `number` of the thread. */
+static double hook_turn(void *ctx, int number)
+{
+	struct worker *w = ctx;
+	double released = w->shared->released;
+	double t = arrival_time_reaching(w->cfg->ramp, number - 0.5,
+					 clock_now() - released);
+	return t < 0 ? -1 : released + t;
+}
+
 /* An event thread's run: its clients, their counts in its tally. */
 static void worker_drive(struct worker *w, double end)
 {
-	struct event_hooks hooks = {hook_take, hook_begin, hook_end,
-				    hook_stopped, w};
+	struct event_hooks hooks = {hook_take,
+				    hook_begin,
+				    hook_end,
+				    hook_stopped,
+				    w->cfg->ramp ? hook_turn : NULL,
+				    w};
 	double rates = event_drive(w->loop, &hooks, end, w->warm);
 	w->tally->rates = rates;
 }
@@ -677,7 +691,8 @@ static void worker_prepare(struct worker *w, struct fs_status *setup)
 	const struct stress_config *cfg = w->cfg;
 	struct fs_status st = {0};
 	if (uses_event(cfg)) {
-		w->loop = event_open(cfg, w->clients, w->ref_fd, setup);
+		w->loop =
+		    event_open(cfg, w->first, w->clients, w->ref_fd, setup);
 		return;
 	}
 	if (cfg->op == STRESS_DOWNLOAD &&
@@ -1178,11 +1193,16 @@ static int open_reference(const struct stress_config *cfg, struct fs_status *st)
 	return fd < 0 ? -2 : fd;
 }
 
-/* The clients worker i of n runs: an even split. */
+/* The clients before worker i's, of n: an even split. */
+static int client_first(const struct stress_config *cfg, int n, int i)
+{
+	return (int)((long)i * cfg->clients / n);
+}
+
+/* The clients worker i of n runs. */
 static int client_share(const struct stress_config *cfg, int n, int i)
 {
-	long c = cfg->clients;
-	return (int)((i + 1) * c / n - i * c / n);
+	return client_first(cfg, n, i + 1) - client_first(cfg, n, i);
 }
 
 /* A socket per client: the soft limit on descriptors is raised towards
@@ -1238,7 +1258,8 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 				       .open = shared->open ? &shared->open[i]
 							    : NULL,
 				       .ref_fd = -1,
-				       .clients = client_share(cfg, n, i)};
+				       .clients = client_share(cfg, n, i),
+				       .first = client_first(cfg, n, i)};
 		shared->tally[i].clients = w[i].clients;
 		if (size > tallies) {
 			struct stress_steps *steps =

@@ -88,7 +88,7 @@ struct stress_config {
 	/* The thread pool's OS threads for plain operations, each driving
 	 * its share of the clients through an event loop (event.c): 0 for
 	 * the CPUs the clients may use, or STRESS_THREAD_PER_CLIENT (as a
-	 * scenario and client stages always run). */
+	 * scenario always runs). */
 	int threads;
 	long iterations; /* per client; ignored when duration > 0 */
 	double duration;

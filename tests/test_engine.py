@@ -286,3 +286,15 @@ def clients_that_fail_at_once_let_the_others_run(ctx, _):
           "no client was left without a descriptor: %s", s["errors"])
     check(s["ok"] > 100, "%d ok in 1 s beside the failures: %s", s["ok"],
           s.get("first_error"))
+
+
+@test(timeout=60)
+def client_stages_on_the_event_engine(ctx, _):
+    """--client-stages runs on the event engine too: client k of a thread
+    runs while the stages have at least k clients (test_load checks the
+    counts in flight), here 2 of 6 clients in all."""
+    srv = ctx.server("thread", workers=2)
+    rc, s, err = stress(ctx, srv.port, "--op", "list", "--client-stages",
+                        "0.1s:2,0.4s:2", "--clients", "6", "--threads", "2")
+    check(rc == 0 and s["engine"] == "event" and s["ok"] > 0 and
+          s["failed"] == 0, "exit %d: %s %s", rc, s, err)
