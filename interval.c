@@ -43,7 +43,10 @@ static double quantile_ms(const struct histogram *h, double q)
 	return h->n ? hist_quantile(h, q) / 1e6 : 0;
 }
 
-/* Sums the measuring workers' counts into t. */
+/* Sums the measuring workers' counts into t. The histogram's n is the
+ * sum of the buckets as read, so that an interval's buckets add up to
+ * its count even while workers record (an event thread records for many
+ * clients, often between the two reads). */
 static void sample(struct interval_monitor *m, struct totals *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -54,9 +57,11 @@ static void sample(struct interval_monitor *m, struct totals *t)
 		t->ok += load(&w->ok);
 		t->failed += load(&w->failed);
 		t->bytes += load(&w->bytes);
-		t->latency.n += load(&w->latency.n);
-		for (int b = 0; b < HIST_BUCKETS; b++)
-			t->latency.count[b] += load(&w->latency.count[b]);
+		for (int b = 0; b < HIST_BUCKETS; b++) {
+			uint64_t count = load(&w->latency.count[b]);
+			t->latency.count[b] += count;
+			t->latency.n += count;
+		}
 	}
 }
 
