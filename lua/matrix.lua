@@ -367,8 +367,9 @@ local server_names = { thread = "the thread pool", process = "the process pool",
 -- 44/s)". c: {server_mode, server_workers, operation, volume, thresholds,
 -- max_rate, first_failing_rate, error}.
 function matrix.capacity_text(c)
-  local who = string.format("%s with %s worker%s", server_names[c.server_mode] or
-    tostring(c.server_mode), tostring(c.server_workers), c.server_workers == 1 and "" or "s")
+  local who = c.server_mode == "single" and server_names.single or
+    string.format("%s with %s worker%s", server_names[c.server_mode] or tostring(c.server_mode),
+      tostring(c.server_workers), c.server_workers == 1 and "" or "s")
   local what = string.format("%ss/s of %s within %s", c.operation, c.volume,
     table.concat(c.thresholds, " and "))
   if c.error then return string.format("%s: no search (%s)", who, c.error) end

@@ -465,6 +465,16 @@ test("fileserv.find_max: the capacity search from Lua", function()
     check(step.passed == (step.rate <= r.max_rate) and step.thresholds[1].threshold == "p99<100ms"
           and step.p99_ms > 0, "evidence of the step at " .. step.rate)
   end
+  local matrix = require "fileserv.matrix"
+  local c = { server_mode = "single", server_workers = 4, operation = "upload", volume = "10MB",
+              thresholds = { "p99<50ms", "failed<1%" }, max_rate = 12.5, first_failing_rate = 13 }
+  local text = matrix.capacity_text(c)
+  check(text == "the single-threaded server sustains 12.5 uploads/s of 10MB within p99<50ms and failed<1% (13.0/s failed)",
+        "capacity sentence: " .. text)
+  c.server_mode, c.server_workers, c.max_rate = "process", 1, nil
+  text = matrix.capacity_text(c)
+  check(text == "the process pool with 1 worker sustains no rate tried: not even 13.0 uploads/s of 10MB within p99<50ms and failed<1%",
+        "none held: " .. text)
   local bads = { { duration = 1, thresholds = { "p99<1s" } }, { rate = 5, duration = 1 },
                   { stages = "1s:5", thresholds = { "p99<1s" } } }
   for i, bad in ipairs(bads) do
