@@ -523,6 +523,33 @@ static int opt_thresholds(lua_State *L, int idx, const char *fn,
 	return (int)n;
 }
 
+/* fileserv.threshold(text): {threshold, limit, unit, below, or_equal}
+ * as `fileserv stress --threshold` parses it, or nil, message: a check of
+ * thresholds before any load is sent. */
+static int threshold_l(lua_State *L)
+{
+	const char *text = luaL_checkstring(L, 1);
+	struct threshold t;
+	struct fs_status st = {0};
+	if (threshold_parse(text, &t, &st) < 0) {
+		luaL_pushfail(L);
+		lua_pushstring(L, st.message);
+		return 2;
+	}
+	lua_createtable(L, 0, 5);
+	lua_pushstring(L, t.text);
+	lua_setfield(L, -2, "threshold");
+	lua_pushnumber(L, t.limit);
+	lua_setfield(L, -2, "limit");
+	lua_pushstring(L, threshold_unit(&t));
+	lua_setfield(L, -2, "unit");
+	lua_pushboolean(L, t.below);
+	lua_setfield(L, -2, "below");
+	lua_pushboolean(L, t.or_equal);
+	lua_setfield(L, -2, "or_equal");
+	return 1;
+}
+
 /* ---- the interval callback ---- */
 
 /* interval = function(t): called by the engine in the script's thread. */
@@ -840,6 +867,8 @@ void lstress_open(lua_State *L, lua_State *(*new_state)(void))
 	lua_setfield(L, -2, "stress");
 	lua_pushcfunction(L, find_max_l);
 	lua_setfield(L, -2, "find_max");
+	lua_pushcfunction(L, threshold_l);
+	lua_setfield(L, -2, "threshold");
 	lua_pushcfunction(L, merge_l);
 	lua_setfield(L, -2, "merge");
 }

@@ -134,6 +134,10 @@ local settings = {
 settings.shared_cores = not (settings.server_cpus and settings.client_cpus)
 settings["repeat"] = settings.repeat_count
 local timeout = number(opts.timeout, "--timeout", 0.001, 86400)
+for _, t in ipairs(fileserv.list(opts.find_max)) do
+  local ok_t, err = fileserv.threshold(t)
+  if not ok_t then usage_error("--find-max: %s", err) end
+end
 local capacity = opts.find_max ~= "" and {
   thresholds = fileserv.list(opts.find_max),
   start_rate = number(opts.find_max_from, "--find-max-from", 0.001, 1e6),

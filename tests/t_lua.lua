@@ -475,6 +475,11 @@ test("fileserv.find_max: the capacity search from Lua", function()
   text = matrix.capacity_text(c)
   check(text == "the process pool with 1 worker sustains no rate tried: not even 13.0 uploads/s of 10MB within p99<50ms and failed<1%",
         "none held: " .. text)
+  local t = assert(fileserv.threshold("p99<=50ms"))
+  check(t.threshold == "p99<=50ms" and t.limit == 0.05 and t.unit == "s" and t.below and t.or_equal,
+        "fileserv.threshold parses")
+  local none, msg = fileserv.threshold("lag<1s")
+  check(none == nil and msg:find("invalid threshold 'lag<1s'", 1, true), "a bad one: " .. tostring(msg))
   local bads = { { duration = 1, thresholds = { "p99<1s" } }, { rate = 5, duration = 1 },
                   { stages = "1s:5", thresholds = { "p99<1s" } } }
   for i, bad in ipairs(bads) do

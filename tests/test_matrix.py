@@ -98,3 +98,15 @@ def matrix_find_max(ctx, _):
     escaped = searches[0]["text"].replace("&", "&amp;").replace("<", "&lt;")
     check('id="capacity"' in page and escaped in page,
           "the HTML report's capacity section")
+
+
+@test(timeout=60)
+def matrix_find_max_bad_threshold(ctx, _):
+    """A bad --find-max threshold is refused before anything runs."""
+    out = ctx.path("results")
+    r = subprocess.run([ctx.bin, "run", SCRIPT, "--find-max", "p99<5",
+                        "--out", out], cwd=ctx.root, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+    err = r.stderr.decode()
+    check(r.returncode == 2 and "--find-max: invalid threshold 'p99<5'" in err
+          and not os.path.exists(out), "exit %d: %s", r.returncode, err)
