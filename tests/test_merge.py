@@ -152,3 +152,31 @@ def merge_thresholds(ctx, _):
     rc, out, err = merge(ctx, "--threshold", "p99", *files)
     check(rc == 2 and "invalid threshold" in err, "bad threshold: %d %s",
           rc, err)
+
+
+@test(timeout=120)
+def merge_open_model(ctx, _):
+    """Open-model runs merge their schedule's counts and the service and
+    lateness histograms; a service-time threshold is checked on the
+    merged service histogram."""
+    srv = ctx.server("thread", workers=2)
+    files = [ctx.path("o-%d.json" % r) for r in range(2)]
+    runs = [stress_to(ctx, srv.port, f, "--op", "list", "--rate", "40",
+                      "--duration", "0.5s", "-c", "2") for f in files]
+    rc, out, err = merge(ctx, "--json", "--threshold", "service_p99<1h",
+                         *files)
+    check(rc == 0, "merge: exit %d: %s", rc, err)
+    m = json.loads(out)
+    om = m["open_model"]
+    check(om["started"] == sum(r["open_model"]["started"] for r in runs)
+          == m["ok"] == 40, "started %s, ok %s", om["started"], m["ok"])
+    check(om["target_rate"] == 80, "two whole runs' targets add up: %s",
+          om["target_rate"])
+    check(m["service_histogram"]["n"] == 40 and
+          om["lateness_histogram"]["n"] == 40, "service and lateness "
+          "histograms merged")
+    value, p99 = m["thresholds"][0]["value"], m["service_ms"]["p99"] / 1e3
+    check(abs(value - p99) <= 1e-9 * p99,
+          "service threshold on the merged figures: %s, p99 %s",
+          m["thresholds"], m["service_ms"])
+    check("open model" in merge(ctx, *files)[1], "text shows the open model")
