@@ -111,8 +111,13 @@ static double number(const cJSON *o, const char *key)
  * spread, then the summary as stress prints it. */
 static void merge_print(const cJSON *j)
 {
-	const cJSON *r;
-	printf("merged %d instances:\n", (int)number(j, "instances"));
+	const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "ranks"), 0);
+	const char *source = cJSON_GetStringValue(
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(r, "segment"), "source"));
+	printf("merged %d instances", (int)number(j, "instances"));
+	if (source && strcmp(source, "none") != 0)
+		printf(" (segments from %s)", source);
+	printf(":\n");
 	cJSON_ArrayForEach(r, cJSON_GetObjectItem(j, "ranks"))
 	{
 		double off = number(r, "start_offset_s");
