@@ -507,11 +507,13 @@ static void open_reset(struct stress_open_tally *o)
 }
 
 /* The next arrival's intended start (monotonic clock) and its index in
- * *index; -1 once the plan has ended. */
-static double arrival_take(struct run_shared *shared, long *index)
+ * *index; -1 once the plan has ended. An instance of a run spread over
+ * several takes its own arrivals of the one schedule. */
+static double arrival_take(struct run_shared *shared,
+			   const struct segment *segment, long *index)
 {
 	pthread_mutex_lock(&shared->arrivals);
-	uint64_t k = shared->next_arrival++;
+	uint64_t k = segment_arrival(segment, shared->next_arrival++);
 	double t = arrival_clock_at(&shared->clock, k);
 	pthread_mutex_unlock(&shared->arrivals);
 	*index = (long)k;
@@ -583,7 +585,7 @@ static void worker_loop_open(struct worker *w)
 	long k;
 	double due;
 	while (!worker_stopped(w->shared) &&
-	       (due = arrival_take(w->shared, &k)) >= 0) {
+	       (due = arrival_take(w->shared, &w->cfg->segment, &k)) >= 0) {
 		sleep_until(w->shared, due);
 		if (worker_stopped(w->shared))
 			break;
@@ -614,7 +616,7 @@ static int worker_turn(struct worker *w)
 static double hook_take(void *ctx, long *index)
 {
 	struct worker *w = ctx;
-	return arrival_take(w->shared, index);
+	return arrival_take(w->shared, &w->cfg->segment, index);
 }
 
 static int hook_begin(void *ctx, double due, double t0)
@@ -866,25 +868,42 @@ struct start {
 
 /* Counts the workers of a failed start: the ones started and then
  * stopped, and the ones never started. */
-static void start_count(const struct start *s, struct stress_tally *t, int n,
+static void start_count(const struct start *s, struct worker *w, int n,
 			const struct stress_config *cfg)
 {
 	char cause[160];
 	for (int i = 0; s->call && i < n; i++) {
+		struct stress_tally *t = w[i].tally;
 		if (i < s->started)
 			snprintf(cause, sizeof(cause),
 				 "worker %d stopped: worker %d could not start",
-				 i + 1, s->started + 1);
+				 w[i].id, w[s->started].id);
 		else
 			snprintf(cause, sizeof(cause),
-				 "worker %d not started: %s: %s", i + 1,
+				 "worker %d not started: %s: %s", w[i].id,
 				 s->call, strerror(s->err));
-		if (!t[i].finished && !t[i].lost[0])
-			tally_lost(&t[i], cfg, cause);
+		if (!t->finished && !t->lost[0])
+			tally_lost(t, cfg, cause);
 	}
 }
 
-/* Releases the workers started (EOF on the pipe) and, when they all
+/* Waits for the wall-clock time `at` (start_at), on absolute deadlines of
+ * CLOCK_REALTIME, so that a clock step while waiting is followed; wakes
+ * at least every 50 ms to see whether the run was stopped. */
+static void wait_for_start(const struct run_shared *shared, double at)
+{
+	for (double now; (now = clock_wall()) < at &&
+			 !__atomic_load_n(&shared->stop, __ATOMIC_RELAXED);) {
+		double until = at - now > 0.05 ? now + 0.05 : at;
+		struct timespec ts = {
+		    (time_t)until,
+		    (long)((until - (double)(time_t)until) * 1e9)};
+		clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL);
+	}
+}
+
+/* Releases the workers started (EOF on the pipe), at start_at if given,
+ * and, when they all
  * started, waits in parent_wait until done_fd says they have ended;
  * returns the interval monitor, if any, for interval_finish. After a
  * failed start, lets them end without running. */
@@ -895,6 +914,9 @@ static struct interval_monitor *release_workers(struct worker *w, int n,
 {
 	if (s->call)
 		__atomic_store_n(&w[0].shared->cancel, 1, __ATOMIC_RELEASE);
+	else if (w[0].cfg->start_at > 0)
+		wait_for_start(w[0].shared, w[0].cfg->start_at);
+	res->released_at = clock_wall();
 	double now = clock_now(); /* published before the workers read it */
 	__atomic_store(&w[0].shared->released, &now, __ATOMIC_RELEASE);
 	close(release_wr);
@@ -1047,7 +1069,7 @@ static int run_pool(const struct stress_config *cfg, struct worker *w, int n,
 		close(done[1]);
 	if (!s.call)
 		return 0;
-	start_count(&s, w[0].shared->tally, n, cfg);
+	start_count(&s, w, n, cfg);
 	return fs_fail(st, FS_ERR_LOCAL,
 		       "cannot start %s worker %d of %d: %s: %s (the %d "
 		       "started were stopped)",
@@ -1056,9 +1078,11 @@ static int run_pool(const struct stress_config *cfg, struct worker *w, int n,
 }
 
 /* Every worker's tally into res->total; the per-client means are over
- * cfg's clients, however many each worker ran. */
+ * this instance's clients, however many each worker ran. `released` is
+ * the monotonic time of res->released_at, to turn the first start and
+ * last end into wall-clock times. */
 static void merge(struct stress_result *res, const struct stress_tally *t,
-		  int n, int clients)
+		  int n, int clients, double released)
 {
 	struct stress_tally *all = &res->total;
 	hist_init(&all->latency);
@@ -1090,6 +1114,10 @@ static void merge(struct stress_result *res, const struct stress_tally *t,
 			    (double)t[i].bytes / t[i].busy / clients;
 	}
 	res->wall = first > 0 && last > first ? last - first : 0;
+	if (first > 0) {
+		res->t_start = res->released_at + (first - released);
+		res->t_end = res->t_start + res->wall;
+	}
 }
 
 static struct stress_latency latency_of(const struct histogram *h)
@@ -1156,15 +1184,21 @@ static void merge_open(struct stress_result *res,
 				 : 0;
 }
 
+/* The bytes of n workers' open-model tallies (at least one, for an
+ * instance that has no worker). */
+static size_t open_size(int n)
+{
+	return (size_t)(n > 0 ? n : 1) * sizeof(struct stress_open_tally);
+}
+
 /* The open model's shared parts: the arrival lock and clock, and a tally
  * per worker (mapped only for open runs: 75 KB a worker). 0 or -1. */
 static int open_setup(const struct stress_config *cfg,
 		      struct run_shared *shared, int n)
 {
 	pthread_mutexattr_t attr;
-	shared->open =
-	    mmap(NULL, (size_t)n * sizeof(*shared->open),
-		 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	shared->open = mmap(NULL, open_size(n), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shared->open == MAP_FAILED) {
 		shared->open = NULL;
 		return -1;
@@ -1193,16 +1227,27 @@ static int open_reference(const struct stress_config *cfg, struct fs_status *st)
 	return fd < 0 ? -2 : fd;
 }
 
-/* The clients before worker i's, of n: an even split. */
-static int client_first(const struct stress_config *cfg, int n, int i)
+/* The clients before worker i's, of n sharing `clients`: an even
+ * split. */
+static int client_first(long clients, int n, int i)
 {
-	return (int)((long)i * cfg->clients / n);
+	return (int)((long)i * clients / n);
 }
 
 /* The clients worker i of n runs. */
-static int client_share(const struct stress_config *cfg, int n, int i)
+static int client_share(long clients, int n, int i)
 {
-	return client_first(cfg, n, i + 1) - client_first(cfg, n, i);
+	return client_first(clients, n, i + 1) - client_first(clients, n, i);
+}
+
+/* The workers that run `clients` clients: one each, or the event
+ * engine's threads (never more than the clients). */
+static int pool_size(const struct stress_config *cfg, long clients)
+{
+	if (!uses_event(cfg))
+		return (int)clients;
+	int threads = event_threads(cfg);
+	return threads < clients ? threads : (int)clients;
 }
 
 /* A socket per client: the soft limit on descriptors is raised towards
@@ -1217,13 +1262,48 @@ static void raise_fd_limit(int clients)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+int stress_check(const struct stress_config *cfg, struct fs_status *st)
+{
+	const struct segment *seg = &cfg->segment;
+	if (seg->count > 0 && (seg->index < 0 || seg->index >= seg->count))
+		return fs_fail(st, FS_ERR_USAGE,
+			       "segment %d of %d does not exist", seg->index,
+			       seg->count);
+	if (cfg->plan && seg->count > cfg->clients)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "the open model over %d segments needs at least "
+			       "%d clients (one in each), not %d",
+			       seg->count, seg->count, cfg->clients);
+	double late = clock_wall() - cfg->start_at;
+	if (cfg->start_at > 0 && late > STRESS_START_PAST_S)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "the start time %.3f is %.3f s in the past (at "
+			       "most %g s is allowed: give a time far enough "
+			       "ahead for every instance to start, and check "
+			       "that the hosts' clocks are synchronised)",
+			       cfg->start_at, late, STRESS_START_PAST_S);
+	if (cfg->start_at > 0 && -late > STRESS_START_AHEAD_S)
+		return fs_fail(st, FS_ERR_USAGE,
+			       "the start time %.3f is %.0f s ahead, more than "
+			       "a day (seconds since 1970 expected, not ms)",
+			       cfg->start_at, -late);
+	return 0;
+}
+
 int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	       struct fs_status *st)
 {
 	memset(res, 0, sizeof(*res));
-	/* a worker per client, or per event thread */
-	int n = uses_event(cfg) ? event_threads(cfg) : cfg->clients;
-	raise_fd_limit(cfg->clients);
+	if (stress_check(cfg, st) < 0)
+		return -1;
+	/* this instance's clients, numbered from first + 1; a worker per
+	 * client, or per event thread */
+	long first, clients;
+	segment_share(&cfg->segment, cfg->clients, &first, &clients);
+	int n = pool_size(cfg, clients);
+	res->clients = (int)clients;
+	res->first_worker = (int)first + 1;
+	raise_fd_limit((int)clients);
 	/* Step tallies take memory only for the pages a worker touches. */
 	size_t tallies =
 	    sizeof(struct run_shared) + (size_t)n * sizeof(struct stress_tally);
@@ -1233,7 +1313,7 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 	struct run_shared *shared =
 	    mmap(NULL, size, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	struct worker *w = calloc((size_t)n, sizeof(*w));
+	struct worker *w = calloc((size_t)(n > 0 ? n : 1), sizeof(*w));
 	if (shared == MAP_FAILED || !w) {
 		free(w);
 		return fs_fail(st, FS_ERR_LOCAL, "out of memory");
@@ -1251,15 +1331,16 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 		server_sample(&cfg->server, &res->server_before);
 	int rc = 0;
 	for (int i = 0; i < n; i++) {
+		int before = (int)first + client_first(clients, n, i);
 		w[i] = (struct worker){.cfg = cfg,
-				       .id = i + 1,
+				       .id = before + 1,
 				       .shared = shared,
 				       .tally = &shared->tally[i],
 				       .open = shared->open ? &shared->open[i]
 							    : NULL,
 				       .ref_fd = -1,
-				       .clients = client_share(cfg, n, i),
-				       .first = client_first(cfg, n, i)};
+				       .clients = client_share(clients, n, i),
+				       .first = before};
 		shared->tally[i].clients = w[i].clients;
 		if (size > tallies) {
 			struct stress_steps *steps =
@@ -1273,12 +1354,12 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 		if ((w[i].ref_fd = open_reference(cfg, st)) == -2)
 			rc = -1;
 	int ran = rc == 0;
-	if (ran)
+	if (ran && n > 0)
 		rc = run_pool(cfg, w, n, res, st);
 	stop_word = NULL;
 	if (ran) {
 		res->counted = 1;
-		merge(res, shared->tally, n, cfg->clients);
+		merge(res, shared->tally, n, res->clients, shared->released);
 		if (shared->open)
 			merge_open(res, shared->open, n);
 		if (merge_steps(res, shared, shared->tally, n) < 0)
@@ -1292,7 +1373,7 @@ int stress_run(const struct stress_config *cfg, struct stress_result *res,
 			close(w[i].ref_fd);
 	if (shared->open) {
 		pthread_mutex_destroy(&shared->arrivals);
-		munmap(shared->open, (size_t)n * sizeof(*shared->open));
+		munmap(shared->open, open_size(n));
 	}
 	munmap(shared, size);
 	free(w);
@@ -1466,6 +1547,35 @@ static void add_open(cJSON *o, const struct stress_config *cfg,
 			      hist_to_json(&op->service));
 }
 
+/* Which share of a distributed run this was. */
+static void add_segment(cJSON *o, const struct stress_config *cfg,
+			const struct stress_result *res)
+{
+	const struct segment *seg = &cfg->segment;
+	cJSON *s = cJSON_AddObjectToObject(o, "segment");
+	cJSON_AddNumberToObject(s, "index", seg->count > 0 ? seg->index : 0);
+	cJSON_AddNumberToObject(s, "count", seg->count > 0 ? seg->count : 1);
+	cJSON_AddStringToObject(s, "source",
+				seg->source ? seg->source : "none");
+	cJSON_AddNumberToObject(s, "first_worker", res->first_worker);
+	cJSON_AddNumberToObject(s, "clients", res->clients);
+}
+
+/* When the run was to start and when it did, in seconds since 1970; the
+ * first and last operation's times (null when no worker ran). */
+static void add_times(cJSON *o, const struct stress_config *cfg,
+		      const struct stress_result *res)
+{
+	int released = res->released_at > 0, asked = cfg->start_at > 0;
+	cJSON *s = cJSON_AddObjectToObject(o, "start");
+	add_number_or_null(s, "at", asked, cfg->start_at);
+	add_number_or_null(s, "actual", released, res->released_at);
+	add_number_or_null(s, "late_s", asked && released,
+			   res->released_at - cfg->start_at);
+	add_number_or_null(o, "t_start", res->t_start > 0, res->t_start);
+	add_number_or_null(o, "t_end", res->t_start > 0, res->t_end);
+}
+
 static void add_thresholds(cJSON *o, const struct stress_config *cfg,
 			   const struct stress_result *res)
 {
@@ -1496,8 +1606,10 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 				cfg->processes ? "process" : "thread");
 	cJSON_AddStringToObject(o, "engine", stress_engine(cfg));
 	add_number_or_null(o, "threads", uses_event(cfg),
-			   uses_event(cfg) ? event_threads(cfg) : 0);
-	cJSON_AddNumberToObject(o, "clients", cfg->clients);
+			   pool_size(cfg, res->clients));
+	cJSON_AddNumberToObject(o, "clients", res->clients);
+	add_segment(o, cfg, res);
+	add_times(o, cfg, res);
 	if (res->interrupted)
 		cJSON_AddStringToObject(o, "interrupted",
 					stress_signal_name(res->interrupted));

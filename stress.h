@@ -5,6 +5,7 @@
 
 #include "fileserv.h"
 #include "client.h"
+#include "segment.h"
 #include "stats.h"
 
 #include <sched.h>
@@ -120,6 +121,13 @@ struct stress_config {
 	 * end after the operation they are in) and it is not called again */
 	int (*on_interval)(void *ctx, const struct cJSON *interval);
 	void *interval_ctx;
+	/* One instance of a run spread over several: clients is the whole
+	 * run's, of which this one runs its block (segment_share), with
+	 * global worker numbers; in the open model it takes its interleaved
+	 * arrivals of the one schedule. count 0: the whole run. */
+	struct segment segment;
+	double start_at; /* seconds since 1970: release the workers then;
+			    0 at once */
 };
 
 #define STRESS_THREAD_PER_CLIENT (-1)
@@ -128,6 +136,15 @@ struct stress_config {
 /* How a run's clients are run: "event" (threads with event loops),
  * "thread" (a thread per client) or "process" (a process per client). */
 const char *stress_engine(const struct stress_config *cfg);
+
+/* How far in the past a start_at may be when the run is checked, and how
+ * far ahead. */
+#define STRESS_START_PAST_S  1.0
+#define STRESS_START_AHEAD_S 86400.0
+
+/* Checks what the engine needs beyond each option's own range: 0, or -1
+ * with st set (FS_ERR_USAGE). stress_run checks it too. */
+int stress_check(const struct stress_config *cfg, struct fs_status *st);
 
 /* An arrival that starts more than this after its intended time counts
  * as late. */
@@ -175,8 +192,13 @@ struct stress_result {
 	double started;	    /* when the run started, in seconds since 1970 */
 	/* STATS before the measured part (after any warm-up) and after */
 	struct stress_server_sample server_before, server_after;
-	int interrupted; /* the signal that stopped the run early, or 0 */
-	int counted;	 /* the pool ran: the counts above are valid */
+	int interrupted;  /* the signal that stopped the run early, or 0 */
+	int counted;	  /* the pool ran: the counts above are valid */
+	int clients;	  /* this instance's workers (all of them when whole) */
+	int first_worker; /* the global number of its first, from 1 */
+	/* seconds since 1970: when the workers were released, and when the
+	 * first worker started and the last one ended (0 when none ran) */
+	double released_at, t_start, t_end;
 	struct stress_open_tally open; /* open model: all workers merged */
 	double achieved_rate; /* open model: operations started per second */
 };

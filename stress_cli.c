@@ -6,6 +6,7 @@
 #include "client.h"
 #include "cmdline.h"
 #include "commands.h"
+#include "segment.h"
 #include "stats.h"
 #include "stress.h"
 #include "threshold.h"
@@ -92,6 +93,17 @@ static const char stress_usage[] =
     "5%;\n"
     "                        prints every step and the highest rate that\n"
     "                        held (exit status 4 if none did)\n"
+    "One instance of a run spread over several hosts (the options are the\n"
+    "whole run's; the instances together run exactly what one would):\n"
+    "      --segment I/N     run segment I (from 0) of N: a block of the\n"
+    "                        clients, or in the open model the arrivals k\n"
+    "                        with k mod N = I; without it, from Open MPI,\n"
+    "                        MPICH, Slurm or a Kubernetes Indexed Job\n"
+    "      --segments N      the count, for JOB_COMPLETION_INDEX (or\n"
+    "                        FILESERV_SEGMENTS); checked against others\n"
+    "      --start-at TIME   release the workers at TIME: epoch seconds or\n"
+    "                        2026-11-30T10:00:00Z (at most 1 s past)\n"
+    "\n"
     "      --cpus LIST       run the client workers on these CPUs only\n"
     "                        (e.g. 0, 0-1, 1,3; the server has its own\n"
     "                        serve --cpus)\n"
@@ -121,7 +133,10 @@ enum {
 	OPT_JSON_STREAM,
 	OPT_FIND_MAX,
 	OPT_CLIENT_STAGES,
-	OPT_THREADS
+	OPT_THREADS,
+	OPT_SEGMENT,
+	OPT_SEGMENTS,
+	OPT_START_AT
 };
 
 #define MAX_THRESHOLDS 32
@@ -131,6 +146,7 @@ struct stress_cli {
 	int json, have_op, open, have_iterations, find_max;
 	int have_clients, have_ramp;
 	const char *stream_path;
+	const char *segment, *segments; /* --segment I/N, --segments N */
 	struct arrival_plan plan;
 	struct arrival_plan ramp; /* --client-stages */
 	struct threshold thresholds[MAX_THRESHOLDS];
@@ -246,6 +262,14 @@ static int stress_option(void *ctx, int ch, const char *arg,
 		return arrival_parse_stages(arg, &sc->ramp, st);
 	case OPT_THREADS:
 		return stress_threads_parse(arg, &cfg->threads, st);
+	case OPT_SEGMENT:
+		sc->segment = arg;
+		return 0;
+	case OPT_SEGMENTS:
+		sc->segments = arg;
+		return 0;
+	case OPT_START_AT:
+		return units_parse_time(arg, &cfg->start_at, st);
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -272,6 +296,9 @@ static const struct option stress_long[] = {
     {"find-max", no_argument, NULL, OPT_FIND_MAX},
     {"client-stages", required_argument, NULL, OPT_CLIENT_STAGES},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"segment", required_argument, NULL, OPT_SEGMENT},
+    {"segments", required_argument, NULL, OPT_SEGMENTS},
+    {"start-at", required_argument, NULL, OPT_START_AT},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
@@ -323,12 +350,16 @@ static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 	if (sc->have_ramp &&
 	    stress_ramp(cfg, &sc->ramp, sc->have_iterations, "--", st) < 0)
 		return -1;
+	if (segment_resolve(sc->segment, sc->segments, &cfg->segment, st) < 0)
+		return -1;
 	if (sc->find_max) {
-		if (!cfg->nthresholds || sc->plan.nstages || sc->stream_path)
+		if (!cfg->nthresholds || sc->plan.nstages || sc->stream_path ||
+		    cfg->segment.count > 1 || cfg->start_at > 0)
 			return fs_fail(
 			    st, FS_ERR_USAGE,
 			    "--find-max needs a --threshold to hold, "
-			    "and takes no --stages or --json-stream");
+			    "and takes no --stages, --json-stream, "
+			    "--segment or --start-at");
 		if (!sc->open)
 			sc->plan.start_rate = 10;
 		sc->open = 1;
@@ -342,7 +373,29 @@ static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 			       "--stages");
 	if (cfg->warmup > 0 && cfg->duration <= 0)
 		return fs_fail(st, FS_ERR_USAGE, "--warmup needs --duration");
-	return 0;
+	return stress_check(cfg, st);
+}
+
+/* The line that says which share of a distributed run this is. */
+static void stress_note_segment(const struct stress_config *cfg)
+{
+	const struct segment *seg = &cfg->segment;
+	long first, n;
+	if (strcmp(seg->source, "none") == 0)
+		return;
+	segment_share(seg, cfg->clients, &first, &n);
+	fprintf(stderr,
+		"fileserv stress: segment %d/%d (from %s%s%s): ", seg->index,
+		seg->count, seg->source, seg->variables[0] ? " " : "",
+		seg->variables);
+	if (n == 0)
+		fprintf(stderr, "no client of %d: nothing to run\n",
+			cfg->clients);
+	else
+		fprintf(stderr, "clients %ld-%ld of %d%s\n", first + 1,
+			first + n, cfg->clients,
+			cfg->plan ? ", every arrival k with k mod count = index"
+				  : "");
 }
 
 static double number(const cJSON *obj, const char *key)
@@ -556,6 +609,8 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 			fprintf(stderr, "fileserv stress: %s\n", st.message);
 		return rc;
 	}
+	if (rc == 0 && !cl->quiet)
+		stress_note_segment(&sc.cfg);
 	if (rc == 0)
 		rc = stress_run(&sc.cfg, &res, &st);
 	cJSON *j =

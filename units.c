@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 struct unit {
 	const char *suffix;
@@ -75,6 +76,79 @@ int units_parse_seconds(const char *text, double *out, struct fs_status *st)
 		    "invalid duration '%s' (examples: 30s, 500ms, 2m)", text);
 	*out = v;
 	return 0;
+}
+
+/* Digits, then an optional fraction: a fraction's value added to *v;
+ * returns where the number ends, or NULL without digits. */
+static const char *parse_fraction(const char *p, double *v)
+{
+	if (*p != '.')
+		return p;
+	double scale = 0.1;
+	const char *start = ++p;
+	for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
+		*v += (*p - '0') * scale;
+	return p > start ? p : NULL;
+}
+
+/* ISO 8601: 2026-11-30T10:00:00[.fff](Z|+HH:MM|-HH:MM); -1 if not. */
+static int parse_iso8601(const char *text, double *out)
+{
+	struct tm tm = {0};
+	int n = 0, zh = 0, zm = 0, sign = 0;
+	if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+	    n != 19)
+		return -1;
+	double fraction = 0;
+	const char *p = parse_fraction(text + n, &fraction);
+	if (!p)
+		return -1;
+	if (*p == '+' || *p == '-') {
+		sign = *p == '+' ? 1 : -1;
+		if (sscanf(p + 1, "%2d:%2d%n", &zh, &zm, &n) != 2 || n != 5 ||
+		    zh > 23 || zm > 59)
+			return -1;
+		p += 1 + n;
+	} else if (*p++ != 'Z') {
+		return -1;
+	}
+	if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+	    tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+	    tm.tm_sec > 60)
+		return -1;
+	int mday = tm.tm_mday;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1 || tm.tm_mday != mday) /* 2026-02-30 */
+		return -1;
+	*out = (double)t + fraction - sign * (zh * 3600 + zm * 60);
+	return 0;
+}
+
+int units_parse_time(const char *text, double *out, struct fs_status *st)
+{
+	size_t digits = strspn(text, "0123456789");
+	double v = 0;
+	const char *end = NULL;
+	if (digits > 0 && digits <= 15 &&
+	    (text[digits] == '.' || text[digits] == '\0')) {
+		for (size_t i = 0; i < digits; i++)
+			v = v * 10 + (text[i] - '0');
+		end = parse_fraction(text + digits, &v);
+	}
+	if (end && *end == '\0') {
+		*out = v;
+		return 0;
+	}
+	if (parse_iso8601(text, out) == 0)
+		return 0;
+	return fs_fail(st, FS_ERR_USAGE,
+		       "invalid time '%s' (epoch seconds such as "
+		       "1796032800.5, or ISO 8601 UTC such as "
+		       "2026-11-30T10:00:00Z)",
+		       text);
 }
 
 int units_parse_timeout(const char *text, double *out, struct fs_status *st)

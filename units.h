@@ -15,6 +15,10 @@ int units_parse_size(const char *text, uint64_t *out, struct fs_status *st);
 int units_parse_seconds(const char *text, double *out, struct fs_status *st);
 /* The same, for a timeout: more than 0. */
 int units_parse_timeout(const char *text, double *out, struct fs_status *st);
+/* Parses an absolute time into seconds since 1970 (UTC): epoch seconds
+ * with an optional fraction ("1796032800.25"), or ISO 8601 with a
+ * zone, "2026-11-30T10:00:00Z" (also ".250" fractions and +HH:MM). */
+int units_parse_time(const char *text, double *out, struct fs_status *st);
 /* Parses a decimal integer in [min, max]; the message names `what`. */
 int units_parse_long(const char *text, long min, long max, const char *what,
 		     long *out, struct fs_status *st);

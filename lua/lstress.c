@@ -608,6 +608,58 @@ static void stress_interval(lua_State *L, struct stress_config *cfg,
 	cfg->interval_ctx = c;
 }
 
+/* segment = "I/N" or {index = I, count = N} as text "I/N", pushed;
+ * NULL when absent. */
+static const char *segment_text(lua_State *L)
+{
+	static const char *const keys[] = {"index", "count", NULL};
+	lua_getfield(L, 1, "segment");
+	if (lua_isnil(L, -1) || lua_type(L, -1) == LUA_TSTRING)
+		return lua_tostring(L, -1);
+	if (!lua_istable(L, -1))
+		luaL_error(L, "fileserv.stress: segment must be \"I/N\" or "
+			      "{index = I, count = N}");
+	lfileserv_check_options(L, -1, "fileserv.stress: segment", keys);
+	lua_getfield(L, -1, "index");
+	lua_getfield(L, -2, "count");
+	if (!lua_isinteger(L, -2) || !lua_isinteger(L, -1))
+		luaL_error(L, "fileserv.stress: segment needs an integer index "
+			      "and count");
+	return lua_pushfstring(L, "%I/%I", lua_tointeger(L, -2),
+			       lua_tointeger(L, -1));
+}
+
+/* The share of a distributed run (segment, segments, else the launcher's
+ * environment) and start_at, as `fileserv stress` reads them. */
+static void stress_distributed(lua_State *L, struct stress_config *cfg)
+{
+	struct fs_status st = {0};
+	const char *option = segment_text(L);
+	lua_getfield(L, 1, "segments");
+	const char *total =
+	    lua_isnil(L, -1) ? NULL : luaL_tolstring(L, -1, NULL);
+	if (segment_resolve(option, total, &cfg->segment, &st) < 0)
+		luaL_error(L, "fileserv.stress: %s", st.message);
+	lua_getfield(L, 1, "start_at");
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		cfg->start_at = lua_tonumber(L, -1);
+		if (!(cfg->start_at > 0 && isfinite(cfg->start_at)))
+			luaL_error(L,
+				   "fileserv.stress: invalid start_at %s "
+				   "(seconds since 1970)",
+				   lua_tostring(L, -1));
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		if (units_parse_time(lua_tostring(L, -1), &cfg->start_at, &st) <
+		    0)
+			luaL_error(L, "fileserv.stress: start_at: %s",
+				   st.message);
+	} else if (!lua_isnil(L, -1)) {
+		luaL_error(L, "fileserv.stress: start_at must be seconds since "
+			      "1970 or a time such as "
+			      "\"2026-11-30T10:00:00Z\"");
+	}
+}
+
 /* The keys of fileserv.stress{}. */
 static const char *const stress_keys[] = {
     "server",	  "op",
@@ -621,7 +673,9 @@ static const char *const stress_keys[] = {
     "poisson",	  "seed",
     "max_late",	  "thresholds",
     "interval",	  "interval_period",
-    "threads",	  NULL,
+    "threads",	  "segment",
+    "segments",	  "start_at",
+    NULL,
 };
 
 static void stress_options(lua_State *L, struct stress_config *cfg,
@@ -663,6 +717,9 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	cfg->thresholds = o->thresholds;
 	cfg->nthresholds = opt_thresholds(L, 1, "stress", o->thresholds);
 	stress_interval(L, cfg, interval);
+	stress_distributed(L, cfg);
+	if (stress_check(cfg, &st) < 0)
+		luaL_error(L, "fileserv.stress: %s", st.message);
 	cfg->file = opt_string(L, "file");
 	cfg->name = opt_string(L, "name");
 	if (!cfg->name && cfg->file) {
