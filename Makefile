@@ -23,7 +23,7 @@ LDLIBS   += $(LUA_LIBDIR)/liblua5.4.a $(B64_LIB) \
             $(shell pkg-config --libs libcjson 2>/dev/null) \
             -lpthread -lm -ldl
 
-LIB_SRCS  = arrival.c segment.c threshold.c interval.c codec.c proto.c storage.c server.c acceptor.c pool.c spawn.c stats.c usage.c affinity.c client.c event.c fiber.c stress.c stress_cli.c merge.c merge_cli.c testdata.c bench.c bench_peers.c \
+LIB_SRCS  = arrival.c segment.c result.c threshold.c interval.c codec.c proto.c storage.c server.c acceptor.c pool.c spawn.c stats.c usage.c affinity.c client.c event.c fiber.c stress.c stress_cli.c merge.c merge_cli.c testdata.c bench.c bench_peers.c \
             cli.c cmdline.c log.c units.c clock.c error.c
 LUA_SRCS  = lua/script.c lua/lfileserv.c lua/lstress.c lua/json.c
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o) $(LUA_SRCS:%.c=$(BUILD)/%.o) \

@@ -1548,17 +1548,18 @@ static void add_open(cJSON *o, const struct stress_config *cfg,
 }
 
 /* Which share of a distributed run this was. */
-static void add_segment(cJSON *o, const struct stress_config *cfg,
-			const struct stress_result *res)
+static void add_segment(cJSON *o, const struct stress_config *cfg)
 {
 	const struct segment *seg = &cfg->segment;
+	long first, clients;
+	segment_share(seg, cfg->clients, &first, &clients);
 	cJSON *s = cJSON_AddObjectToObject(o, "segment");
 	cJSON_AddNumberToObject(s, "index", seg->count > 0 ? seg->index : 0);
 	cJSON_AddNumberToObject(s, "count", seg->count > 0 ? seg->count : 1);
 	cJSON_AddStringToObject(s, "source",
 				seg->source ? seg->source : "none");
-	cJSON_AddNumberToObject(s, "first_worker", res->first_worker);
-	cJSON_AddNumberToObject(s, "clients", res->clients);
+	cJSON_AddNumberToObject(s, "first_worker", (double)first + 1);
+	cJSON_AddNumberToObject(s, "clients", (double)clients);
 }
 
 /* When the run was to start and when it did, in seconds since 1970; the
@@ -1608,7 +1609,7 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 	add_number_or_null(o, "threads", uses_event(cfg),
 			   pool_size(cfg, res->clients));
 	cJSON_AddNumberToObject(o, "clients", res->clients);
-	add_segment(o, cfg, res);
+	add_segment(o, cfg);
 	add_times(o, cfg, res);
 	if (res->interrupted)
 		cJSON_AddStringToObject(o, "interrupted",
@@ -1718,4 +1719,24 @@ cJSON *stress_find_max(struct stress_config *cfg, struct arrival_plan *plan,
 	add_number_or_null(fm, "max_rate", lo > 0, lo);
 	add_number_or_null(fm, "first_failing_rate", hi > 0, hi);
 	return out;
+}
+
+cJSON *stress_result_json(const struct stress_config *cfg,
+			  const struct stress_result *res,
+			  const struct fs_status *failure)
+{
+	cJSON *o;
+	if (res->counted) {
+		o = stress_to_json(cfg, res);
+	} else {
+		o = cJSON_CreateObject();
+		if (cfg->segment.count > 0)
+			add_segment(o, cfg);
+	}
+	if (failure) {
+		cJSON_AddStringToObject(o, "error", failure->message);
+		cJSON_AddStringToObject(o, "error_class",
+					fs_error_name(failure->code));
+	}
+	return o;
 }

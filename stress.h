@@ -238,6 +238,13 @@ const char *stress_op_name(enum stress_op op);
  * with its value and pass, and "thresholds_passed" says whether all did. */
 struct cJSON *stress_to_json(const struct stress_config *cfg,
 			     const struct stress_result *res);
+/* The result of a run that may have failed, as written for a merger:
+ * stress_to_json's summary when the pool ran, else an object with just
+ * the segment (when known); with "error" and "error_class" from failure
+ * (NULL when the run succeeded). */
+struct cJSON *stress_result_json(const struct stress_config *cfg,
+				 const struct stress_result *res,
+				 const struct fs_status *failure);
 int stress_op_parse(const char *text, enum stress_op *op);
 
 /* The capacity search: open-model steps of cfg->duration through plan

@@ -6,6 +6,7 @@
 #include "client.h"
 #include "cmdline.h"
 #include "commands.h"
+#include "result.h"
 #include "segment.h"
 #include "stats.h"
 #include "stress.h"
@@ -103,6 +104,10 @@ static const char stress_usage[] =
     "                        FILESERV_SEGMENTS); checked against others\n"
     "      --start-at TIME   release the workers at TIME: epoch seconds or\n"
     "                        2026-11-30T10:00:00Z (at most 1 s past)\n"
+    "      --out-json FILE   also write the --json summary to FILE, whole\n"
+    "                        or not at all, with \"error\" if the run\n"
+    "                        failed; %r in FILE (and --json-stream) is\n"
+    "                        the segment's index, %n the count\n"
     "\n"
     "      --cpus LIST       run the client workers on these CPUs only\n"
     "                        (e.g. 0, 0-1, 1,3; the server has its own\n"
@@ -136,7 +141,8 @@ enum {
 	OPT_THREADS,
 	OPT_SEGMENT,
 	OPT_SEGMENTS,
-	OPT_START_AT
+	OPT_START_AT,
+	OPT_OUT_JSON
 };
 
 #define MAX_THRESHOLDS 32
@@ -147,6 +153,9 @@ struct stress_cli {
 	int have_clients, have_ramp;
 	const char *stream_path;
 	const char *segment, *segments; /* --segment I/N, --segments N */
+	const char *out_path;		/* --out-json, as given */
+	/* --out-json and --json-stream with %r and %n expanded */
+	char out_file[RESULT_PATH_MAX], stream_file[RESULT_PATH_MAX];
 	struct arrival_plan plan;
 	struct arrival_plan ramp; /* --client-stages */
 	struct threshold thresholds[MAX_THRESHOLDS];
@@ -270,6 +279,9 @@ static int stress_option(void *ctx, int ch, const char *arg,
 		return 0;
 	case OPT_START_AT:
 		return units_parse_time(arg, &cfg->start_at, st);
+	case OPT_OUT_JSON:
+		sc->out_path = arg;
+		return 0;
 	}
 	return fs_fail(st, FS_ERR_USAGE, "unknown option");
 }
@@ -299,6 +311,7 @@ static const struct option stress_long[] = {
     {"segment", required_argument, NULL, OPT_SEGMENT},
     {"segments", required_argument, NULL, OPT_SEGMENTS},
     {"start-at", required_argument, NULL, OPT_START_AT},
+    {"out-json", required_argument, NULL, OPT_OUT_JSON},
     {"json", no_argument, NULL, 'j'},
     {NULL, 0, NULL, 0},
 };
@@ -352,14 +365,22 @@ static int stress_settle(const struct cmdline *cl, struct stress_cli *sc,
 		return -1;
 	if (segment_resolve(sc->segment, sc->segments, &cfg->segment, st) < 0)
 		return -1;
+	if (sc->out_path &&
+	    result_path(sc->out_path, &cfg->segment, sc->out_file,
+			sizeof(sc->out_file), st) < 0)
+		return -1;
+	if (sc->stream_path &&
+	    result_path(sc->stream_path, &cfg->segment, sc->stream_file,
+			sizeof(sc->stream_file), st) < 0)
+		return -1;
 	if (sc->find_max) {
 		if (!cfg->nthresholds || sc->plan.nstages || sc->stream_path ||
-		    cfg->segment.count > 1 || cfg->start_at > 0)
+		    sc->out_path || cfg->segment.count > 1 || cfg->start_at > 0)
 			return fs_fail(
 			    st, FS_ERR_USAGE,
 			    "--find-max needs a --threshold to hold, "
 			    "and takes no --stages, --json-stream, "
-			    "--segment or --start-at");
+			    "--out-json, --segment or --start-at");
 		if (!sc->open)
 			sc->plan.start_rate = 10;
 		sc->open = 1;
@@ -580,12 +601,12 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		rc = stress_settle(cl, &sc, &st);
 	FILE *stream = NULL;
 	if (rc == 0 && sc.stream_path) {
-		stream = strcmp(sc.stream_path, "-") == 0
+		stream = strcmp(sc.stream_file, "-") == 0
 			     ? stdout
-			     : fopen(sc.stream_path, "w");
+			     : fopen(sc.stream_file, "w");
 		if (!stream)
 			rc = fs_fail(&st, FS_ERR_LOCAL, "--json-stream %s: %s",
-				     sc.stream_path, strerror(errno));
+				     sc.stream_file, strerror(errno));
 	}
 	sc.cfg.stream = stream;
 	if (isatty(STDERR_FILENO) && !cl->quiet && stream != stdout)
@@ -613,12 +634,8 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		stress_note_segment(&sc.cfg);
 	if (rc == 0)
 		rc = stress_run(&sc.cfg, &res, &st);
-	cJSON *j =
-	    res.counted ? stress_to_json(&sc.cfg, &res) : cJSON_CreateObject();
+	cJSON *j = stress_result_json(&sc.cfg, &res, rc < 0 ? &st : NULL);
 	if (rc < 0) {
-		cJSON_AddStringToObject(j, "error", st.message);
-		cJSON_AddStringToObject(j, "error_class",
-					fs_error_name(st.code));
 		if (st.code == FS_ERR_USAGE)
 			cmdline_usage_error(cl, &st);
 		else
@@ -634,7 +651,7 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		if (stream != stdout && fclose(stream) != 0 && rc == 0)
 			fprintf(stderr,
 				"fileserv stress: --json-stream %s: %s\n",
-				sc.stream_path, strerror(errno));
+				sc.stream_file, strerror(errno));
 	}
 	if (stream != stdout && sc.json) { /* else the stream is the output */
 		char *text = cJSON_Print(j);
@@ -643,6 +660,11 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 	} else if (stream != stdout && res.counted) {
 		stress_print(j);
 	}
+	struct fs_status out = {0};
+	int unsaved = sc.out_file[0] && result_write(sc.out_file, j, &out) < 0;
+	if (unsaved)
+		fprintf(stderr, "fileserv stress: --out-json %s\n",
+			out.message);
 	int failed = rc == 0 && res.total.failed > 0;
 	int missed = rc == 0 &&
 		     cJSON_IsFalse(cJSON_GetObjectItem(j, "thresholds_passed"));
@@ -651,5 +673,7 @@ int stress_main(struct cmdline *cl, int argc, char **argv)
 		return 128 + res.interrupted;
 	if (rc < 0)
 		return fs_exit_code(st.code);
+	if (unsaved)
+		return fs_exit_code(out.code);
 	return missed ? THRESHOLD_EXIT : failed ? 1 : 0;
 }

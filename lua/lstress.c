@@ -16,6 +16,7 @@
 #include "lua/json.h"
 #include "lua/lfileserv.h"
 #include "lua/lstress.h"
+#include "result.h"
 #include "arrival.h"
 #include "merge.h"
 #include "stress.h"
@@ -630,8 +631,10 @@ static const char *segment_text(lua_State *L)
 }
 
 /* The share of a distributed run (segment, segments, else the launcher's
- * environment) and start_at, as `fileserv stress` reads them. */
-static void stress_distributed(lua_State *L, struct stress_config *cfg)
+ * environment), start_at, and out_json (its name, %r and %n expanded,
+ * into out; "" without one), as `fileserv stress` reads them. */
+static void stress_distributed(lua_State *L, struct stress_config *cfg,
+			       char *out, size_t len)
 {
 	struct fs_status st = {0};
 	const char *option = segment_text(L);
@@ -658,6 +661,10 @@ static void stress_distributed(lua_State *L, struct stress_config *cfg)
 			      "1970 or a time such as "
 			      "\"2026-11-30T10:00:00Z\"");
 	}
+	const char *pattern = opt_string(L, "out_json");
+	out[0] = '\0';
+	if (pattern && result_path(pattern, &cfg->segment, out, len, &st) < 0)
+		luaL_error(L, "fileserv.stress: out_json: %s", st.message);
 }
 
 /* The keys of fileserv.stress{}. */
@@ -675,12 +682,13 @@ static const char *const stress_keys[] = {
     "interval",	  "interval_period",
     "threads",	  "segment",
     "segments",	  "start_at",
-    NULL,
+    "out_json",	  NULL,
 };
 
 static void stress_options(lua_State *L, struct stress_config *cfg,
 			   struct stress_open *o, struct scenario *sc,
-			   struct interval_call *interval)
+			   struct interval_call *interval,
+			   char out[RESULT_PATH_MAX])
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lfileserv_check_options(L, 1, "fileserv.stress", stress_keys);
@@ -717,7 +725,7 @@ static void stress_options(lua_State *L, struct stress_config *cfg,
 	cfg->thresholds = o->thresholds;
 	cfg->nthresholds = opt_thresholds(L, 1, "stress", o->thresholds);
 	stress_interval(L, cfg, interval);
-	stress_distributed(L, cfg);
+	stress_distributed(L, cfg, out, RESULT_PATH_MAX);
 	if (stress_check(cfg, &st) < 0)
 		luaL_error(L, "fileserv.stress: %s", st.message);
 	cfg->file = opt_string(L, "file");
@@ -756,6 +764,7 @@ struct stress_call {
 	struct stress_open open;
 	struct stress_hooks hooks;
 	struct interval_call interval;
+	char out[RESULT_PATH_MAX]; /* out_json, expanded; "" without */
 };
 
 /* The options table into c: the configuration ready to run. */
@@ -763,7 +772,7 @@ static void call_prepare(lua_State *L, struct stress_call *c)
 {
 	c->hooks = (struct stress_hooks){scenario_start, scenario_step,
 					 scenario_stop, &c->sc};
-	stress_options(L, &c->cfg, &c->open, &c->sc, &c->interval);
+	stress_options(L, &c->cfg, &c->open, &c->sc, &c->interval, c->out);
 	c->sc.server = c->cfg.server;
 	c->cfg.hooks = &c->hooks;
 }
@@ -775,6 +784,21 @@ static void call_free(struct stress_call *c)
 	free(c->sc.upvalues);
 }
 
+/* Writes the run's result, with its error if it failed, to out; 0, or -1
+ * with st set when the file could not be written. */
+static int stress_save(const char *out, const struct stress_config *cfg,
+		       const struct stress_result *res, int rc,
+		       struct fs_status *st)
+{
+	cJSON *j = stress_result_json(cfg, res, rc < 0 ? st : NULL);
+	struct fs_status write = {0};
+	int saved = result_write(out, j, &write);
+	cJSON_Delete(j);
+	if (saved < 0 && rc == 0)
+		*st = write;
+	return saved < 0 ? -1 : rc;
+}
+
 /* fileserv.stress{...} */
 static int stress_l(lua_State *L)
 {
@@ -784,9 +808,15 @@ static int stress_l(lua_State *L)
 	struct fs_status st = {0};
 	int rc = stress_run(&c.cfg, &res, &st);
 	call_free(&c);
-	if (c.interval.err && !lua_isnil(L, c.interval.err))
-		return luaL_error(L, "fileserv.stress: interval: %s",
-				  lua_tostring(L, c.interval.err));
+	if (c.interval.err && !lua_isnil(L, c.interval.err)) {
+		rc = fs_fail(&st, FS_ERR_SCRIPT, "interval: %s",
+			     lua_tostring(L, c.interval.err));
+		if (c.out[0])
+			stress_save(c.out, &c.cfg, &res, rc, &st);
+		return luaL_error(L, "fileserv.stress: %s", st.message);
+	}
+	if (c.out[0])
+		rc = stress_save(c.out, &c.cfg, &res, rc, &st);
 	if (rc < 0) {
 		luaL_pushfail(L);
 		lua_pushstring(L, st.message);
@@ -811,11 +841,13 @@ static int find_max_l(lua_State *L)
 	struct stress_call c = {0};
 	call_prepare(L, &c);
 	if (!c.cfg.plan || c.open.plan.nstages || !c.cfg.nthresholds ||
-	    c.cfg.on_interval) {
+	    c.cfg.on_interval || c.out[0] || c.cfg.segment.count > 1 ||
+	    c.cfg.start_at > 0) {
 		call_free(&c);
 		return luaL_error(L, "fileserv.find_max: give rate (the first "
 				     "step's), duration (each step's) and "
-				     "thresholds, and no stages or interval");
+				     "thresholds, and no stages, interval, "
+				     "segment, start_at or out_json");
 	}
 	struct fs_status st = {0};
 	int interrupted;

@@ -1,14 +1,15 @@
 /* t_segment.c: unit tests for a distributed run's segments (segment.c):
  * --segment and the launchers' variables, the refusals that name the bad
- * variable, the exact split of clients and arrivals, and --start-at's
- * times. Ends with "t_segment: N passed, N failed"; exit status 1 if
- * anything failed. */
+ * variable, the exact split of clients and arrivals, --start-at's times
+ * and --out-json's names. Ends with "t_segment: N passed, N failed"; exit
+ * status 1 if anything failed. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "fileserv.h"
+#include "result.h"
 #include "segment.h"
 #include "units.h"
 
@@ -257,6 +258,34 @@ static void test_start_time(void)
 	}
 }
 
+/* --out-json's names: %r, %n and %% expanded, anything else refused. */
+static void test_result_path(void)
+{
+	struct segment s = {2, 13, "option", ""};
+	struct fs_status st;
+	char out[32];
+	CHECK(result_path("r-%r-of-%n.json", &s, out, sizeof(out), &st) == 0 &&
+		  strcmp(out, "r-2-of-13.json") == 0,
+	      "%s", out);
+	CHECK(result_path("100%%-%r", &s, out, sizeof(out), &st) == 0 &&
+		  strcmp(out, "100%-2") == 0,
+	      "%s", out);
+	CHECK(result_path("plain.json", &s, out, sizeof(out), &st) == 0 &&
+		  strcmp(out, "plain.json") == 0,
+	      "%s", out);
+	CHECK(result_path("r-%x", &s, out, sizeof(out), &st) == -1 &&
+		  strstr(st.message, "'%x'"),
+	      "%s", st.message);
+	CHECK(result_path("r-%", &s, out, sizeof(out), &st) == -1, "a lone %%");
+	CHECK(result_path("012345678901234567890123456789%r", &s, out,
+			  sizeof(out), &st) == 0,
+	      "31 bytes fit");
+	CHECK(result_path("012345678901234567890123456789%n", &s, out,
+			  sizeof(out), &st) == -1 &&
+		  strstr(st.message, "too long"),
+	      "32 do not");
+}
+
 int main(void)
 {
 	RUN_TEST(test_option);
@@ -266,5 +295,6 @@ int main(void)
 	RUN_TEST(test_share);
 	RUN_TEST(test_arrivals);
 	RUN_TEST(test_start_time);
+	RUN_TEST(test_result_path);
 	return check_done("t_segment");
 }

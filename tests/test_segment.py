@@ -244,3 +244,108 @@ def start_at_waits(ctx, _):
         rc, s, err = stress_json(ctx, srv.port, "--op", "list",
                                  "--start-at", bad)
         check(rc == 2 and word in err, "%s: exit %d: %s", bad, rc, err)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@test(modes=POOLS, timeout=90)
+def out_json_per_instance(ctx, pool):
+    """--out-json r-%r-of-%n.json: each instance writes the summary it
+    prints with --json to its own file (and --json-stream s-%r.jsonl its
+    stream), nothing else is left in the directory, and the files add up
+    to the whole run."""
+    srv = ctx.server("thread", workers=4)
+    out = ctx.path("out")
+    os.mkdir(out)
+    runs = together(ctx, [[ctx.bin, "stress", "--json", "--op", "list",
+                           "-c", "5", "-i", "4", "--pool", pool,
+                           "--segment", "%d/3" % i, "-p", str(srv.port),
+                           "--out-json", os.path.join(out, "r-%r-of-%n.json"),
+                           "--json-stream", os.path.join(out, "s-%r.jsonl")]
+                          for i in range(3)])
+    check(sorted(os.listdir(out)) ==
+          ["r-%d-of-3.json" % i for i in range(3)] +
+          ["s-%d.jsonl" % i for i in range(3)], "files %s", os.listdir(out))
+    total = 0
+    for i, (rc, stdout, err) in enumerate(runs):
+        check(rc == 0, "exit %d: %s", rc, err)
+        saved = load(os.path.join(out, "r-%d-of-3.json" % i))
+        check(saved == json.loads(stdout), "instance %d: the file differs "
+              "from --json", i)
+        check(saved["segment"]["index"] == i and "error" not in saved,
+              "segment %s", saved["segment"])
+        check(saved["latency_histogram"]["n"] == saved["ok"] and
+              saved["t_end"] >= saved["t_start"], "histogram and times")
+        with open(os.path.join(out, "s-%d.jsonl" % i)) as f:
+            last = json.loads(f.read().splitlines()[-1])
+        check(last["summary"]["ok"] == saved["ok"], "stream %d", i)
+        total += saved["ok"]
+    check(total == 20, "the files add up to %d operations, not 20", total)
+
+
+@test(timeout=60)
+def out_json_on_failure(ctx, _):
+    """A run that fails still writes its file, with "error" and its
+    segment, so that a merger tells a failed instance from a missing one;
+    a file that cannot be written is an I/O error (exit 3) naming it; a
+    bad escape in the name is refused before any load."""
+    srv = ctx.server("thread", workers=4)
+    r = ctx.cli(srv.port, "stress", "--op", "upload", "--file",
+                ctx.path("missing.bin"), "-c", "2", "--segment", "1/2",
+                "--out-json",
+                ctx.path("r-%r.json"))
+    check(r.returncode == 3, "exit %d: %s", r.returncode, r.stderr)
+    saved = load(ctx.path("r-1.json"))
+    check("missing.bin" in saved["error"] and
+          saved["error_class"] == "local" and
+          saved["segment"]["index"] == 1, "failed run: %s", saved)
+    r = ctx.cli(srv.port, "stress", "--op", "list", "--segment", "0/2",
+                "--start-at", "%d" % (time.time() - 60), "--out-json",
+                ctx.path("late-%r.json"))
+    check(r.returncode == 2, "exit %d", r.returncode)
+    saved = load(ctx.path("late-0.json"))
+    check("in the past" in saved["error"] and
+          saved["error_class"] == "usage", "refused run: %s", saved)
+    rc, s, err = stress_json(ctx, srv.port, "--op", "list", "--out-json",
+                             ctx.path("no", "such", "dir", "r.json"))
+    check(rc == 3 and "no/such/dir/r.json" in err and s["ok"] == 1,
+          "unwritable: exit %d: %s", rc, err)
+    rc, s, err = stress_json(ctx, srv.port, "--op", "list", "--out-json",
+                             ctx.path("r-%x.json"))
+    check(rc == 2 and "unknown escape '%x'" in err, "escape: exit %d: %s",
+          rc, err)
+    check(not [n for n in os.listdir(ctx.root) if ".tmp." in n],
+          "temporary files left: %s", os.listdir(ctx.root))
+
+
+@test(timeout=60)
+def out_json_from_lua(ctx, _):
+    """fileserv.stress{out_json = ...} writes the summary it returns."""
+    srv = ctx.server("thread", workers=4)
+    script = ctx.path("out.lua")
+    with open(script, "w") as f:
+        f.write("""
+local s = assert(fileserv.stress { server = "127.0.0.1:" .. arg[1],
+  op = "list", clients = 3, iterations = 2, segment = {index = 2, count = 3},
+  out_json = arg[2] })
+print(fileserv.json.encode(s))
+print(pcall(fileserv.stress, { server = "127.0.0.1:" .. arg[1],
+  op = "list", out_json = "x-%q" }))
+""")
+    rc, out, err = together(ctx, [[ctx.bin, "run", script, str(srv.port),
+                                   ctx.path("lua-%r-%%.json")]])[0]
+    check(rc == 0, "exit %d: %s", rc, err)
+    lines = out.splitlines()
+    saved = load(ctx.path("lua-2-%.json"))
+    summary = json.loads(lines[0])  # Lua's nils are gone from it
+    check(all(saved[k] == summary[k] for k in
+              ("ok", "failed", "segment", "latency_histogram", "t_start",
+               "t_end", "wall_s", "bytes", "errors")),
+          "the file differs from the summary")
+    check(saved["ok"] == 2 and saved["segment"]["first_worker"] == 3,
+          "share %s", saved["segment"])
+    check("false" in lines[1] and "unknown escape '%q'" in lines[1],
+          "escape: %s", lines[1])
