@@ -3,7 +3,7 @@
 the instances together run what one process would; --start-at, and the
 refusals of bad segments and start times.
 """
-import json, os, subprocess, time
+import json, os, signal, subprocess, time
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 
@@ -235,6 +235,18 @@ def start_at_waits(ctx, _):
     check(rc == 0 and s["start"]["at"] == when, "%s: exit %d %s %s", iso,
           rc, s and s["start"], err)
     check(s["start"]["late_s"] >= 0, "iso start %s", s["start"])
+    # a signal while waiting ends the wait: nothing ran, exit 143
+    p = subprocess.Popen([ctx.bin, "stress", "--json", "--op", "list",
+                          "--start-at", "%d" % (time.time() + 30), "-p",
+                          str(srv.port)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx.procs.append(p)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=10)
+    s = json.loads(out.decode())
+    check(p.returncode == 143 and s["interrupted"] == "SIGTERM" and
+          s["ok"] == 0, "interrupted wait: exit %d %s", p.returncode, err)
     for bad, word in (("%d" % (time.time() - 30), "in the past"),
                       ("2020-01-01T00:00:00Z", "in the past"),
                       ("%d" % (time.time() * 1000), "ahead"),
