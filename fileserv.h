@@ -7,7 +7,8 @@
  * processes), affinity.h (CPU lists and pinning), server.h (server, acceptor,
  * worker pool), spawn.h (a server as a child process), client.h, stress.h,
  * event.h (the stress engine's event loops), fiber.h (coroutines),
- * testdata.h, codec.h, bench.h (what bench measures against), cmdline.h
+ * segment.h and result.h (one instance of a distributed run, its result
+ * file), testdata.h, codec.h, bench.h (what bench measures against), cmdline.h
  * and commands.h (the command line), and
  * lua/lfileserv.h, lua/lstress.h and lua/json.h (the Lua glue).
  *
