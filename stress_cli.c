@@ -492,6 +492,27 @@ static void stress_print_thresholds(const cJSON *j)
 	}
 }
 
+/* Which share of a distributed run this was, and how late it started. */
+static void stress_print_segment(const cJSON *j)
+{
+	const cJSON *seg = cJSON_GetObjectItem(j, "segment");
+	const cJSON *late =
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(j, "start"), "late_s");
+	int first = (int)number(seg, "first_worker");
+	int clients = (int)number(seg, "clients");
+	if (number(seg, "count") > 1 && clients > 0)
+		printf("  segment %d of %d (from %s): clients %d-%d\n",
+		       (int)number(seg, "index"), (int)number(seg, "count"),
+		       string(seg, "source"), first, first + clients - 1);
+	else if (number(seg, "count") > 1)
+		printf("  segment %d of %d (from %s): no client\n",
+		       (int)number(seg, "index"), (int)number(seg, "count"),
+		       string(seg, "source"));
+	if (cJSON_IsNumber(late))
+		printf("  started %.3f ms after --start-at\n",
+		       late->valuedouble * 1e3);
+}
+
 void stress_print(const cJSON *j)
 {
 	const cJSON *l = cJSON_GetObjectItem(j, "latency_ms");
@@ -507,6 +528,7 @@ void stress_print(const cJSON *j)
 	if (sig)
 		printf("  interrupted by %s: this is what ran until then\n",
 		       sig);
+	stress_print_segment(j);
 	printf("  moved %s (verified %s), aggregate %s/s, per client %s/s, "
 	       "%.1f ops/s\n",
 	       units_format_bytes(number(j, "bytes"), a, sizeof(a)),

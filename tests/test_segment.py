@@ -86,6 +86,10 @@ def closed_split_is_exact(ctx, pool):
     check(rc == 0 and s and s["ok"] == 0 and s["clients"] == 0 and
           s["t_start"] is None, "empty instance: exit %d %s %s", rc, s, err)
     check("nothing to run" in err, "note: %r", err)
+    r = ctx.cli_ok(srv.port, "stress", "--op", "list", "-c", "10",
+                   "--segment", "1/3")
+    check("segment 1 of 3 (from option): clients 5-7" in r.stdout.decode(),
+          "summary: %s", r.stdout)
 
 
 @test(modes=POOLS, timeout=90)
