@@ -46,6 +46,7 @@ function matrix.run_record(result, err, round)
     client_cpu_s = result.client_cpu_s,
     errors = result.errors, first_error = result.first_error,
     interrupted = result.interrupted,
+    instances = result.instances, -- a merged run's (--instances)
   }
 end
 

@@ -39,6 +39,9 @@ usage: fileserv run scripts/stress_all.lua [options]
                       at it (default results)
   --server H:P        measure this running server: its mode and workers come
                       from its STATS; the files the run uploads are removed
+  --instances N       spread each cell's clients over N fileserv stress
+                      processes (--segment I/N, released together), merged
+                      with fileserv.merge (default 1: in this process)
   --sync              servers fsync every upload (default: --no-sync)
   --codec NAME        servers' base64 codec (default auto)
   --timeout S         per-operation idle timeout in seconds (default 600)
@@ -60,6 +63,7 @@ local ok, opts = pcall(fileserv.options, arg, {
   confidence = "0.95", seed = "", server_cpus = "", client_cpus = "",
   out = "results", server = "", sync = false, codec = "auto",
   timeout = "600", help = false, find_max = "", find_max_from = "1",
+  instances = "1",
 })
 if not ok or opts.help then
   io.stderr:write(ok and "" or ("stress_all: " .. opts .. "\n"), usage, "\n")
@@ -130,6 +134,8 @@ local settings = {
   client_pool = opts.client_pool ~= "" and opts.client_pool or nil,
   server_cpus = opts.server_cpus ~= "" and opts.server_cpus or nil,
   client_cpus = opts.client_cpus ~= "" and opts.client_cpus or nil,
+  instances = math.tointeger(number(opts.instances, "--instances", 1, 256))
+    or usage_error("--instances: '%s' is not a whole number", opts.instances),
 }
 settings.shared_cores = not (settings.server_cpus and settings.client_cpus)
 settings["repeat"] = settings.repeat_count
@@ -295,16 +301,49 @@ local function upload_sources(files)
   end
 end
 
+-- A cell's round as settings.instances processes of this fileserv
+-- (/proc/$PPID/exe: the shell's parent), each a --segment of the run,
+-- released at one --start-at, their summaries merged.
+local function run_instances(cell, name)
+  local target, n, file = target_of(cell), settings.instances, cell.file
+  local dir = string.format("%s/instances-%d", state.work, cell.number)
+  assert(os.execute("mkdir -p " .. sh_quote(dir)))
+  local args = {
+    "stress", "-s", target.host .. ":" .. target.port, "--op", cell.operation,
+    "--file", file.path, "--name", name, "-c", cell.client_workers,
+    "-P", cell.client_pool, "-t", timeout .. "s",
+    "--duration", math.max(settings.min_time_s, 1e-3) .. "s", "--json",
+    "--start-at", os.time() + 1,
+  }
+  if settings.warmup_s > 0 then table.insert(args, "--warmup=" .. settings.warmup_s .. "s") end
+  if settings.client_cpus then table.insert(args, "--cpus=" .. settings.client_cpus) end
+  for i, a in ipairs(args) do args[i] = sh_quote(a) end
+  local cmd, files = {}, {}
+  for i = 0, n - 1 do
+    files[i + 1] = string.format("%s/r-%d.json", dir, i)
+    cmd[#cmd + 1] = string.format('"/proc/$PPID/exe" %s --segment %d/%d > %s 2>/dev/null &',
+      table.concat(args, " "), i, n, sh_quote(files[i + 1]))
+  end
+  os.execute(table.concat(cmd, " ") .. " wait")
+  return fileserv.merge(files)
+end
+
 local function run_cell(cell, round)
   local file = cell.file
-  local result, err = fileserv.stress {
-    server = target_of(cell), op = cell.operation, file = file.path,
-    name = cell.operation == "upload" and file.upload_name or file.name,
-    clients = cell.client_workers, pool = cell.client_pool, verify = true,
-    timeout = timeout, duration = math.max(settings.min_time_s, 1e-3),
-    warmup = settings.warmup_s > 0 and settings.warmup_s or nil,
-    cpus = settings.client_cpus,
-  }
+  local name = cell.operation == "upload" and file.upload_name or file.name
+  local result, err
+  if settings.instances > 1 then
+    result, err = run_instances(cell, name)
+  else
+    result, err = fileserv.stress {
+      server = target_of(cell), op = cell.operation, file = file.path,
+      name = name, clients = cell.client_workers, pool = cell.client_pool,
+      verify = true, timeout = timeout,
+      duration = math.max(settings.min_time_s, 1e-3),
+      warmup = settings.warmup_s > 0 and settings.warmup_s or nil,
+      cpus = settings.client_cpus,
+    }
+  end
   local run = matrix.run_record(result, err, round)
   cell.runs[#cell.runs + 1] = run
   return run
@@ -428,6 +467,7 @@ end
 
 local function main(work)
   local started = fileserv.now()
+  state.work = work
   local modes, servers = axes.modes, axes.servers
   if opts.server ~= "" then
     modes, servers = remote_axes()

@@ -110,3 +110,27 @@ def matrix_find_max_bad_threshold(ctx, _):
     err = r.stderr.decode()
     check(r.returncode == 2 and "--find-max: invalid threshold 'p99<5'" in err
           and not os.path.exists(out), "exit %d: %s", r.returncode, err)
+
+
+@test(timeout=120)
+def matrix_instances(ctx, _):
+    """--instances 2 against a running server: each cell's round runs as
+    two fileserv stress processes, segments of one run, merged; the
+    cells' operations and bytes are those of the whole run."""
+    srv = ctx.server("thread", workers=2)
+    out = ctx.path("results")
+    r = ctx.cli(None, "run", SCRIPT, "--server", "127.0.0.1:%d" % srv.port,
+                "--instances", "2", "--ops", "download", "--sizes", "100kB",
+                "--clients", "3", "--repeat", "1", "--min-time", "0.2s",
+                "--warmup", "0", "--out", out, timeout=90)
+    check(r.returncode == 0, "exit %d: %s", r.returncode,
+          r.stderr.decode(errors="replace")[-800:])
+    with open(os.path.join(out, "latest", "results.json")) as f:
+        results = json.load(f)
+    run = results["cells"][0]["runs"][0]
+    check(run.get("instances") == 2 and run["ok"] > 0 and run["failed"] == 0
+          and run["bytes"] == run["ok"] * 100000,
+          "a merged run of 2 instances: %s", run)
+    r = ctx.cli(None, "run", SCRIPT, "--instances", "0", timeout=30)
+    check(r.returncode == 2 and b"--instances" in r.stderr,
+          "--instances 0: exit %d", r.returncode)
