@@ -44,6 +44,7 @@ function matrix.run_record(result, err, round)
     server_peak_rss_bytes = srv and srv.peak_rss_bytes,
     server_succeeded = srv and srv.succeeded, server_failed = srv and srv.failed,
     client_cpu_s = result.client_cpu_s,
+    client_engine = result.engine, -- event, thread or process (stress --help)
     errors = result.errors, first_error = result.first_error,
     interrupted = result.interrupted,
     instances = result.instances, -- a merged run's (--instances)
@@ -122,6 +123,9 @@ function matrix.summarize(cell, settings)
   local cv = cell.throughput_Bps and cell.throughput_Bps.cv
   cell.noisy = cv ~= nil and cv > settings.noisy_cv
   cell.errors = error_list(cell.runs)
+  for _, r in ipairs(cell.runs) do
+    if r.client_engine then cell.client_engine = r.client_engine break end
+  end
   cell.first_error = ""
   for _, r in ipairs(cell.runs) do
     local e = r.error or r.first_error
@@ -320,7 +324,7 @@ matrix.csv_columns = {
   "No", "Operation", "Volume", "Client workers", "Server workers",
   "Time per client (s)", "Throughput per client (B/s)",
   "Client workers succeeded/failed", "Server workers succeeded/failed",
-  "server_mode", "client_pool", "samples", "throughput_median_Bps",
+  "server_mode", "client_pool", "client_engine", "samples", "throughput_median_Bps",
   "throughput_ci_low_Bps", "throughput_ci_high_Bps", "throughput_cv",
   "ops_per_s_median", "latency_p50_ms", "latency_p99_ms", "noisy",
   "server_cpu_s", "server_cpu_s_per_GB", "server_peak_rss_bytes",
@@ -343,7 +347,8 @@ function matrix.csv_row(c)
     ["Throughput per client (B/s)"] = num(c.throughput_per_client_Bps, "%.0f"),
     ["Client workers succeeded/failed"] = c.ok .. "/" .. c.failed,
     ["Server workers succeeded/failed"] = srv,
-    server_mode = c.server_mode, client_pool = c.client_pool, samples = c.samples,
+    server_mode = c.server_mode, client_pool = c.client_pool,
+    client_engine = c.client_engine or "", samples = c.samples,
     throughput_median_Bps = num(t.median, "%.0f"),
     throughput_ci_low_Bps = num(t.ci_low, "%.0f"),
     throughput_ci_high_Bps = num(t.ci_high, "%.0f"),

@@ -569,6 +569,8 @@ test("small matrix end to end", function()
   check(rows[1].Operation == "download" and rows[5].Operation == "upload", "downloads first")
   check(rows[8].server_mode == "thread" and rows[9].server_mode == "process" and
         rows[9].client_pool == "process", "thread rows, then process rows")
+  check(rows[8].client_engine == "event" and rows[9].client_engine == "process",
+        "each row names its client engine")
   local f = assert(io.open(out .. "/latest/results.svg"))
   check(f:read("a"):find("<svg") ~= nil, "chart written")
   f:close()
@@ -581,6 +583,8 @@ test("small matrix end to end", function()
   check(math.type(results.cells[1].client_workers) == "integer" and
         type(results.cells[1].throughput_Bps.median) == "number", "numbers are numbers")
   check(results.meta.settings["repeat"] == 2 and results.meta.complete == true, "meta")
+  check(results.cells[1].runs[1].client_engine == results.cells[1].client_engine and
+        results.cells[1].client_engine ~= nil, "runs and cells name the client engine")
   check(results.analysis.headline:find("thread vs process"), "analysis headline")
   f = assert(io.open(out .. "/latest/results.html"))
   local page = f:read("a")
