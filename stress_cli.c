@@ -419,9 +419,12 @@ static void stress_note_segment(const struct stress_config *cfg)
 				  : "");
 }
 
+/* A field's number, 0 when absent (a merged result has no segment's
+ * first worker, say): cJSON's NaN would reach int casts. */
 static double number(const cJSON *obj, const char *key)
 {
-	return cJSON_GetNumberValue(cJSON_GetObjectItem(obj, key));
+	const cJSON *v = cJSON_GetObjectItem(obj, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
 static const char *string(const cJSON *obj, const char *key)
