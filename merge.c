@@ -16,6 +16,7 @@
  * message naming the input. */
 #include "merge.h"
 #include "stats.h"
+#include "stress.h"
 #include "threshold.h"
 
 #include <cjson/cJSON.h>
@@ -505,18 +506,6 @@ static double wall_time(struct merger *m)
 	return longest;
 }
 
-/* The histogram's figures in ms, as stress_to_json gives them. */
-static void add_figures(cJSON *o, const char *key, const struct histogram *h)
-{
-	cJSON *f = cJSON_AddObjectToObject(o, key);
-	cJSON_AddNumberToObject(f, "min", h->n ? h->min_ns / 1e6 : 0);
-	cJSON_AddNumberToObject(f, "mean", h->n ? h->sum_ns / h->n / 1e6 : 0);
-	cJSON_AddNumberToObject(f, "p50", hist_quantile(h, 0.50) / 1e6);
-	cJSON_AddNumberToObject(f, "p90", hist_quantile(h, 0.90) / 1e6);
-	cJSON_AddNumberToObject(f, "p99", hist_quantile(h, 0.99) / 1e6);
-	cJSON_AddNumberToObject(f, "max", h->max_ns / 1e6);
-}
-
 /* Rates over the merged wall time; the client figures weighted by each
  * instance's clients, as one run's mean over all its clients; CPU
  * seconds added. */
@@ -607,10 +596,10 @@ static int add_open(struct merger *m)
 				return -1;
 	copy_item(o, open0, "late_threshold_ms");
 	copy_item(o, open0, "max_late_s");
-	add_figures(o, "lateness_ms", m->lateness);
+	stress_add_latency(o, "lateness_ms", m->lateness);
 	cJSON_AddItemToObject(o, "lateness_histogram",
 			      hist_to_json(m->lateness));
-	add_figures(m->out, "service_ms", m->service);
+	stress_add_latency(m->out, "service_ms", m->service);
 	cJSON_AddItemToObject(m->out, "service_histogram",
 			      hist_to_json(m->service));
 	return 0;
@@ -891,7 +880,7 @@ static int merge_all(struct merger *m, const struct merge_options *opt)
 		if (sum_input(m, m->input[r]) < 0)
 			return -1;
 	add_rates(m, wall_time(m));
-	add_figures(m->out, "latency_ms", m->latency);
+	stress_add_latency(m->out, "latency_ms", m->latency);
 	cJSON_AddItemToObject(m->out, "latency_histogram",
 			      hist_to_json(m->latency));
 	if (add_open(m) < 0 || add_steps(m) < 0)

@@ -1393,7 +1393,7 @@ static void add_figures(cJSON *obj, const char *key, struct stress_latency l)
 	cJSON_AddNumberToObject(o, "max", l.max / 1e6);
 }
 
-static void add_latency(cJSON *obj, const char *key, const struct histogram *h)
+void stress_add_latency(cJSON *obj, const char *key, const struct histogram *h)
 {
 	add_figures(obj, key, latency_of(h));
 }
@@ -1539,10 +1539,10 @@ static void add_open(cJSON *o, const struct stress_config *cfg,
 	cJSON_AddNumberToObject(m, "late_threshold_ms", STRESS_LATE_S * 1e3);
 	cJSON_AddNumberToObject(m, "dropped", (double)op->dropped);
 	add_number_or_null(m, "max_late_s", cfg->max_late > 0, cfg->max_late);
-	add_latency(m, "lateness_ms", &op->lateness);
+	stress_add_latency(m, "lateness_ms", &op->lateness);
 	cJSON_AddItemToObject(m, "lateness_histogram",
 			      hist_to_json(&op->lateness));
-	add_latency(o, "service_ms", &op->service);
+	stress_add_latency(o, "service_ms", &op->service);
 	cJSON_AddItemToObject(o, "service_histogram",
 			      hist_to_json(&op->service));
 }
@@ -1640,7 +1640,7 @@ cJSON *stress_to_json(const struct stress_config *cfg,
 	cJSON_AddNumberToObject(o, "client_cpu_system_s", t->cpu_system);
 	cJSON_AddNumberToObject(o, "warmup_s",
 				cfg->duration > 0 ? cfg->warmup : 0);
-	add_latency(o, "latency_ms", &t->latency);
+	stress_add_latency(o, "latency_ms", &t->latency);
 	cJSON_AddItemToObject(o, "latency_histogram",
 			      hist_to_json(&t->latency));
 	if (cfg->plan)

@@ -236,6 +236,10 @@ const char *stress_op_name(enum stress_op op);
 /* The summary as JSON: the one representation the CLI prints and the Lua
  * binding converts. It checks cfg's thresholds: "thresholds" lists each
  * with its value and pass, and "thresholds_passed" says whether all did. */
+/* Adds {min, mean, p50, p90, p99, max} in ms of h to obj under key, the
+ * latency figures of a summary (merge writes its own the same way). */
+void stress_add_latency(struct cJSON *obj, const char *key,
+			const struct histogram *h);
 struct cJSON *stress_to_json(const struct stress_config *cfg,
 			     const struct stress_result *res);
 /* The result of a run that may have failed, as written for a merger:

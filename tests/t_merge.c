@@ -11,6 +11,7 @@
 #include "fileserv.h"
 #include "merge.h"
 #include "stats.h"
+#include "stress.h"
 #include "threshold.h"
 
 #include <cjson/cJSON.h>
@@ -23,17 +24,6 @@
 
 #define INSTANCES 4
 #define SAMPLES	  20000
-
-static void add_figures(cJSON *o, const char *key, const struct histogram *h)
-{
-	cJSON *f = cJSON_AddObjectToObject(o, key);
-	cJSON_AddNumberToObject(f, "min", h->n ? h->min_ns / 1e6 : 0);
-	cJSON_AddNumberToObject(f, "mean", h->n ? h->sum_ns / h->n / 1e6 : 0);
-	cJSON_AddNumberToObject(f, "p50", hist_quantile(h, 0.5) / 1e6);
-	cJSON_AddNumberToObject(f, "p90", hist_quantile(h, 0.9) / 1e6);
-	cJSON_AddNumberToObject(f, "p99", hist_quantile(h, 0.99) / 1e6);
-	cJSON_AddNumberToObject(f, "max", h->max_ns / 1e6);
-}
 
 /* An instance's summary, as fileserv stress writes it: rank of count
  * (a whole run's segment record, source "none", when count is 0), ok operations
@@ -60,7 +50,7 @@ static cJSON *summary(int rank, int count, const struct histogram *h, double t0,
 	cJSON_AddNumberToObject(o, "client_cpu_user_s", 0.5);
 	cJSON_AddNumberToObject(o, "client_cpu_system_s", 0.25);
 	cJSON_AddNumberToObject(o, "warmup_s", 0);
-	add_figures(o, "latency_ms", h);
+	stress_add_latency(o, "latency_ms", h);
 	cJSON_AddItemToObject(o, "latency_histogram", hist_to_json(h));
 	cJSON_AddNullToObject(o, "open_model");
 	cJSON *opt = cJSON_AddObjectToObject(o, "options");
@@ -145,7 +135,7 @@ static void test_exact(void)
 	    cJSON_Compare(cJSON_GetObjectItem(m, "latency_histogram"), want, 1),
 	    "merged buckets differ from the single histogram's");
 	cJSON *fig = cJSON_CreateObject();
-	add_figures(fig, "latency_ms", whole);
+	stress_add_latency(fig, "latency_ms", whole);
 	const cJSON *got = cJSON_GetObjectItem(m, "latency_ms");
 	static const char *const keys[] = {"min", "p50", "p90", "p99", "max"};
 	for (int k = 0; k < 5; k++)
