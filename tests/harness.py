@@ -641,6 +641,17 @@ class Ctx:
         except subprocess.TimeoutExpired:
             raise Failure("client %s timed out after %gs" % (args, timeout))
 
+    def stress_json(self, port, *args, timeout=60, env=None):
+        """fileserv stress --json ARGS: (exit status, summary or None,
+        stderr)."""
+        r = self.cli(port, "stress", "--json", *args, timeout=timeout,
+                     env=env)
+        try:
+            summary = json.loads(r.stdout.decode())
+        except ValueError:
+            summary = None
+        return r.returncode, summary, r.stderr.decode(errors="replace")
+
     def cli_ok(self, port, *args, **kw):
         r = self.cli(port, *args, **kw)
         check(r.returncode == 0, "fileserv %s: exit %d: %s", " ".join(args),

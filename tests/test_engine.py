@@ -9,7 +9,6 @@ import json, os, resource, socket, subprocess, time
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 from test_hostile_server import Hostile, never_read  # the fake server
-from test_load import stress  # fileserv stress --json
 
 ENGINES = {"event": [], "thread": ["--threads", "per-client"]}
 
@@ -35,7 +34,7 @@ def every_op_counts_and_verifies(ctx, _):
     digest = write_random(src, 100 * 1000 + 1)  # not a multiple of 3
     for engine, flags in ENGINES.items():
         for op in ("upload", "download", "list"):
-            rc, s, err = stress(ctx, srv.port, "--op", op, "--file", src,
+            rc, s, err = ctx.stress_json(srv.port, "--op", op, "--file", src,
                                 "--name", "f.bin", "--clients", "200",
                                 "--iterations", "2", *flags)
             check(rc == 0 and s, "%s %s: exit %d: %s", engine, op, rc, err)
@@ -56,7 +55,7 @@ def every_op_counts_and_verifies(ctx, _):
         check(sha256(os.path.join(srv.storage, "f.bin")) == digest,
               "%s: the uploaded bytes differ", engine)
     check(s["threads"] is None, "thread engine: threads %s", s["threads"])
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--clients", "5",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--clients", "5",
                         "--threads", "3")
     check(rc == 0 and s["engine"] == "event" and s["threads"] == 3 and
           s["options"]["clients"] == 5, "--threads 3: %s %s", s, err)
@@ -70,12 +69,12 @@ def wrong_bytes_are_a_mismatch(ctx, _):
     put_file(os.path.join(srv.storage, "f.bin"), b"server bytes")
     put_file(ctx.path("ref.bin"), b"other bytes!")
     for engine, flags in ENGINES.items():
-        rc, s, err = stress(ctx, srv.port, "--op", "download", "--file",
+        rc, s, err = ctx.stress_json(srv.port, "--op", "download", "--file",
                             ctx.path("ref.bin"), "--name", "f.bin",
                             "--clients", "3", *flags)
         check(rc == 1 and s["errors"]["mismatch"] == 3 and
               s["verified_bytes"] == 0, "%s: exit %d %s", engine, rc, s)
-        rc, s, err = stress(ctx, srv.port, "--op", "download", "--file",
+        rc, s, err = ctx.stress_json(srv.port, "--op", "download", "--file",
                             ctx.path("ref.bin"), "--name", "f.bin",
                             "--clients", "3", "--no-verify", *flags)
         check(rc == 0 and s["ok"] == 3 and s["bytes"] == 36,
@@ -132,7 +131,7 @@ def hostile_servers_classified_alike(ctx, _):
         peer = Hostile(behave)
         seen = {}
         for engine, flags in ENGINES.items():
-            rc, s, err = stress(ctx, peer.port, "--op", "download", "--name",
+            rc, s, err = ctx.stress_json(peer.port, "--op", "download", "--name",
                                 "f", "--no-verify", "--clients", "4",
                                 "--iterations", "2", "-t", "1", *flags,
                                 timeout=60)
@@ -158,12 +157,12 @@ def upload_to_a_server_that_does_not_read(ctx, _):
     port = free_port()
     for engine, flags in ENGINES.items():
         for p in (peer, peer_never):
-            rc, s, err = stress(ctx, p.port, "--op", "upload", "--file", big,
+            rc, s, err = ctx.stress_json(p.port, "--op", "upload", "--file", big,
                                 "--clients", "3", "-t", "1", *flags,
                                 timeout=60)
             check(rc == 1 and s["errors"]["timeout"] == 3,
                   "%s: exit %d %s %s", engine, rc, s and s["errors"], err)
-        rc, s, err = stress(ctx, port, "--op", "list", "--clients", "3",
+        rc, s, err = ctx.stress_json(port, "--op", "list", "--clients", "3",
                             *flags)
         check(rc == 1 and s["errors"]["refused"] == 3 and
               "cannot connect" in s["first_error"], "%s refused: %s",
@@ -179,7 +178,7 @@ def open_model_keeps_its_schedule(ctx, _):
     the service time), and the interval stream adds up to the summary."""
     srv = ctx.server("thread", workers=4)
     stream = ctx.path("stream.jsonl")
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--rate", "300",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--rate", "300",
                         "--duration", "2s", "--clients", "16",
                         "--interval", "0.5s", "--json-stream", stream)
     check(rc == 0 and s, "exit %d: %s", rc, err)
@@ -294,7 +293,7 @@ def client_stages_on_the_event_engine(ctx, _):
     runs while the stages have at least k clients (test_load checks the
     counts in flight), here 2 of 6 clients in all."""
     srv = ctx.server("thread", workers=2)
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--client-stages",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--client-stages",
                         "0.1s:2,0.4s:2", "--clients", "6", "--threads", "2")
     check(rc == 0 and s["engine"] == "event" and s["ok"] > 0 and
           s["failed"] == 0, "exit %d: %s %s", rc, s, err)

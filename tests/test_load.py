@@ -9,22 +9,12 @@ from harness import *  # noqa: F401,F403  (tests/harness.py)
 POOLS = ("thread", "process")
 
 
-def stress(ctx, port, *args, timeout=60):
-    """Runs fileserv stress --json; returns (exit status, summary, stderr)."""
-    r = ctx.cli(port, "stress", "--json", *args, timeout=timeout)
-    try:
-        summary = json.loads(r.stdout.decode())
-    except ValueError:
-        summary = None
-    return r.returncode, summary, r.stderr.decode(errors="replace")
-
-
 @test(modes=POOLS, timeout=60)
 def rate_is_kept(ctx, pool):
     """With a fast server the achieved rate is within 1% of the target,
     in both client pools, and every arrival is started."""
     srv = ctx.server("thread", workers=4)
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--rate", "200",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--rate", "200",
                         "--duration", "2s", "--clients", "4", "--pool", pool)
     check(rc == 0 and s, "exit %d: %s", rc, err)
     m = s["open_model"]
@@ -72,13 +62,13 @@ def stages_follow_the_plan(ctx, _):
     """0 -> 100/s over 0.5 s, then 100/s for 0.5 s: exactly 75 arrivals;
     Poisson arrivals with a seed run the same plan."""
     srv = ctx.server("thread", workers=4)
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--stages",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--stages",
                         "0.5s:100,0.5s:100", "--clients", "2")
     check(rc == 0 and s, "exit %d: %s", rc, err)
     check(s["open_model"]["started"] == 75 and s["ok"] == 75,
           "ramp and plateau: %s", s["open_model"])
     check(s["open_model"]["stages"] is True, "stages recorded")
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--rate", "300",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--rate", "300",
                         "--duration", "1s", "--poisson", "--seed", "7")
     check(rc == 0 and s["open_model"]["arrivals"] == "poisson" and
           200 < s["ok"] < 400, "poisson: exit %d, %s", rc, s and s["ok"])
@@ -87,7 +77,7 @@ def stages_follow_the_plan(ctx, _):
 @test(timeout=60)
 def thresholds_set_the_exit_status(ctx, _):
     srv = ctx.server("thread", workers=2)
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--rate", "100",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--rate", "100",
                         "--duration", "0.5s", "--threshold", "p99<10s",
                         "--threshold", "failed<1%", "--threshold",
                         "rate>=50")
@@ -96,7 +86,7 @@ def thresholds_set_the_exit_status(ctx, _):
     check([t["threshold"] for t in s["thresholds"]] ==
           ["p99<10s", "failed<1%", "rate>=50"] and
           all(t["pass"] for t in s["thresholds"]), "%s", s["thresholds"])
-    rc, s, err = stress(ctx, srv.port, "--op", "list", "--iterations", "5",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--iterations", "5",
                         "--threshold", "ops>1000000000", "--threshold",
                         "p99<10s", "--threshold", "rate>1")
     check(rc == 4 and s["thresholds_passed"] is False, "exit %d", rc)
@@ -278,7 +268,7 @@ def client_stages_set_the_active_clients(ctx, pool):
     stop, seen = threading.Event(), []
     port = list_server(0.02, stop, concurrent=True, seen=seen)
     try:
-        rc, s, err = stress(ctx, port, "--op", "list", "--client-stages",
+        rc, s, err = ctx.stress_json(port, "--op", "list", "--client-stages",
                             "0.1s:1,2s:1,0.1s:3,1s:3", "--clients", "4",
                             "--pool", pool)
     finally:

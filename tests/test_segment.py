@@ -31,16 +31,6 @@ print(fileserv.json.encode(s))
 """
 
 
-def stress_json(ctx, port, *args, env=None):
-    """fileserv stress --json ARGS: (exit status, summary or None, stderr)."""
-    r = ctx.cli(port, "stress", "--json", *args, env=env)
-    try:
-        summary = json.loads(r.stdout.decode())
-    except ValueError:
-        summary = None
-    return r.returncode, summary, r.stderr.decode(errors="replace")
-
-
 def together(ctx, commands, env=None):
     """Runs the commands at once; returns [(exit status, stdout, stderr)]."""
     procs = [subprocess.Popen(c, stdin=subprocess.DEVNULL, env=env,
@@ -81,7 +71,7 @@ def closed_split_is_exact(ctx, pool):
     check(all(s["options"]["clients"] == 10 and
               s["segment"]["count"] == 3 for s in got), "options %s", got[0])
     check(sum(s["latency_histogram"]["n"] for s in got) == 70, "histograms")
-    rc, s, err = stress_json(ctx, srv.port, "--op", "list", "-c", "2",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "-c", "2",
                              "--segment", "3/4")
     check(rc == 0 and s and s["ok"] == 0 and s["clients"] == 0 and
           s["t_start"] is None, "empty instance: exit %d %s %s", rc, s, err)
@@ -176,7 +166,7 @@ def launchers_environment(ctx, _):
              ({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"},
               ("--segment", "0/1"), "option", 0, 1)]
     for env, extra, source, index, count in cases:
-        rc, s, err = stress_json(ctx, srv.port, "--op", "list", "-c", "6",
+        rc, s, err = ctx.stress_json(srv.port, "--op", "list", "-c", "6",
                                  *extra, env=dict(clean, **env))
         check(rc == 0 and s, "%s: exit %d: %s", env, rc, err)
         seg = s["segment"]
@@ -184,7 +174,7 @@ def launchers_environment(ctx, _):
               (source, index, count), "%s: %s", env, seg)
         check(s["ok"] == 6 // count + (index < 6 % count), "%s: ok %d",
               env, s["ok"])
-    rc, s, err = stress_json(ctx, srv.port, "--op", "list", env=clean)
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", env=clean)
     check(rc == 0 and s["segment"] == {"index": 0, "count": 1,
                                        "source": "none", "first_worker": 1,
                                        "clients": 1}, "no launcher: %s",
@@ -205,7 +195,7 @@ def launchers_environment(ctx, _):
             "at least 2 clients")]
     before = json.loads(ctx.cli_ok(srv.port, "stats", "--json").stdout)
     for env, extra, word in bad:
-        rc, s, err = stress_json(ctx, srv.port, "--op", "list", *extra,
+        rc, s, err = ctx.stress_json(srv.port, "--op", "list", *extra,
                                  env=dict(clean, **env))
         check(rc == 2 and word in err, "%s %s: exit %d: %s", env, extra, rc,
               err)
@@ -222,7 +212,7 @@ def start_at_waits(ctx, _):
     srv = ctx.server("thread", workers=4)
     at = time.time() + 1.5
     t0 = time.time()
-    rc, s, err = stress_json(ctx, srv.port, "--op", "list", "--start-at",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--start-at",
                              "%.3f" % at)
     check(rc == 0 and s, "exit %d: %s", rc, err)
     check(time.time() - t0 >= 1.3, "did not wait")
@@ -234,7 +224,7 @@ def start_at_waits(ctx, _):
           "t_start %s t_end %s", s["t_start"], s["t_end"])
     when = int(time.time()) + 2
     iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-    rc, s, err = stress_json(ctx, srv.port, "--op", "list", "--start-at",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--start-at",
                              iso)
     check(rc == 0 and s["start"]["at"] == when, "%s: exit %d %s %s", iso,
           rc, s and s["start"], err)
@@ -257,7 +247,7 @@ def start_at_waits(ctx, _):
                       ("2026-11-30T10:00:00", "invalid time"),
                       ("2026-02-30T10:00:00Z", "invalid time"),
                       ("tomorrow", "invalid time"), ("1.2.3", "invalid")):
-        rc, s, err = stress_json(ctx, srv.port, "--op", "list",
+        rc, s, err = ctx.stress_json(srv.port, "--op", "list",
                                  "--start-at", bad)
         check(rc == 2 and word in err, "%s: exit %d: %s", bad, rc, err)
 
@@ -325,11 +315,11 @@ def out_json_on_failure(ctx, _):
     saved = load(ctx.path("late-0.json"))
     check("in the past" in saved["error"] and
           saved["error_class"] == "usage", "refused run: %s", saved)
-    rc, s, err = stress_json(ctx, srv.port, "--op", "list", "--out-json",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--out-json",
                              ctx.path("no", "such", "dir", "r.json"))
     check(rc == 3 and "no/such/dir/r.json" in err and s["ok"] == 1,
           "unwritable: exit %d: %s", rc, err)
-    rc, s, err = stress_json(ctx, srv.port, "--op", "list", "--out-json",
+    rc, s, err = ctx.stress_json(srv.port, "--op", "list", "--out-json",
                              ctx.path("r-%x.json"))
     check(rc == 2 and "unknown escape '%x'" in err, "escape: exit %d: %s",
           rc, err)
