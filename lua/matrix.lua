@@ -6,9 +6,36 @@
 -- writes the analysis from those verdicts, and gives the CSV columns. The
 -- results table it builds is what results.json holds (docs/results.md);
 -- `fileserv compare` reads two of them back.
+local fileserv = require "fileserv"
 local stats = require "fileserv.stats"
 
 local matrix = { SCHEMA = 1 }
+
+-- The machine's own steadiness. A fixed amount of interpreter work (no
+-- I/O, no allocation) is timed just before each run, while the servers
+-- sit idle: its spread over the whole matrix is the floor under the
+-- cells' spread. A virtual machine sharing its host, or a CPU changing
+-- its clock, varies this by 10% or more, and no cell can be steadier
+-- than the machine that runs it.
+matrix.PROBE_STEPS = 1500000
+
+function matrix.probe()
+  local t0, s = fileserv.now(), 0
+  for i = 1, matrix.PROBE_STEPS do s = s + i % 7 end
+  return (fileserv.now() - t0) * 1e3, s
+end
+
+-- The probe's figures over every run of the cells (nil without probes).
+function matrix.probe_summary(cells)
+  local ms = {}
+  for _, c in ipairs(cells) do
+    for _, r in ipairs(c.runs) do ms[#ms + 1] = r.probe_ms end
+  end
+  if #ms == 0 then return nil end
+  local s = stats.summary(ms)
+  return { steps = matrix.PROBE_STEPS, n = s.n, median_ms = s.median, min_ms = s.min,
+           max_ms = s.max, cv = s.cv }
+end
 
 -- The fields that name a configuration, in the order that builds its key.
 local KEY_FIELDS = { "operation", "volume", "client_workers", "server_workers",
@@ -226,6 +253,22 @@ local function noise_paragraph(cells, settings)
     pct(settings.noisy_cv))
 end
 
+local function machine_paragraph(probe, settings)
+  if not probe or not probe.cv then return nil end
+  local text = string.format("Machine: a fixed CPU loop (%g million interpreter steps, no I/O), " ..
+    "timed before each of the %d runs with the servers idle, took %.1f ms at the median " ..
+    "(%.1f to %.1f ms, CV %.1f%%). That is how much this machine's own speed varied " ..
+    "while it measured.", probe.steps / 1e6, probe.n, probe.median_ms, probe.min_ms,
+    probe.max_ms, probe.cv * 100)
+  if probe.cv > settings.noisy_cv then
+    return text .. string.format(" It is above the %s noise threshold: cells " ..
+      "flagged noisy may owe their spread to the machine rather than to the server, " ..
+      "and only differences well beyond it can reach a verdict.", pct(settings.noisy_cv))
+  end
+  return text .. string.format(" It is below the %s noise threshold, so a noisy " ..
+    "cell is noisy in its own right.", pct(settings.noisy_cv))
+end
+
 local function held_paragraph(comparisons, settings)
   local pools = false
   for _, c in ipairs(comparisons) do if c.axis == "pools" then pools = true end end
@@ -279,6 +322,7 @@ function matrix.analysis(cells, comparisons, meta)
   end
   p[#p + 1] = held_paragraph(comparisons, meta.settings)
   p[#p + 1] = noise_paragraph(cells, meta.settings)
+  p[#p + 1] = machine_paragraph(matrix.probe_summary(cells), meta.settings)
   p[#p + 1] = cores_paragraph(meta)
   p[#p + 1] = matrix.scaling_paragraph(cells)
   return out

@@ -332,6 +332,7 @@ local function run_cell(cell, round)
   local file = cell.file
   local name = cell.operation == "upload" and file.upload_name or file.name
   local result, err
+  local probe_ms = matrix.probe()
   if settings.instances > 1 then
     result, err = run_instances(cell, name)
   else
@@ -345,6 +346,7 @@ local function run_cell(cell, round)
     }
   end
   local run = matrix.run_record(result, err, round)
+  run.probe_ms = probe_ms
   cell.runs[#cell.runs + 1] = run
   return run
 end
@@ -432,6 +434,7 @@ local function results_table(cells, meta)
   return {
     schema = matrix.SCHEMA, meta = meta, cells = out_cells,
     comparisons = comparisons, analysis = matrix.analysis(cells, comparisons, meta),
+    probe = matrix.probe_summary(cells),
     capacity = capacity,
   }
 end

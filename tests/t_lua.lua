@@ -586,6 +586,16 @@ test("small matrix end to end", function()
   check(results.cells[1].runs[1].client_engine == results.cells[1].client_engine and
         results.cells[1].client_engine ~= nil, "runs and cells name the client engine")
   check(results.analysis.headline:find("thread vs process"), "analysis headline")
+  local probes = 0
+  for _, c in ipairs(results.cells) do
+    for _, r in ipairs(c.runs) do
+      if type(r.probe_ms) == "number" and r.probe_ms > 0 then probes = probes + 1 end
+    end
+  end
+  check(probes == 32 and results.probe.n == 32 and results.probe.min_ms <= results.probe.median_ms,
+        "every run timed the machine probe: " .. probes)
+  check(table.concat(results.analysis.paragraphs, " "):find("Machine: a fixed CPU loop"),
+        "the analysis reports the machine's steadiness")
   f = assert(io.open(out .. "/latest/results.html"))
   local page = f:read("a")
   f:close()

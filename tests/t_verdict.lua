@@ -142,6 +142,27 @@ test("pairs differ in one axis, or say both changed", function()
   check(text:find("same 2 cores"), "warns about shared cores")
 end)
 
+test("the machine probe and its paragraph", function()
+  local ms = matrix.probe()
+  check(type(ms) == "number" and ms > 0, "the probe takes time")
+  local function with_probes(values)
+    local c = cell(1, "thread", "thread", { 100e6, 101e6, 99e6 })
+    for i, v in ipairs(values) do c.runs[i].probe_ms = v end
+    return { c }
+  end
+  local meta = { cores = 2, settings = settings }
+  local p = matrix.probe_summary(with_probes { 10, 10.1, 9.9 })
+  check(p.n == 3 and p.median_ms == 10 and p.min_ms == 9.9 and p.max_ms == 10.1, "summary")
+  local text = table.concat(matrix.analysis(with_probes { 10, 10.1, 9.9 }, {}, meta).paragraphs, " ")
+  check(text:find("took 10.0 ms at the median %(9.9 to 10.1 ms, CV 1.0%%%)") and
+        text:find("below the 5%% noise threshold"), "steady machine: " .. text)
+  text = table.concat(matrix.analysis(with_probes { 10, 13, 8 }, {}, meta).paragraphs, " ")
+  check(text:find("above the 5%% noise threshold"), "unsteady machine: " .. text)
+  text = table.concat(matrix.analysis({ cell(1, "thread", "thread", { 1, 2 }) }, {}, meta).paragraphs, " ")
+  check(matrix.probe_summary({ cell(1, "thread", "thread", { 1, 2 }) }) == nil and
+        not text:find("Machine:"), "no probes, no paragraph")
+end)
+
 local compare = require "fileserv.compare"
 
 local function results(cells) return { schema = 1, meta = {}, cells = cells } end
