@@ -25,6 +25,38 @@ function matrix.probe()
   return (fileserv.now() - t0) * 1e3, s
 end
 
+-- The kernel's count of TCP SYN retransmissions on this machine
+-- (TCPSynRetrans in /proc/net/netstat), or nil where it cannot be read.
+-- A retransmitted SYN delays its connection by a second or more. On
+-- loopback it happens when a client port is reused while the server
+-- still holds the last connection on it in TIME_WAIT and refuses the new
+-- SYN: a run with one has a second-long operation that its cell's spread
+-- shows and the analysis names.
+function matrix.syn_retransmits(path)
+  local f = io.open(path or "/proc/net/netstat")
+  if not f then return nil end
+  local names
+  for line in f:lines() do
+    if line:match("^TcpExt:") then
+      if not names then
+        names = line
+      else
+        local i, values = 0, {}
+        for v in line:gmatch("%S+") do values[#values + 1] = v end
+        for name in names:gmatch("%S+") do
+          i = i + 1
+          if name == "TCPSynRetrans" then
+            f:close()
+            return math.tointeger(values[i])
+          end
+        end
+      end
+    end
+  end
+  f:close()
+  return nil
+end
+
 -- The probe's figures over every run of the cells (nil without probes).
 function matrix.probe_summary(cells)
   local ms = {}
@@ -147,6 +179,7 @@ function matrix.summarize(cell, settings)
   cell.verified_bytes = sum(cell.runs, "verified_bytes")
   cell.server_succeeded = sum(cell.runs, "server_succeeded")
   cell.server_failed = sum(cell.runs, "server_failed")
+  cell.syn_retransmits = sum(cell.runs, "syn_retransmits")
   local cv = cell.throughput_Bps and cell.throughput_Bps.cv
   cell.noisy = cv ~= nil and cv > settings.noisy_cv
   cell.errors = error_list(cell.runs)
@@ -269,6 +302,25 @@ local function machine_paragraph(probe, settings)
     "cell is noisy in its own right.", pct(settings.noisy_cv))
 end
 
+local function syn_paragraph(cells)
+  local runs, total, where = 0, 0, {}
+  for _, c in ipairs(cells) do
+    for _, r in ipairs(c.runs) do
+      if (r.syn_retransmits or 0) > 0 then
+        runs, total = runs + 1, total + r.syn_retransmits
+        where[#where + 1] = string.format("#%d round %d", c.number, r.round)
+      end
+    end
+  end
+  if total == 0 then return nil end
+  if #where > 8 then where = { table.concat(where, ", ", 1, 8) .. " and " .. (#where - 8) .. " more" } end
+  return string.format("Connections: the kernel retransmitted %d TCP SYN%s during %d " ..
+    "run%s (%s; counted machine-wide). Each delays a connection by a second or more, " ..
+    "usually because a reused client port met the server's TIME_WAIT, and the cell's " ..
+    "spread shows it.", total, total == 1 and "" or "s", runs, runs == 1 and "" or "s",
+    table.concat(where, ", "))
+end
+
 local function held_paragraph(comparisons, settings)
   local pools = false
   for _, c in ipairs(comparisons) do if c.axis == "pools" then pools = true end end
@@ -323,6 +375,7 @@ function matrix.analysis(cells, comparisons, meta)
   p[#p + 1] = held_paragraph(comparisons, meta.settings)
   p[#p + 1] = noise_paragraph(cells, meta.settings)
   p[#p + 1] = machine_paragraph(matrix.probe_summary(cells), meta.settings)
+  p[#p + 1] = syn_paragraph(cells)
   p[#p + 1] = cores_paragraph(meta)
   p[#p + 1] = matrix.scaling_paragraph(cells)
   return out

@@ -333,6 +333,7 @@ local function run_cell(cell, round)
   local name = cell.operation == "upload" and file.upload_name or file.name
   local result, err
   local probe_ms = matrix.probe()
+  local syn = matrix.syn_retransmits()
   if settings.instances > 1 then
     result, err = run_instances(cell, name)
   else
@@ -347,6 +348,8 @@ local function run_cell(cell, round)
   end
   local run = matrix.run_record(result, err, round)
   run.probe_ms = probe_ms
+  local syn_after = matrix.syn_retransmits()
+  run.syn_retransmits = syn and syn_after and syn_after - syn
   cell.runs[#cell.runs + 1] = run
   return run
 end

@@ -163,6 +163,34 @@ test("the machine probe and its paragraph", function()
         not text:find("Machine:"), "no probes, no paragraph")
 end)
 
+test("SYN retransmissions: read from the kernel's counters and named", function()
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write("TcpExt: SyncookiesSent PAWSTimewait TCPSynRetrans TWKilled\n",
+          "TcpExt: 0 25 39 0\n",
+          "IpExt: InNoRoutes\nIpExt: 0\n")
+  f:close()
+  check(matrix.syn_retransmits(path) == 39, "TCPSynRetrans from its column")
+  f = assert(io.open(path, "w"))
+  f:write("TcpExt: SyncookiesSent\nTcpExt: 0\n")
+  f:close()
+  check(matrix.syn_retransmits(path) == nil, "no such counter: nil")
+  os.remove(path)
+  check(matrix.syn_retransmits(path) == nil, "no file: nil")
+  local live = matrix.syn_retransmits()
+  check(live == nil or math.type(live) == "integer", "this machine's counter")
+  local c = cell(7, "thread", "thread", { 100e6, 10e6, 99e6 })
+  c.runs[2].syn_retransmits = 1
+  local meta = { cores = 2, settings = settings }
+  matrix.summarize(c, settings)
+  check(c.syn_retransmits == 1, "a cell sums its runs'")
+  local text = table.concat(matrix.analysis({ c }, {}, meta).paragraphs, " ")
+  check(text:find("retransmitted 1 TCP SYN during 1 run %(#7 round 2"), "named: " .. text)
+  c.runs[2].syn_retransmits = 0
+  text = table.concat(matrix.analysis({ c }, {}, meta).paragraphs, " ")
+  check(not text:find("SYN"), "none, not mentioned")
+end)
+
 local compare = require "fileserv.compare"
 
 local function results(cells) return { schema = 1, meta = {}, cells = cells } end
