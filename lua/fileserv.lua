@@ -131,6 +131,82 @@ function fileserv.options(args, defaults)
   return opts, rest
 end
 
+-- A script's command line: fileserv.options against defaults (which
+-- should have help = false), with the script's usage text. --help prints
+-- the usage on stderr and exits 0; a bad option prints the error and the
+-- usage and exits 2. Returns opts, rest and a checker whose methods
+-- convert an option's text or end the script with exit status 2 and a
+-- message naming the option and its value:
+--   check.fail(fmt, ...), check.number(text, what, min, max),
+--   check.count(text, what, min, max) (a whole number),
+--   check.seconds(text, what), check.size(text, what),
+--   check.one_of(list, allowed, what) (allowed: a set; the list non-empty).
+function fileserv.script_options(args, defaults, usage)
+  local program = tostring(args[0]):match("([^/]+)%.lua$") or tostring(args[0])
+  local ok, opts, rest = pcall(fileserv.options, args, defaults)
+  if not ok or opts.help then
+    io.stderr:write(ok and "" or (program .. ": " .. opts .. "\n"), usage, "\n")
+    os.exit(ok and 0 or 2)
+  end
+  local check = {}
+  function check.fail(fmt, ...)
+    io.stderr:write(program, ": ", string.format(fmt, ...), "\nsee 'fileserv run ",
+                    tostring(args[0]), " --help'\n")
+    os.exit(2)
+  end
+  function check.number(text, what, min, max)
+    local v = tonumber(text)
+    if not v or v ~= v or v < min or v > max then
+      check.fail("%s: '%s' is not a number from %g to %g", what, text, min, max)
+    end
+    return v
+  end
+  function check.count(text, what, min, max)
+    return math.tointeger(check.number(text, what, min, max)) or
+      check.fail("%s: '%s' is not a whole number", what, text)
+  end
+  function check.seconds(text, what)
+    local ok_s, v = pcall(fileserv.seconds, text)
+    if not ok_s or v < 0 then check.fail("%s: '%s' is not a duration", what, text) end
+    return v
+  end
+  function check.size(text, what)
+    local ok_s, v = pcall(fileserv.size, text)
+    if not ok_s then check.fail("%s: '%s' is not a size", what, text) end
+    return v
+  end
+  function check.one_of(list, allowed, what)
+    for _, v in ipairs(list) do
+      if not allowed[v] then check.fail("%s: unknown value '%s'", what, v) end
+    end
+    if #list == 0 then check.fail("%s: empty list", what) end
+    return list
+  end
+  return opts, rest, check
+end
+
+-- Quotes text for a POSIX shell command line.
+function fileserv.shell_quote(text)
+  return "'" .. tostring(text):gsub("'", "'\\''") .. "'"
+end
+
+-- Makes a new directory under $TMPDIR (default /tmp) named TAG.XXXXXX
+-- (mktemp -d). Returns its path, or nil, message.
+function fileserv.tempdir(tag)
+  local p = io.popen("mktemp -d -t " .. fileserv.shell_quote(tag .. ".XXXXXX"))
+  local path = p and p:read("l")
+  if p then p:close() end
+  if not path or path == "" then return nil, "mktemp -d " .. tag .. ": failed" end
+  return path
+end
+
+-- Removes a directory and everything in it (rm -rf). Returns true, or
+-- nil, message.
+function fileserv.remove_tree(path)
+  if os.execute("rm -rf -- " .. fileserv.shell_quote(path)) then return true end
+  return nil, "rm -rf " .. path .. ": failed"
+end
+
 -- Splits "a,b,c" into a list.
 function fileserv.list(text)
   local out = {}

@@ -84,6 +84,22 @@ local function server_cpu(srv)
   return srv.cpu_user_s + (srv.cpu_system_s or 0)
 end
 
+-- The fileserv.stress options of one run of a cell (its file: path,
+-- name, upload_name) against target: every client worker repeats the
+-- operation until settings.min_time_s has passed, after settings.warmup_s
+-- that is not counted, every download verified.
+function matrix.stress_options(cell, target, settings)
+  local file = cell.file
+  return {
+    server = target, op = cell.operation, file = file.path,
+    name = cell.operation == "upload" and file.upload_name or file.name,
+    clients = cell.client_workers, pool = cell.client_pool, verify = true,
+    timeout = settings.timeout_s, duration = math.max(settings.min_time_s, 1e-3),
+    warmup = settings.warmup_s > 0 and settings.warmup_s or nil,
+    cpus = settings.client_cpus,
+  }
+end
+
 -- One round of a cell, from fileserv.stress's result (or its error).
 function matrix.run_record(result, err, round)
   if not result then

@@ -167,6 +167,23 @@ function stats.compare(a, b, confidence)
   return r
 end
 
+-- The Wilson score interval of a proportion: k successes in n trials at
+-- confidence (default 0.95). Returns low, high (0, 1 when n is 0). Unlike
+-- the normal approximation it stays inside [0, 1] and is honest at k = 0
+-- or k = n, which is where a false-positive rate usually lies.
+function stats.wilson(k, n, confidence)
+  assert(n >= 0 and k >= 0 and k <= n, "wilson: 0 <= k <= n")
+  if n == 0 then return 0, 1 end
+  -- the normal quantile, as Student's t with 1e8 degrees of freedom
+  -- (within 1e-7 of it)
+  local z = stats.t_quantile(1 - (1 - (confidence or 0.95)) / 2, 1e8)
+  local p, z2 = k / n, z * z
+  local centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+  local half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+  -- exact at the ends (the formula gives them up to rounding)
+  return k == 0 and 0 or centre - half, k == n and 1 or centre + half
+end
+
 -- "faster by 12% (95% CI 5% to 19%)"-style text for a comparison of a
 -- (named a_label) with b.
 function stats.describe(c, a_label, b_label, confidence)

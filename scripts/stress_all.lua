@@ -56,7 +56,7 @@ Exit status: 0 all cells measured, 1 some operations failed, 2 usage,
 130/143 interrupted (the rows finished so far are written, marked
 incomplete).]]
 
-local ok, opts = pcall(fileserv.options, arg, {
+local opts, _, check = fileserv.script_options(arg, {
   ops = "download,upload", sizes = "10MB,50MB,100MB", clients = "1,5,50",
   servers = "1,5,50", modes = "thread,process", client_pool = "",
   ["repeat"] = "3", min_time = "0.5s", warmup = "0.1s", noisy_cv = "0.05",
@@ -64,48 +64,15 @@ local ok, opts = pcall(fileserv.options, arg, {
   out = "results", server = "", sync = false, codec = "auto",
   timeout = "600", help = false, find_max = "", find_max_from = "1",
   instances = "1",
-})
-if not ok or opts.help then
-  io.stderr:write(ok and "" or ("stress_all: " .. opts .. "\n"), usage, "\n")
-  os.exit(ok and 0 or 2)
-end
-
-local function usage_error(fmt, ...)
-  io.stderr:write("stress_all: ", string.format(fmt, ...),
-                  "\nsee 'fileserv run scripts/stress_all.lua --help'\n")
-  os.exit(2)
-end
-
-local function one_of(list, allowed, what)
-  for _, v in ipairs(list) do
-    if not allowed[v] then usage_error("%s: unknown value '%s'", what, v) end
-  end
-  if #list == 0 then usage_error("%s: empty list", what) end
-  return list
-end
-
-local function number(text, what, min, max)
-  local v = tonumber(text)
-  if not v or v ~= v or v < min or v > max then
-    usage_error("%s: '%s' is not a number from %g to %g", what, text, min, max)
-  end
-  return v
-end
+}, usage)
+local usage_error, one_of, number, seconds =
+  check.fail, check.one_of, check.number, check.seconds
 
 local function counts(text, what)
   local out = {}
-  for i, v in ipairs(fileserv.list(text)) do
-    out[i] = math.tointeger(number(v, what, 1, 10000)) or
-      usage_error("%s: '%s' is not a whole number", what, v)
-  end
+  for i, v in ipairs(fileserv.list(text)) do out[i] = check.count(v, what, 1, 10000) end
   if #out == 0 then usage_error("%s: empty list", what) end
   return out
-end
-
-local function seconds(text, what)
-  local ok_s, v = pcall(fileserv.seconds, text)
-  if not ok_s or v < 0 then usage_error("%s: '%s' is not a duration", what, text) end
-  return v
 end
 
 local axes = {
@@ -115,31 +82,28 @@ local axes = {
   modes = one_of(fileserv.list(opts.modes),
                  { single = true, thread = true, process = true }, "--modes"),
 }
-for _, s in ipairs(axes.sizes) do
-  if not pcall(fileserv.size, s) then usage_error("--sizes: '%s' is not a size", s) end
-end
+for _, s in ipairs(axes.sizes) do check.size(s, "--sizes") end
 if opts.client_pool ~= "" then
   one_of({ opts.client_pool }, { thread = true, process = true }, "--client-pool")
 end
 
 local settings = {
-  repeat_count = math.tointeger(number(opts["repeat"], "--repeat", 1, 1000)),
+  repeat_count = check.count(opts["repeat"], "--repeat", 1, 1000),
   min_time_s = seconds(opts.min_time, "--min-time"),
   warmup_s = seconds(opts.warmup, "--warmup"),
   noisy_cv = number(opts.noisy_cv, "--noisy-cv", 0, 10),
   confidence = number(opts.confidence, "--confidence", 0.5, 0.999),
-  seed = opts.seed ~= "" and math.tointeger(number(opts.seed, "--seed", 0, 2 ^ 53))
-    or os.time(),
+  seed = opts.seed ~= "" and check.count(opts.seed, "--seed", 0, 2 ^ 53) or os.time(),
   layout = opts.client_pool == "" and "original" or "client-pool",
   client_pool = opts.client_pool ~= "" and opts.client_pool or nil,
   server_cpus = opts.server_cpus ~= "" and opts.server_cpus or nil,
   client_cpus = opts.client_cpus ~= "" and opts.client_cpus or nil,
-  instances = math.tointeger(number(opts.instances, "--instances", 1, 256))
-    or usage_error("--instances: '%s' is not a whole number", opts.instances),
+  instances = check.count(opts.instances, "--instances", 1, 256),
 }
 settings.shared_cores = not (settings.server_cpus and settings.client_cpus)
 settings["repeat"] = settings.repeat_count
 local timeout = number(opts.timeout, "--timeout", 0.001, 86400)
+settings.timeout_s = timeout
 for _, t in ipairs(fileserv.list(opts.find_max)) do
   local ok_t, err = fileserv.threshold(t)
   if not ok_t then usage_error("--find-max: %s", err) end
@@ -154,7 +118,7 @@ local capacity = opts.find_max ~= "" and {
 
 -- ---- where things go ----
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh_quote = fileserv.shell_quote
 
 local function run_dir()
   assert(os.execute("mkdir -p " .. sh_quote(opts.out)))
@@ -329,22 +293,14 @@ local function run_instances(cell, name)
 end
 
 local function run_cell(cell, round)
-  local file = cell.file
-  local name = cell.operation == "upload" and file.upload_name or file.name
+  local options = matrix.stress_options(cell, target_of(cell), settings)
   local result, err
   local probe_ms = matrix.probe()
   local syn = matrix.syn_retransmits()
   if settings.instances > 1 then
-    result, err = run_instances(cell, name)
+    result, err = run_instances(cell, options.name)
   else
-    result, err = fileserv.stress {
-      server = target_of(cell), op = cell.operation, file = file.path,
-      name = name, clients = cell.client_workers, pool = cell.client_pool,
-      verify = true, timeout = timeout,
-      duration = math.max(settings.min_time_s, 1e-3),
-      warmup = settings.warmup_s > 0 and settings.warmup_s or nil,
-      cpus = settings.client_cpus,
-    }
+    result, err = fileserv.stress(options)
   end
   local run = matrix.run_record(result, err, round)
   run.probe_ms = probe_ms
@@ -456,7 +412,7 @@ local function cleanup(work)
   if state.remote then
     for _, name in ipairs(state.remote_names) do state.remote:rm(name) end
   end
-  if work then os.execute("rm -rf " .. sh_quote(work)) end
+  if work then fileserv.remove_tree(work) end
 end
 
 local function make_files(work)
@@ -498,10 +454,7 @@ end
 
 local dir = run_dir()
 -- test files and server storage, under $TMPDIR (default /tmp)
-local mktemp = assert(io.popen("mktemp -d -t fileserv-matrix.XXXXXX"))
-local work = mktemp:read("l")
-mktemp:close()
-assert(work and work ~= "", "mktemp -d failed")
+local work = assert(fileserv.tempdir("fileserv-matrix"))
 local ran, cells, meta, sig = xpcall(main, debug.traceback, work)
 if not ran then
   cleanup(work)

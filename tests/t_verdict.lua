@@ -92,6 +92,21 @@ test("a real difference is found", function()
   check(found / trials > 0.95, "3x with 10% noise found: " .. found .. "/" .. trials)
 end)
 
+test("Wilson interval of a proportion", function()
+  local low, high = stats.wilson(2, 30)
+  check(near(low, 0.018477, 1e-5) and near(high, 0.213235, 1e-5),
+        string.format("2 of 30: %.6f to %.6f", low, high))
+  low, high = stats.wilson(0, 10)
+  check(low == 0 and near(high, 0.277533, 1e-5), "0 of 10: 0 to 0.2775")
+  low, high = stats.wilson(10, 10)
+  check(near(low, 0.722467, 1e-5) and high == 1, "10 of 10: 0.7225 to 1")
+  low, high = stats.wilson(5, 100, 0.99)
+  check(near(low, 0.016848, 1e-5) and near(high, 0.139150, 1e-5), "5 of 100 at 99%")
+  low, high = stats.wilson(0, 0)
+  check(low == 0 and high == 1, "no trials: nothing known")
+  check(not pcall(stats.wilson, 3, 2), "k above n raises")
+end)
+
 local function cell(number, mode, pool, runs)
   local c = { number = number, operation = "download", volume = "10MB",
               client_workers = 5, server_workers = 5, server_mode = mode,
