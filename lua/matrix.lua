@@ -57,6 +57,22 @@ function matrix.syn_retransmits(path)
   return nil
 end
 
+-- One run of a cell as the matrix measures it: the probe, then
+-- stress() (which returns what fileserv.stress returns), with the SYN
+-- retransmissions during it. Appends the run record to cell.runs and
+-- returns it.
+function matrix.measure(cell, round, stress)
+  local probe_ms = matrix.probe()
+  local syn = matrix.syn_retransmits()
+  local result, err = stress()
+  local run = matrix.run_record(result, err, round)
+  run.probe_ms = probe_ms
+  local syn_after = matrix.syn_retransmits()
+  run.syn_retransmits = syn and syn_after and syn_after - syn
+  cell.runs[#cell.runs + 1] = run
+  return run
+end
+
 -- The probe's figures over every run of the cells (nil without probes).
 function matrix.probe_summary(cells)
   local ms = {}

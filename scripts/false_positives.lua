@@ -83,15 +83,17 @@ local function run_trial(k, servers, file, state)
     local sides = state.rounds % 2 == 1 and { "A", "B" } or { "B", "A" }
     order[round] = sides[1] .. sides[2]
     for _, side in ipairs(sides) do
-      local result, err = fileserv.stress(matrix.stress_options(cells[side], servers[side],
-                                                                settings))
-      local run = matrix.run_record(result, err, round)
+      local options = matrix.stress_options(cells[side], servers[side], settings)
+      local run = matrix.measure(cells[side], round, function()
+        return fileserv.stress(options)
+      end)
       local sig = run.interrupted or fileserv.interrupted()
       if sig then return nil, sig end
-      table.insert(cells[side].runs, run)
     end
   end
   for _, c in pairs(cells) do matrix.summarize(c, settings) end
+  table.insert(state.cells, cells.A)
+  table.insert(state.cells, cells.B)
   local c = matrix.compare_pair(cells.A, cells.B, "none", "A", "B", settings.confidence)
   return {
     trial = k, order = table.concat(order, ","), verdict = c.verdict, ratio = c.ratio,
@@ -108,7 +110,7 @@ end
 -- The figures of the trials: false positives are verdicts of "faster" or
 -- "slower"; a trial with no verdict ("unknown": a side had fewer than two
 -- successful runs) is counted apart and left out of the rate.
-local function figures(trials)
+local function figures(trials, cells)
   local f = { trials = #trials, unknown = 0, positives = 0, failed = 0,
               nominal_rate = tonumber(string.format("%.10g", 1 - settings.confidence)) }
   local cvs = {}
@@ -123,6 +125,7 @@ local function figures(trials)
   f.rate = f.judged > 0 and f.positives / f.judged or nil
   f.rate_ci_low, f.rate_ci_high = stats.wilson(f.positives, f.judged, 0.95)
   f.median_cv = stats.median(cvs)
+  f.probe = matrix.probe_summary(cells) -- the machine's own steadiness
   if not f.rate then
     f.interpretation = "No trial gave a verdict, so there is no rate to state."
   elseif f.rate_ci_low > f.nominal_rate then
@@ -150,6 +153,10 @@ local function print_figures(f, sig)
   end
   print(string.format("Median CV of the cells' throughput: %s (%d cells of %d runs).",
     pct(f.median_cv), 2 * f.trials, settings.repeat_count))
+  if f.probe then
+    print(string.format("The machine itself (a fixed CPU loop before every run): CV %s.",
+                        pct(f.probe.cv)))
+  end
   print(f.interpretation)
   if sig then print(string.format("INCOMPLETE: interrupted by %s after %d trials.", sig, f.trials)) end
 end
@@ -160,19 +167,21 @@ local function write_json(path, results)
   assert(out:close())
 end
 
--- Runs the trials into the list trials, with the servers it starts in
--- servers; returns the signal's name if interrupted.
-local function main(work, trials, servers)
+-- Runs the trials into state.trials (their cells into state.cells), the
+-- servers it starts in state.servers; returns the signal's name if
+-- interrupted.
+local function main(work, state)
   local file = { path = work .. "/aa-" .. settings.size, name = "fileserv-aa",
                  upload_name = "fileserv-aa-upload" }
   assert(fileserv.mkfile(file.path, settings.size_bytes, 1))
+  local servers = state.servers
   servers.A, servers.B = start_server(work, "a"), start_server(work, "b")
   for _, srv in pairs(servers) do assert(srv:client():put(file.path, file.name)) end
-  local started, state = fileserv.now(), { rounds = 0 }
+  local started = fileserv.now()
   for k = 1, settings.trials do
     local t, sig = run_trial(k, servers, file, state)
     if not t then return sig end
-    trials[k] = t
+    state.trials[k] = t
     io.stderr:write(string.format("trial %d/%d: %s; CV %s/%s; %s elapsed\n", k,
       settings.trials, t.text, pct(t.cv_a), pct(t.cv_b),
       fileserv.format_seconds(fileserv.now() - started)))
@@ -183,18 +192,19 @@ local function main(work, trials, servers)
 end
 
 local work = assert(fileserv.tempdir("fileserv-aa"))
-local started, trials, servers = fileserv.now(), {}, {}
-local ran, sig = xpcall(main, debug.traceback, work, trials, servers)
-for _, srv in pairs(servers) do srv:stop() end
+local started = fileserv.now()
+local state = { trials = {}, cells = {}, servers = {}, rounds = 0 }
+local ran, sig = xpcall(main, debug.traceback, work, state)
+for _, srv in pairs(state.servers) do srv:stop() end
 fileserv.remove_tree(work)
 if not ran then error(sig, 0) end
-local f = figures(trials)
+local f = figures(state.trials, state.cells)
 print_figures(f, sig)
 if opts.json ~= "" then
   write_json(opts.json, {
     meta = { fileserv = fileserv.version, date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
              wall_s = fileserv.now() - started, complete = sig == nil, interrupted = sig },
-    settings = settings, summary = f, trials = trials,
+    settings = settings, summary = f, trials = state.trials,
   })
 end
 if sig then os.exit(sig == "SIGTERM" and 143 or 130) end

@@ -294,20 +294,10 @@ end
 
 local function run_cell(cell, round)
   local options = matrix.stress_options(cell, target_of(cell), settings)
-  local result, err
-  local probe_ms = matrix.probe()
-  local syn = matrix.syn_retransmits()
-  if settings.instances > 1 then
-    result, err = run_instances(cell, options.name)
-  else
-    result, err = fileserv.stress(options)
-  end
-  local run = matrix.run_record(result, err, round)
-  run.probe_ms = probe_ms
-  local syn_after = matrix.syn_retransmits()
-  run.syn_retransmits = syn and syn_after and syn_after - syn
-  cell.runs[#cell.runs + 1] = run
-  return run
+  return matrix.measure(cell, round, function()
+    if settings.instances > 1 then return run_instances(cell, options.name) end
+    return fileserv.stress(options)
+  end)
 end
 
 local function progress(done, total, started, round, cell, run)
