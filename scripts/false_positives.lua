@@ -59,6 +59,7 @@ local function start_server(work, label)
   return assert(fileserv.serve {
     mode = settings.mode, workers = settings.workers, port = 0, storage = storage,
     sync = settings.sync, idle_timeout = settings.timeout_s .. "s",
+    queue_timeout = settings.timeout_s .. "s",
   })
 end
 

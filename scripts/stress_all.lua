@@ -44,7 +44,8 @@ usage: fileserv run scripts/stress_all.lua [options]
                       with fileserv.merge (default 1: in this process)
   --sync              servers fsync every upload (default: --no-sync)
   --codec NAME        servers' base64 codec (default auto)
-  --timeout S         per-operation idle timeout in seconds (default 600)
+  --timeout S         per-operation idle timeout in seconds, and how long
+                      a request may wait for a free server worker (default 600)
   --find-max EXPR     then, per server configuration (mode x server workers)
                       and op x size, search the highest rate that holds the
                       thresholds EXPR (e.g. 'p99<50ms', a list with commas),
@@ -220,6 +221,9 @@ local function start_servers(work)
       local srv = assert(fileserv.serve {
         mode = mode, workers = n, port = 0, storage = storage, sync = opts.sync,
         idle_timeout = opts.timeout .. "s", codec = opts.codec,
+        -- fifty 100 MB uploads queue for one worker longer than the
+        -- server's default 10 s: a matrix waits as long as an operation may
+        queue_timeout = opts.timeout .. "s",
         cpus = settings.server_cpus,
       })
       state.servers[mode .. "|" .. n] = srv

@@ -32,6 +32,14 @@ def matrix_interrupted(ctx, sig):
     check(seen.count(b"round") >= 6, "no progress: %r", seen[-500:])
     kids = children(p.pid)
     check(kids, "no server started")
+    # a request queued behind a long cell waits as long as an operation
+    # may take, not the server's default 10 s
+    for k in kids:
+        with open("/proc/%d/cmdline" % k, "rb") as f:
+            argv = f.read().split(b"\0")
+        check(b"--queue-timeout" in argv and
+              argv[argv.index(b"--queue-timeout") + 1] == b"600s",
+              "server %d: %r", k, argv)
     p.send_signal(getattr(signal, sig))
     stdout, stderr = p.communicate(timeout=60)
     want = 130 if sig == "SIGINT" else 143
