@@ -16,7 +16,10 @@ usage: fileserv compare [options] BASE.json NEW.json
   the change in throughput of NEW over BASE with its confidence interval,
   significant regressions and improvements marked.
   --fail-above PCT   exit 1 when a cell is significantly slower by more
-                     than PCT percent (default 0: any significant loss)
+                     than PCT percent (default 0: any significant loss);
+                     significant here means after Holm's correction for
+                     the number of cells, so that chance alone fails a
+                     comparison of identical code at most 1 - X of the time
   --confidence X     of the intervals (default 0.95)
   --json             print the comparison as JSON instead of a table
 Exit status: 0 no regression beyond the limit, 1 regression, 2 usage,
@@ -46,13 +49,11 @@ function compare.results(base, new, opts)
         key = key, base = b.number, new = n.number,
         base_median = b.throughput_Bps and b.throughput_Bps.median,
         new_median = n.throughput_Bps and n.throughput_Bps.median,
-        ratio = c.ratio, ci_low = c.ci_low, ci_high = c.ci_high,
+        ratio = c.ratio, ci_low = c.ci_low, ci_high = c.ci_high, p = c.p,
         verdict = c.verdict == "faster" and "improved" or
                   c.verdict == "slower" and "regressed" or c.verdict,
       }
-      entry.regression = entry.verdict == "regressed" and 1 - c.ratio > limit
       out[entry.verdict] = out[entry.verdict] + 1
-      if entry.regression then out.failing = out.failing + 1 end
       out.cells[#out.cells + 1] = entry
     else
       out.only_new[#out.only_new + 1] = key
@@ -60,6 +61,17 @@ function compare.results(base, new, opts)
   end
   for _, b in ipairs(base.cells) do
     if not seen[matrix.key(b)] then out.only_base[#out.only_base + 1] = matrix.key(b) end
+  end
+  -- Among a hundred cells a few change "significantly" by chance alone,
+  -- so a regression fails the comparison only if it holds after Holm's
+  -- correction for the number of cells compared.
+  local ps = {}
+  for i, e in ipairs(out.cells) do ps[i] = e.p or false end
+  local keep = stats.holm(ps, 1 - conf)
+  for i, e in ipairs(out.cells) do
+    e.holds_corrected = keep[i]
+    e.regression = e.verdict == "regressed" and keep[i] and 1 - e.ratio > limit
+    if e.regression then out.failing = out.failing + 1 end
   end
   return out
 end
@@ -89,7 +101,9 @@ local function print_table(r, base, new)
       mbs(e.new_median), pct(e.ratio),
       e.ci_low and (pct(e.ci_low) .. " to " .. pct(e.ci_high)) or "",
       e.verdict == "same" and "no significant difference" or e.verdict,
-      e.regression and "  REGRESSION" or ""))
+      e.regression and "  REGRESSION" or
+        (e.verdict == "improved" or e.verdict == "regressed") and not e.holds_corrected
+        and " (chance level once corrected)" or ""))
   end
   for _, k in ipairs(r.only_base) do print(k .. ": only in base") end
   for _, k in ipairs(r.only_new) do print(k .. ": only in new") end
@@ -119,9 +133,11 @@ function compare.main(args)
     print(fileserv.json.encode(r, true))
   else
     print_table(r, base, new)
-    print(string.format("%d cells compared: %d improved, %d regressed (%d beyond %g%%), " ..
+    print(string.format("%d cells compared: %d improved, %d regressed (%d beyond %g%% " ..
+      "after correcting for %d cell%s), " ..
       "%d no significant difference, %d without enough samples; %d only in base, %d only in new.",
-      #r.cells, r.improved, r.regressed, r.failing, limit, r.same, r.unknown,
+      #r.cells, r.improved, r.regressed, r.failing, limit, #r.cells,
+      #r.cells == 1 and "" or "s", r.same, r.unknown,
       #r.only_base, #r.only_new))
   end
   return r.failing > 0 and 1 or 0

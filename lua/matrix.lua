@@ -244,9 +244,26 @@ function matrix.compare_pair(a, b, axis, a_label, b_label, confidence)
     a_label = a_label, b_label = b_label, operation = a.operation,
     volume = a.volume, client_workers = a.client_workers,
     server_workers = a.server_workers, ratio = c.ratio, ci_low = c.ci_low,
-    ci_high = c.ci_high, verdict = c.verdict,
+    ci_high = c.ci_high, verdict = c.verdict, p = c.p,
     text = stats.describe(c, a_label, b_label, confidence),
   }
+end
+
+-- Marks which verdicts hold for the whole family of comparisons (Holm,
+-- at the same confidence): holds_corrected on each, and a note in the
+-- text of a verdict that does not.
+function matrix.correct(comparisons, confidence)
+  local ps = {}
+  for i, c in ipairs(comparisons) do ps[i] = c.p or false end
+  local keep = stats.holm(ps, 1 - confidence)
+  for i, c in ipairs(comparisons) do
+    c.holds_corrected = keep[i]
+    if (c.verdict == "faster" or c.verdict == "slower") and not keep[i] then
+      c.text = string.format("%s; not significant once corrected for %d comparisons",
+        c.text, #comparisons)
+    end
+  end
+  return comparisons
 end
 
 -- Pairs the cells that differ in the server mode only (axis
@@ -272,7 +289,7 @@ function matrix.comparisons(cells, modes, confidence)
       end
     end
   end
-  return out
+  return matrix.correct(out, confidence)
 end
 
 -- The client pool that goes with a server mode: the one held fixed, or
@@ -353,6 +370,26 @@ local function syn_paragraph(cells)
     table.concat(where, ", "))
 end
 
+-- Why a table of many verdicts needs a correction: the paragraph and how
+-- many verdicts hold (nil with one pair or with no verdict to correct).
+local function family_paragraph(comparisons, verdicts, confidence)
+  if #comparisons < 2 or verdicts == 0 then return nil end
+  local held = 0
+  for _, c in ipairs(comparisons) do if c.holds_corrected then held = held + 1 end end
+  local text = string.format("Many comparisons: each pair is judged at %s confidence, " ..
+    "so among %d pairs about %.1f would be called faster or slower by chance alone if " ..
+    "none differed. %d verdict%s reached; %d hold%s after Holm's correction, which keeps " ..
+    "the chance of any false verdict in the whole table under %s.",
+    pct(confidence), #comparisons, #comparisons * (1 - confidence), verdicts,
+    verdicts == 1 and " was" or "s were", held, held == 1 and "s" or "",
+    pct(1 - confidence))
+  if held < verdicts then
+    text = text .. " Treat the others as leads to measure again (more --repeat, " ..
+      "longer --min-time), not findings."
+  end
+  return text, held
+end
+
 local function held_paragraph(comparisons, settings)
   local pools = false
   for _, c in ipairs(comparisons) do if c.axis == "pools" then pools = true end end
@@ -397,6 +434,12 @@ function matrix.analysis(cells, comparisons, meta)
       labels[2], wins[labels[2]] or 0, wins.same)
   end
   local p = out.paragraphs
+  local family, held = family_paragraph(comparisons, #effects, meta.settings.confidence)
+  if family then
+    out.holds_corrected = held
+    out.headline = string.format("%s Corrected for %d comparisons, %d of the %d " ..
+      "verdicts hold.", out.headline, #comparisons, held, #effects)
+  end
   if #effects > 0 then
     table.sort(effects)
     p[#p + 1] = string.format("Size of the effects: where a verdict was reached, " ..
@@ -404,6 +447,7 @@ function matrix.analysis(cells, comparisons, meta)
       (stats.median(effects) - 1) * 100, (effects[1] - 1) * 100,
       (effects[#effects] - 1) * 100)
   end
+  p[#p + 1] = family
   p[#p + 1] = held_paragraph(comparisons, meta.settings)
   p[#p + 1] = noise_paragraph(cells, meta.settings)
   p[#p + 1] = machine_paragraph(matrix.probe_summary(cells), meta.settings)

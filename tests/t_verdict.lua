@@ -58,6 +58,30 @@ test("verdicts on known samples", function()
   check(c.verdict == "same", "noisy samples: no verdict")
 end)
 
+test("p-values agree with the intervals; Holm's correction", function()
+  local c = stats.compare({ 200, 202, 198 }, { 100, 101, 99 })
+  check(c.p < 0.001, "2x apart: tiny p " .. c.p)
+  c = stats.compare({ 100, 103, 98 }, { 101, 99, 100 })
+  check(c.p > 0.05, "overlapping: large p " .. c.p)
+  check(stats.compare({ 100, 100 }, { 100, 100 }).p == 1, "identical, no spread: p 1")
+  math.randomseed(99)
+  local agree = 0
+  for _ = 1, 300 do
+    local a, b = {}, {}
+    for i = 1, 3 do a[i], b[i] = 100 + 10 * math.random(), 104 + 10 * math.random() end
+    local r = stats.compare(a, b)
+    if (r.p < 0.05) == (r.verdict ~= "same") then agree = agree + 1 end
+  end
+  check(agree == 300, "p < 0.05 exactly when the 95% interval excludes 1: " .. agree)
+  local keep = stats.holm({ 0.01, 0.04, 0.03, 0.005 }, 0.05)
+  check(keep[1] and not keep[2] and not keep[3] and keep[4],
+        "0.005 <= 0.05/4, 0.01 <= 0.05/3, 0.03 > 0.05/2 stops")
+  keep = stats.holm({ 0.001, false, 0.2 }, 0.05)
+  check(keep[1] and keep[2] == false and keep[3] == false, "a comparison without p is skipped")
+  keep = stats.holm({ 0.02 }, 0.05)
+  check(keep[1], "one comparison: uncorrected")
+end)
+
 -- A deterministic normal deviate (Box-Muller on Lua's seeded generator).
 local function normal()
   return math.sqrt(-2 * math.log(1 - math.random())) * math.cos(2 * math.pi * math.random())
@@ -206,6 +230,37 @@ test("SYN retransmissions: read from the kernel's counters and named", function(
   check(not text:find("SYN"), "none, not mentioned")
 end)
 
+test("a table of many pairs is corrected for their number", function()
+  local cells, n = {}, 0
+  local function add(mode, runs)
+    n = n + 1
+    local c = cell(n, mode, "thread", runs)
+    c.volume = tostring(math.ceil(n / 2)) .. "MB"
+    cells[n] = c
+  end
+  math.randomseed(5)
+  for k = 1, 20 do
+    local base = 100e6 * (1 + k / 10)
+    add("thread", { base * 1.05, base * 0.95, base })
+    -- pair 1 clearly apart, pair 2 barely, the others identical
+    local f = k == 1 and 2 or k == 2 and 1.12 or 1
+    add("process", { base * 1.02 / f, base * 0.98 / f, base / f })
+  end
+  for _, c in ipairs(cells) do matrix.summarize(c, settings) end
+  local cmp = matrix.comparisons(cells, { "thread", "process" }, 0.95)
+  check(#cmp == 20, "20 pairs")
+  check(cmp[1].verdict == "faster" and cmp[1].holds_corrected, "a 2x difference holds")
+  check(cmp[2].verdict == "faster" and not cmp[2].holds_corrected and
+        cmp[2].text:find("not significant once corrected for 20 comparisons"),
+        "a marginal one is marked: " .. cmp[2].text)
+  local a = matrix.analysis(cells, cmp, { cores = 2, settings = settings })
+  check(a.headline:find("Corrected for 20 comparisons, 1 of the 2 verdicts hold%."),
+        "headline: " .. a.headline)
+  local text = table.concat(a.paragraphs, " ")
+  check(text:find("among 20 pairs about 1%.0 would be called") and text:find("leads to measure again"),
+        "explained: " .. text)
+end)
+
 local compare = require "fileserv.compare"
 
 local function results(cells) return { schema = 1, meta = {}, cells = cells } end
@@ -227,6 +282,20 @@ test("compare against a baseline", function()
   check(r.regressed == 1 and r.failing == 0, "a 20% loss is within a 25% limit")
   r = compare.results(base, base)
   check(r.same == 3 and r.failing == 0, "a result against itself: no difference")
+  -- 20 cells: one 2x loss, one marginal loss, the rest unchanged
+  local b20, n20 = {}, {}
+  for k = 1, 20 do
+    local v = 100e6 * (1 + k / 10)
+    b20[k] = cell(k, "thread", "thread", { v * 1.05, v * 0.95, v })
+    b20[k].volume = k .. "MB"
+    local f = k == 1 and 2 or k == 2 and 1.12 or 1
+    n20[k] = cell(k, "thread", "thread", { v * 1.02 / f, v * 0.98 / f, v / f })
+    n20[k].volume = k .. "MB"
+  end
+  r = compare.results(results(b20), results(n20))
+  check(r.regressed == 2 and r.failing == 1 and r.cells[1].regression and
+        r.cells[2].verdict == "regressed" and not r.cells[2].holds_corrected and
+        not r.cells[2].regression, "a marginal loss among 20 cells does not fail the gate")
 end)
 
 os.exit(unit.done("t_verdict"))
