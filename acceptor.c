@@ -54,7 +54,7 @@ struct pending {
 	struct pending *prev, *next;
 	double deadline;
 	int watched; /* registered with epoll */
-	int stats;   /* a STATS request, which reads the published usage */
+	int stats;   /* a STATS request and nothing more: answered here */
 	struct handoff h;
 };
 
@@ -157,8 +157,6 @@ static int hand_off(struct acceptor *a, struct pending *p)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &p->h.fd, sizeof(int));
-	if (p->stats) /* getrusage per hand-off cost 7% of the acceptor */
-		usage_publish(a->srv->usage, -1);
 	if (sendmsg(a->chan, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		return -1;
 	close(p->h.fd); /* the worker has its own copy now */
@@ -193,12 +191,42 @@ static void flush_ready(struct acceptor *a)
 	watch_channel(a, 0);
 }
 
+/* STATS is answered here, never queued for a worker: a monitor asking
+ * while every worker is busy with long transfers would wait behind them,
+ * and a figure meant as the start of a measurement (fileserv stress takes
+ * one when its warm-up ends) would come seconds late, leaving out the
+ * work done meanwhile. Only a request with nothing after it comes here
+ * (the others go to a worker, which lingers for their extra bytes); its
+ * reply is small and its socket fresh, so one non-blocking send holds it,
+ * and nothing is read after it, so that no client can hold the acceptor. */
+static void answer_stats(struct acceptor *a, struct pending *p)
+{
+	struct server *srv = a->srv;
+	char *text = server_stats_reply(srv);
+	size_t len = text ? strlen(text) : 0;
+	ssize_t n =
+	    text ? send(p->h.fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
+	free(text);
+	__atomic_fetch_add(&srv->stats->connections, 1, __ATOMIC_RELAXED);
+	stats_count_request(srv->stats, CMD_STATS, n == (ssize_t)len);
+	stats_count_bytes(srv->stats, p->h.len, n > 0 ? (uint64_t)n : 0, 0, 0);
+	if (n != (ssize_t)len)
+		log_error("acceptor", "answering STATS: %s",
+			  n < 0 ? strerror(errno) : "reply cut short");
+	close(p->h.fd);
+	free(p);
+}
+
 static void head_complete(struct acceptor *a, struct pending *p)
 {
 	if (p->watched)
 		epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->h.fd, NULL);
 	list_remove(p);
 	a->nreading--;
+	if (p->stats) {
+		answer_stats(a, p);
+		return;
+	}
 	p->h.queued = clock_now();
 	p->deadline = p->h.queued + a->srv->cfg.queue_timeout;
 	list_push(&a->ready, p);
@@ -215,7 +243,7 @@ static int ready_for_worker(struct pending *p)
 	struct proto_request req;
 	size_t consumed;
 	int rc = proto_parse_head(p->h.head, p->h.len, &req, &consumed, NULL);
-	p->stats = rc > 0 && req.cmd == CMD_STATS;
+	p->stats = rc > 0 && req.cmd == CMD_STATS && consumed == p->h.len;
 	if (rc <= 0 || req.cmd != CMD_UPLOAD)
 		return rc != 0;
 	return p->h.len == sizeof(p->h.head) ||

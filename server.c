@@ -556,9 +556,8 @@ static int handle_delete(struct request *r)
 	return reply(r, proto_reply_text(r->st.message), 1);
 }
 
-static int handle_stats(struct request *r)
+char *server_stats_reply(struct server *srv)
 {
-	struct server *srv = r->srv;
 	struct usage_totals used;
 	usage_publish(srv->usage, srv->worker);
 	usage_measure(srv->usage, &used);
@@ -568,7 +567,12 @@ static int handle_stats(struct request *r)
 	char cpus[256];
 	cJSON_AddStringToObject(data, "cpus",
 				affinity_current(cpus, sizeof(cpus)));
-	return reply(r, proto_reply_data(data), 1);
+	return proto_reply_data(data);
+}
+
+static int handle_stats(struct request *r)
+{
+	return reply(r, server_stats_reply(r->srv), 1);
 }
 
 static int dispatch(struct request *r)

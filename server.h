@@ -69,6 +69,10 @@ struct handoff {
 	char head[FS_HEAD_MAX];
 };
 
+/* The STATS reply (the whole text, malloc'd; NULL when out of memory),
+ * for the worker or the acceptor that answers it. */
+char *server_stats_reply(struct server *srv);
+
 /* Serves h's connection and closes it; worker names the worker in log
  * lines. The socket's timeouts are the caller's business (accepted ones
  * inherit the listener's). */

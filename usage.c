@@ -4,16 +4,18 @@
  * Thread and single mode: the server is one process, and getrusage(
  * RUSAGE_SELF) when STATS is answered is the whole answer.
  *
- * Process mode: STATS is answered by one worker, which cannot ask the
- * kernel about its parent or its siblings, so every process publishes its
+ * Process mode: STATS is answered by the parent's acceptor (or by a
+ * worker, for a request with bytes after it), and no process can ask the
+ * kernel about a live sibling or child, so every process publishes its
  * own getrusage(RUSAGE_SELF) in a slot of a MAP_SHARED array: a worker
- * before it answers STATS, before it waits idle, and while busy every 10
- * ms at most (pool.c's publisher), the parent just before it hands a STATS
- * request over (only then: a getrusage per connection cost the acceptor 7%
- * of its time). When the parent reaps a dead worker (one that exited, or
- * was killed and replaced), the kernel adds that worker's final figures to
- * the parent's getrusage(RUSAGE_CHILDREN); the parent publishes that and
- * clears the dead worker's slot in one step, under a sequence counter that
+ * before it answers STATS, before it waits idle, and after a request when
+ * its last publication is 10 ms old (pool.c's publisher), the parent just
+ * before it answers STATS (only then: a getrusage per connection cost the
+ * acceptor 7% of its time). A worker in the middle of a long transfer is
+ * counted up to its last publication. When the parent reaps a dead worker (one
+ * that exited, or was killed and replaced), the kernel adds that worker's final
+ * figures to the parent's getrusage(RUSAGE_CHILDREN); the parent publishes that
+ * and clears the dead worker's slot in one step, under a sequence counter that
  * readers retry on (a seqlock). The total is parent + reaped children +
  * the slots of the others, and each process is counted once: a worker is
  * in its slot until it is reaped, and in the children's figure after,

@@ -5,7 +5,7 @@ interrupted runs. No
 assertion depends on how fast this machine is: figures are checked for
 presence, sign and consistency, never against a time.
 """
-import json, os, re, signal, subprocess, time
+import json, os, re, signal, socket, subprocess, time
 
 from harness import *  # noqa: F401,F403  (tests/harness.py)
 
@@ -44,6 +44,33 @@ def stats_resource_use(ctx, mode):
     check(after["peak_rss_bytes"] >= before["peak_rss_bytes"],
           "peak RSS fell: %r then %r", before["peak_rss_bytes"],
           after["peak_rss_bytes"])
+
+
+@test(modes=("thread", "process"))
+def stats_while_workers_busy(ctx, mode):
+    """STATS is answered by the acceptor, not queued behind busy workers:
+    with the only worker held by a client that does not read its GET, a
+    queued request would get a busy ERROR after --queue-timeout."""
+    srv = ctx.server(mode, "--queue-timeout", "1s", workers=1)
+    expect_ok(srv.port, upload_req(b"big", os.urandom(16 * MiB)))
+    hog = socket.create_connection(("127.0.0.1", srv.port))
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.sendall(b"GET big" + TERM)
+    try:
+        # the worker takes the GET at once; wait past --queue-timeout,
+        # after which a STATS queued for a worker would be refused
+        time.sleep(1.5)
+        data = stats_data(srv.port)
+        check(data["mode"] == mode and data["workers"] == 1,
+              "STATS while the worker is busy: %r", data)
+        # a STATS with bytes after it still goes to a worker, which
+        # lingers for them: with the worker held it is refused busy
+        reply = json.loads(raw(srv.port, b"STATS" + TERM + b"x", timeout=10)
+                           .split(TERM)[0])
+        check(reply["status"] == "ERROR" and "busy" in reply["data"],
+              "STATS with more after it: %r", reply)
+    finally:
+        hog.close()
 
 
 @test(modes=("process",))
