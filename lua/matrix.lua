@@ -390,6 +390,31 @@ local function family_paragraph(comparisons, verdicts, confidence)
   return text, held
 end
 
+-- Whether the load generator was the heavier side: the client workers'
+-- CPU seconds against the server's, per cell (medians over its runs).
+local function load_paragraph(cells)
+  local ratios, heavier, by_op = {}, 0, {}
+  for _, c in ipairs(cells) do
+    if c.client_cpu_s and c.server_cpu_s and c.server_cpu_s > 0 then
+      local r = c.client_cpu_s / c.server_cpu_s
+      ratios[#ratios + 1] = r
+      if r > 1 then heavier = heavier + 1 end
+      by_op[c.operation] = by_op[c.operation] or {}
+      table.insert(by_op[c.operation], r)
+    end
+  end
+  if #ratios == 0 then return nil end
+  local ops = {}
+  for op, rs in pairs(by_op) do
+    ops[#ops + 1] = string.format("%s %.2f", op, stats.median(rs))
+  end
+  table.sort(ops)
+  return string.format("Load generator: the client workers spent more CPU than the " ..
+    "server in %d of %d cells (client over server CPU seconds, median %.2f; %s). " ..
+    "Where the client is the heavier side, a cell measures the load generator as much " ..
+    "as the server.", heavier, #ratios, stats.median(ratios), table.concat(ops, ", "))
+end
+
 local function held_paragraph(comparisons, settings)
   local pools = false
   for _, c in ipairs(comparisons) do if c.axis == "pools" then pools = true end end
@@ -452,6 +477,7 @@ function matrix.analysis(cells, comparisons, meta)
   p[#p + 1] = noise_paragraph(cells, meta.settings)
   p[#p + 1] = machine_paragraph(matrix.probe_summary(cells), meta.settings)
   p[#p + 1] = syn_paragraph(cells)
+  p[#p + 1] = load_paragraph(cells)
   p[#p + 1] = cores_paragraph(meta)
   p[#p + 1] = matrix.scaling_paragraph(cells)
   return out

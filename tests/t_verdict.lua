@@ -261,6 +261,20 @@ test("a table of many pairs is corrected for their number", function()
         "explained: " .. text)
 end)
 
+test("the analysis says when the load generator was the heavier side", function()
+  local a = cell(1, "thread", "thread", { 100e6, 101e6, 99e6 })
+  local b = cell(2, "process", "thread", { 100e6, 101e6, 99e6 })
+  b.operation = "upload"
+  for _, r in ipairs(a.runs) do r.client_cpu_s = 1.5 end -- server 0.5: 3x
+  for _, r in ipairs(b.runs) do r.client_cpu_s = 0.25 end -- 0.5x
+  matrix.summarize(a, settings)
+  matrix.summarize(b, settings)
+  local text = table.concat(matrix.analysis({ a, b }, {}, { cores = 2, settings = settings })
+    .paragraphs, " ")
+  check(text:find("more CPU than the server in 1 of 2 cells %(client over server CPU " ..
+    "seconds, median 1%.75; download 3%.00, upload 0%.50%)"), "load generator: " .. text)
+end)
+
 local compare = require "fileserv.compare"
 
 local function results(cells) return { schema = 1, meta = {}, cells = cells } end
