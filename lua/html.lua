@@ -486,6 +486,12 @@ local VERDICT_COLORS = { faster = "#1a7a1a", slower = "#b00000" }
 -- A comparison's ratio and interval on a log scale from 1/4 to 4, with
 -- lines at 1/2, 1 and 2: an inline SVG for its row. An end of the
 -- interval beyond the scale is cut and has no cap.
+-- A verdict reached at the pair's own confidence that does not survive
+-- the correction for the number of pairs: shown muted, with a mark.
+local function weak(k)
+  return (k.verdict == "faster" or k.verdict == "slower") and k.holds_corrected == false
+end
+
 local function forest(k)
   local w = 150
   local function px(r) return w / 2 + math.max(-1, math.min(1, math.log(r, 4))) * (w / 2 - 4) end
@@ -495,7 +501,7 @@ local function forest(k)
       px(r), px(r), r == 1 and "#777777" or "#dddddd")
   end
   local lo, hi, ratio = tonumber(k.ci_low), tonumber(k.ci_high), tonumber(k.ratio)
-  local color = VERDICT_COLORS[k.verdict] or "#555555"
+  local color = not weak(k) and VERDICT_COLORS[k.verdict] or "#555555"
   if lo and hi and hi > 0 then
     lo = math.max(lo, 1e-9)
     local d = { string.format("M%.1f 7H%.1f", px(lo), px(hi)) }
@@ -512,10 +518,11 @@ local function forest(k)
 end
 
 local function comparisons_table(out, results)
-  local rows = {}
+  local rows, marked = {}, false
   for _, k in ipairs(results.comparisons or {}) do
     local verdict = tostring(k.verdict or "")
     local vclass = ({ faster = "v-faster", slower = "v-slower", same = "v-same", unknown = "v-same" })[verdict]
+    if weak(k) then verdict, vclass, marked = verdict .. "*", "v-same", true end
     rows[#rows + 1] = {
       k.operation or "", k.volume or "", n(tostring(k.client_workers)), n(tostring(k.server_workers)),
       k.axis or "", { html = string.format('%s (<a href="#cell-%s">#%s</a>) / %s (<a href="#cell-%s">#%s</a>)',
@@ -527,6 +534,11 @@ local function comparisons_table(out, results)
   table_html(out, { "operation", "volume", "client workers", "server workers", "axis",
     "a / b (cells)", "ratio a/b", confidence(results) .. " CI", "ratio, log scale ¼–4",
     "verdict", "" }, rows)
+  if marked then
+    out[#out + 1] = string.format("<p>* not significant once corrected for %d comparisons " ..
+      "(Holm): a verdict that chance alone could give among this many pairs.</p>",
+      #results.comparisons)
+  end
 end
 
 local function runs_table(out, cells)
@@ -594,6 +606,10 @@ local function wins_line(results)
   for _, k in ipairs(order) do
     local what = ({ same = "no clear difference", unknown = "too few samples" })[k] or k .. " faster"
     parts[#parts + 1] = what .. ": " .. tostring(wins[k] or 0)
+  end
+  if #parts > 0 and a.holds_corrected then
+    parts[#parts] = parts[#parts] .. string.format(" (corrected for %d comparisons, %d " ..
+      "of the verdicts hold)", #(results.comparisons or {}), a.holds_corrected)
   end
   return #parts > 0 and "Comparisons won — " .. table.concat(parts, "; ") or nil
 end

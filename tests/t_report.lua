@@ -319,4 +319,18 @@ if outdir then
   end
 end
 
+test("verdicts that do not hold after the correction are marked", function()
+  local r = fixture(true)
+  r.comparisons[12].holds_corrected = false
+  r.comparisons[13].holds_corrected = true
+  r.analysis.holds_corrected = 1
+  local p = html.render(r)
+  local section = p:match('id="comparisons".-</p>')
+  check(section:find('<td class="v%-same">faster%*</td>') and
+        section:find('<td class="v%-faster">faster</td>'), "the weak verdict is muted and marked")
+  check(section:find("%* not significant once corrected for 16 comparisons"), "the mark explained")
+  check(p:find("corrected for 16 comparisons, 1 of the verdicts hold", 1, true), "the wins line")
+  check(not page:find("faster*", 1, true), "no mark without the correction's figures")
+end)
+
 os.exit(unit.done("t_report"))
