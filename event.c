@@ -357,16 +357,15 @@ static int upload_send(struct client *c, struct fs_status *st)
 		       strerror(errno));
 }
 
-/* The request: an upload's whole, or a head; 0 or -1 with st set. */
+/* The request: an upload's whole, or the head event_open formatted for
+ * the run's command; 0 or -1 with st set. */
 static int client_send(struct client *c, enum proto_command cmd,
 		       struct fs_status *st)
 {
+	const struct event_loop *l = c->loop;
 	if (cmd == CMD_UPLOAD)
 		return upload_send(c, st);
-	char head[FS_HEAD_MAX];
-	int len =
-	    proto_format_head(head, sizeof(head), cmd, c->loop->cfg->name);
-	if (conn_write(&c->conn, head, (size_t)len) == 0)
+	if (conn_write(&c->conn, l->head, (size_t)l->head_len) == 0)
 		return 0;
 	return fs_fail(st, fs_error_from_errno(errno), "sending: %s",
 		       strerror(errno));
