@@ -17,7 +17,10 @@
  * Servers are real `fileserv serve` children on loopback; clients are the
  * client API and the stress engine, run in a forked child when their peak
  * memory is reported, so that the benchmark's own buffers do not count.
- * The other programs are bench_peers.c's. */
+ * Rows with a client and a server also give each side's CPU per unit of
+ * work, so that a client costlier than the server it loads shows; each
+ * row starts once the file system has written back what the rows before
+ * left dirty. The other programs are bench_peers.c's. */
 #include "fileserv.h"
 #include "bench.h"
 #include "client.h"
@@ -120,6 +123,65 @@ static void note(cJSON *r, const char *fmt, ...)
 	cJSON_AddStringToObject(r, "note", buf);
 }
 
+/* ---- CPU per unit of work, each side ---- */
+
+/* CPU seconds of the two sides of a measurement. The client side is this
+ * process and every child it has waited for (a stress run's fork and its
+ * client processes, `fileserv put`, `iperf3 -c`, wrk); the server side is
+ * the server's process tree, read from /proc while it runs. */
+struct cpu_use {
+	double client, server;
+};
+
+static double seconds_of(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static struct cpu_use cpu_now(pid_t server)
+{
+	struct rusage self, kids;
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	return (struct cpu_use){
+	    seconds_of(self.ru_utime) + seconds_of(self.ru_stime) +
+		seconds_of(kids.ru_utime) + seconds_of(kids.ru_stime),
+	    peers_cpu(server)};
+}
+
+/* Adds what each side spent since mark to sum. */
+static void cpu_add(struct cpu_use *sum, struct cpu_use mark, pid_t server)
+{
+	struct cpu_use now = cpu_now(server);
+	sum->client += now.client - mark.client;
+	sum->server += now.server - mark.server;
+}
+
+/* Records each side's CPU seconds per unit of work (a GB moved, a GET)
+ * in row r, for the table's CPU column and the JSON. */
+static void cpu_note(cJSON *r, struct cpu_use used, double units,
+		     const char *per)
+{
+	if (units <= 0)
+		return;
+	cJSON *c = cJSON_AddObjectToObject(r, "cpu");
+	cJSON_AddNumberToObject(c, "client", used.client / units);
+	cJSON_AddNumberToObject(c, "server", used.server / units);
+	cJSON_AddStringToObject(c, "per", per);
+}
+
+/* Writes back what earlier rows left dirty in the bench directory's file
+ * system (a --no-sync put's 100 MB), so that its writeback does not run
+ * during, and count against, the next row. */
+static void settle(const struct bench *b)
+{
+	int fd = open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		syncfs(fd);
+		close(fd);
+	}
+}
+
 /* ---- 1. codecs ---- */
 
 /* Seconds to encode (or decode) the n bytes (chars) at in, reps times
@@ -211,11 +273,14 @@ static void bench_reference(struct bench *b)
 	struct peer iperf;
 	struct fs_status st, ip_st;
 	int have_iperf = peers_iperf3_start(&iperf, &ip_st) == 0;
+	struct cpu_use used = {0, 0};
 	for (int r = 0; r < b->runs; r++) {
 		own[r] = peers_loopback(n, &st);
+		struct cpu_use mark = cpu_now(iperf.pid);
 		if (have_iperf &&
 		    (ip[r] = peers_iperf3_run(&iperf, n, &ip_st)) < 0)
 			have_iperf = 0;
+		cpu_add(&used, mark, iperf.pid);
 	}
 	if (iperf.pid > 0)
 		peers_stop(&iperf);
@@ -229,11 +294,13 @@ static void bench_reference(struct bench *b)
 	b->reference_name = theirs > mine ? "iperf3" : "own stream";
 	note(r, "128 KB sends to another process, as iperf3 does%s",
 	     theirs > mine ? "" : "; the reference");
-	if (have_iperf)
-		note(row(b, "loopback TCP, one stream, iperf3", theirs, "MB/s"),
-		     "iperf3 -c -n %s%s", size_label(n, size, sizeof(size)),
+	if (have_iperf) {
+		r = row(b, "loopback TCP, one stream, iperf3", theirs, "MB/s");
+		note(r, "iperf3 -c -n %s (CPU: sender / receiver)%s",
+		     size_label(n, size, sizeof(size)),
 		     theirs > mine ? "; the reference" : "");
-	else
+		cpu_note(r, used, (double)n * b->runs / 1e9, "GB");
+	} else
 		skipped(b, "loopback TCP, one stream, iperf3", "MB/s",
 			ip_st.message);
 }
@@ -246,12 +313,16 @@ static void note_transfer(const struct bench *b, cJSON *r, double mbs)
 	     mbs / (b->reference * 0.75));
 }
 
-/* Median MB/s of a get (put = 0) or put of path as name. */
-static double transfer(struct bench *b, const struct fs_client *c,
-		       const char *path, int put)
+/* The row what: median MB/s of a get (put = 0) or put of path as name,
+ * against the reference and the ceiling, with each side's CPU per GB. */
+static void transfer_row(struct bench *b, const struct fs_client *c,
+			 pid_t server, const char *path, int put,
+			 const char *what)
 {
 	double t[9];
 	uint64_t bytes = 0;
+	struct cpu_use used = {0, 0};
+	settle(b);
 	for (int r = 0; r < b->runs; r++) {
 		struct fs_result res;
 		struct fs_status st;
@@ -259,19 +330,24 @@ static double transfer(struct bench *b, const struct fs_client *c,
 		int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
 		off_t size = lseek(fd, 0, SEEK_END);
 		lseek(fd, 0, SEEK_SET);
+		struct cpu_use mark = cpu_now(server);
 		rc = put ? client_put(c, "bench", fd, (uint64_t)size, NULL,
 				      NULL, &res, &st)
 			 : client_get(c, "bench", &sink, &res, &st);
+		cpu_add(&used, mark, server);
 		close(fd);
 		client_result_free(&res);
 		if (rc < 0) {
-			fprintf(stderr, "fileserv bench: %s\n", st.message);
-			return 0;
+			skipped(b, what, "MB/s", st.message);
+			return;
 		}
 		t[r] = res.seconds;
 		bytes = res.bytes;
 	}
-	return bytes / median(t, b->runs) / 1e6;
+	double mbs = bytes / median(t, b->runs) / 1e6;
+	cJSON *r = row(b, what, mbs, "MB/s");
+	note_transfer(b, r, mbs);
+	cpu_note(r, used, (double)bytes * b->runs / 1e9, "GB");
 }
 
 /* Runs this executable with args (NULL-terminated) and waits; its exit
@@ -290,8 +366,10 @@ static int run_self(const char *const *args)
 }
 
 /* Milliseconds (median) for `fileserv put FILE` then `fileserv get -f`
- * into a file that exists already, two whole processes; -1 on failure. */
-static double round_trip(struct bench *b, int port, const char *file)
+ * into a file that exists already, two whole processes; -1 on failure.
+ * Adds each side's CPU over the counted runs to used. */
+static double round_trip(struct bench *b, pid_t pid, int port, const char *file,
+			 struct cpu_use *used)
 {
 	char server[32], out[128];
 	snprintf(server, sizeof(server), "127.0.0.1:%d", port);
@@ -301,12 +379,16 @@ static double round_trip(struct bench *b, int port, const char *file)
 	const char *get[] = {"fileserv", "-q", "-s", server, "get",
 			     "rt",	 "-o", out,  "-f",   NULL};
 	double t[9];
+	settle(b);
 	for (int r = -1; r < b->runs; r++) { /* run -1 makes the file */
+		struct cpu_use mark = cpu_now(pid);
 		double t0 = clock_now();
 		if (run_self(put) != 0 || run_self(get) != 0)
 			return -1;
-		if (r >= 0)
+		if (r >= 0) {
 			t[r] = (clock_now() - t0) * 1e3;
+			cpu_add(used, mark, pid);
+		}
 	}
 	unlink(out);
 	return median(t, b->runs);
@@ -334,24 +416,26 @@ static void bench_transfers(struct bench *b, const char *file,
 		client_init(&c, "127.0.0.1", ps, NULL);
 		char what[80], size[32];
 		size_label(b->big, size, sizeof(size));
-		double put = transfer(b, &c, file, 1);
 		snprintf(what, sizeof(what), "put %s, %s", size,
 			 sync ? "fsync" : "--no-sync");
-		note_transfer(b, row(b, what, put, "MB/s"), put);
+		transfer_row(b, &c, pid, file, 1, what);
 		if (!sync) {
-			double get = transfer(b, &c, file, 0);
 			snprintf(what, sizeof(what), "get %s", size);
-			note_transfer(b, row(b, what, get, "MB/s"), get);
-			double ms = round_trip(b, port, file10);
+			transfer_row(b, &c, pid, file, 0, what);
+			struct cpu_use used = {0, 0};
+			double ms = round_trip(b, pid, port, file10, &used);
 			snprintf(what, sizeof(what),
 				 "put + get %s, two processes, files",
 				 size_label(b->mid, size, sizeof(size)));
-			if (ms < 0)
+			if (ms < 0) {
 				skipped(b, what, "ms", "a put or get failed");
-			else
-				note(row(b, what, ms, "ms"),
+			} else {
+				cJSON *r = row(b, what, ms, "ms");
+				note(r,
 				     "whole `fileserv put` and `get -f` over "
 				     "an existing file, --no-sync server");
+				cpu_note(r, used, b->runs, "round trip");
+			}
 		}
 		server_reap(pid, 10);
 	}
@@ -380,7 +464,7 @@ static long server_peak_kb(pid_t pid)
 
 struct stress_out {
 	double throughput, p50, p99, ok_per_s;
-	uint64_t ok, failed;
+	uint64_t ok, failed, bytes;
 	long client_kb;
 };
 
@@ -403,6 +487,7 @@ static int stress_child(const struct stress_config *cfg, struct stress_out *out)
 			o.p50 = hist_quantile(&res.total.latency, 0.5) / 1e6;
 			o.p99 = hist_quantile(&res.total.latency, 0.99) / 1e6;
 			o.ok = res.total.ok;
+			o.bytes = res.total.bytes;
 			o.failed = res.total.failed;
 			o.ok_per_s = res.total.ok / res.wall;
 			o.client_kb = self.ru_maxrss > kids.ru_maxrss
@@ -462,12 +547,17 @@ static void bench_concurrent(struct bench *b, const char *file10)
 		if (pid < 0)
 			return;
 		put_file(&cfg.server, file10, "bench10", b->mid);
+		settle(b);
 		struct stress_out o[9] = {{0}};
 		double tp[9], p50[9], p99[9];
 		long ckb = 0;
-		uint64_t failed = 0;
+		uint64_t failed = 0, bytes = 0;
+		struct cpu_use used = {0, 0};
 		for (int r = 0; r < b->runs; r++) {
+			struct cpu_use mark = cpu_now(pid);
 			stress_child(&cfg, &o[r]);
+			cpu_add(&used, mark, pid);
+			bytes += o[r].bytes;
 			tp[r] = o[r].throughput;
 			p50[r] = o[r].p50;
 			p99[r] = o[r].p99;
@@ -478,12 +568,14 @@ static void bench_concurrent(struct bench *b, const char *file10)
 		char what[80], size[32];
 		snprintf(what, sizeof(what), "50 x %s downloads, 5 workers, %s",
 			 size_label(b->mid, size, sizeof(size)), modes[m]);
-		note(row(b, what, median(tp, b->runs), "MB/s"),
+		cJSON *row_ = row(b, what, median(tp, b->runs), "MB/s");
+		note(row_,
 		     "p50 %.0f ms, p99 %.0f ms; peak RSS server %.1f MB, "
 		     "client %.1f MB; %s",
 		     median(p50, b->runs), median(p99, b->runs),
 		     server_peak_kb(pid) / 1024.0, ckb / 1024.0,
 		     failed ? "SOME FAILED" : "all verified");
+		cpu_note(row_, used, (double)bytes / 1e9, "GB");
 		server_reap(pid, 10);
 	}
 }
@@ -525,20 +617,30 @@ static void bench_gets(struct bench *b, const char *file1k)
 			return;
 		put_file(&cfg[m].server, file1k, "bench1k", 1000);
 	}
-	struct peer ng;
+	struct peer ng = {-1, 0};
 	struct fs_status ng_st;
 	char dir[128];
 	int nginx = start_nginx(b, &ng, dir, sizeof(dir), &ng_st) == 0;
-	double rate[3][9];
+	settle(b);
+	double rate[3][9], gets[3] = {0, 0, 0};
+	struct cpu_use used[3] = {{0, 0}, {0, 0}, {0, 0}};
 	for (int r = 0; r < b->runs; r++) {
 		for (int m = 0; m < 2; m++) {
 			struct stress_out o = {0};
+			struct cpu_use mark = cpu_now(pid[m]);
 			stress_child(&cfg[m], &o);
+			cpu_add(&used[m], mark, pid[m]);
 			rate[m][r] = o.ok_per_s;
+			gets[m] += (double)o.ok;
 		}
-		if (nginx && (rate[2][r] = peers_wrk_run(
-				  &ng, "f1k", 50, cfg[0].duration, &ng_st)) < 0)
+		struct cpu_use mark = cpu_now(ng.pid);
+		double n = 0;
+		if (nginx &&
+		    (rate[2][r] = peers_wrk_run(&ng, "f1k", 50, cfg[0].duration,
+						&n, &ng_st)) < 0)
 			nginx = 0;
+		cpu_add(&used[2], mark, ng.pid);
+		gets[2] += n;
 	}
 	if (ng.pid > 0)
 		peers_stop(&ng);
@@ -554,17 +656,40 @@ static void bench_gets(struct bench *b, const char *file1k)
 			     fs[m] / theirs);
 		else
 			note(r, "one connection per request");
+		cpu_note(r, used[m], gets[m], "GET");
 		server_reap(pid[m], 10);
 	}
 	const char *what = "1 KB GETs, 50 connections, nginx + wrk";
-	if (nginx)
-		note(row(b, what, theirs, "GET/s"),
-		     "one nginx worker, wrk -t 2 -c 50, Connection: close");
-	else
+	if (nginx) {
+		cJSON *r = row(b, what, theirs, "GET/s");
+		note(r, "one nginx worker, wrk -t 2 -c 50, Connection: close "
+			"(CPU: wrk / nginx)");
+		cpu_note(r, used[2], gets[2], "GET");
+	} else
 		skipped(b, what, "GET/s", ng_st.message);
 }
 
 /* ---- output ---- */
+
+/* The CPU column: each side's seconds per GB, or per GET or round trip
+ * in the unit that suits them. */
+static void cpu_cell(const cJSON *cpu, char *out, size_t len)
+{
+	const cJSON *c = cJSON_GetObjectItem(cpu, "client"),
+		    *s = cJSON_GetObjectItem(cpu, "server");
+	const char *per = cJSON_GetStringValue(cJSON_GetObjectItem(cpu, "per"));
+	if (!cJSON_IsNumber(c) || !cJSON_IsNumber(s) || !per)
+		return;
+	if (strcmp(per, "GB") == 0)
+		snprintf(out, len, "%.2f/%.2f s/GB", c->valuedouble,
+			 s->valuedouble);
+	else if (c->valuedouble < 1e-3)
+		snprintf(out, len, "%.0f/%.0f us/%s", c->valuedouble * 1e6,
+			 s->valuedouble * 1e6, per);
+	else
+		snprintf(out, len, "%.1f/%.1f ms", c->valuedouble * 1e3,
+			 s->valuedouble * 1e3);
+}
 
 static void print_table(const struct bench *b)
 {
@@ -582,21 +707,23 @@ static void print_table(const struct bench *b)
 	       b->scale < 1 ? "; --quick: smaller files and shorter runs, "
 			      "not comparable with a full run"
 			    : "");
-	printf("%-42s %12s  %s\n", "measurement", "value", "note");
+	printf("%-42s %12s  %-19s %s\n", "measurement", "value",
+	       "CPU client/server", "note");
 	const cJSON *r;
 	cJSON_ArrayForEach(r, b->rows)
 	{
 		const char *n =
 		    cJSON_GetStringValue(cJSON_GetObjectItem(r, "note"));
 		const cJSON *v = cJSON_GetObjectItem(r, "value");
-		char value[32] = "-";
+		char value[32] = "-", cpu[40] = "";
 		if (cJSON_IsNumber(v))
 			snprintf(value, sizeof(value), "%.0f", v->valuedouble);
-		printf("%-42s %7s %-5s %s\n",
+		cpu_cell(cJSON_GetObjectItem(r, "cpu"), cpu, sizeof(cpu));
+		printf("%-42s %7s %-5s %-19s %s\n",
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "what")),
 		       value,
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "unit")),
-		       n ? n : "");
+		       cpu, n ? n : "");
 	}
 }
 
@@ -610,8 +737,12 @@ static const char bench_usage[] =
     "by two fileserv processes; 50 concurrent 10 MB downloads against 5\n"
     "workers (thread and process); 1 KB GETs per second with 50 clients,\n"
     "beside nginx (one worker) driven by wrk when both are installed.\n"
-    "Prints the median of --runs runs (default 5). On a terminal, each\n"
-    "row is shown on stderr as it is measured (not with -q).\n"
+    "Prints the median of --runs runs (default 5), and where a row runs\n"
+    "a client and a server, each side's CPU per GB, GET or round trip\n"
+    "(client/server; iperf3: sender/receiver; wrk/nginx). On loopback a\n"
+    "packet's receive work is charged to its sender, so each side's\n"
+    "figure includes some of its peer's. On a terminal, each row is\n"
+    "shown on stderr as it is measured (not with -q).\n"
     "\n"
     "  -r, --runs N   runs per measurement, 1-9 (default 5)\n"
     "      --quick    small sizes and one run, for a smoke test (rows\n"

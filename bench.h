@@ -30,10 +30,16 @@ double peers_iperf3_run(const struct peer *p, uint64_t bytes,
  * when nginx or wrk is not installed). */
 int peers_nginx_start(struct peer *p, const char *dir, struct fs_status *st);
 /* Requests a second wrk makes for dir/www/file over clients connections,
- * one per request (Connection: close), for seconds; -1 with st set on
- * failure or when any request failed. */
+ * one per request (Connection: close), for seconds, and in *requests how
+ * many it made; -1 with st set on failure or when any request failed. */
 double peers_wrk_run(const struct peer *p, const char *file, int clients,
-		     double seconds, struct fs_status *st);
+		     double seconds, double *requests, struct fs_status *st);
+
+/* CPU seconds spent so far by process pid, its threads and its live
+ * children (a server's workers, nginx's worker), 0 for no pid. The
+ * kernel charges a loopback packet's receive processing to the task
+ * that sends it, so each side's figure includes some of its peer's. */
+double peers_cpu(pid_t pid);
 
 /* Stops a peer started above (by its pid). */
 void peers_stop(struct peer *p);

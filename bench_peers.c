@@ -15,6 +15,7 @@
 #include "clock.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -165,6 +166,47 @@ static void peer_stop(pid_t pid)
 	}
 }
 
+/* CPU seconds spent so far by process pid's live threads and its live
+ * children's (nginx's worker under its master, a process-mode server's
+ * workers), in ns from each thread's schedstat: /proc/PID/stat counts in
+ * clock ticks, too coarse for a 60 ms transfer. */
+static double tree_cpu(pid_t pid, int depth)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *tasks = opendir(path);
+	const struct dirent *t;
+	double s = 0;
+	while (tasks && (t = readdir(tasks))) {
+		if (t->d_name[0] == '.')
+			continue;
+		unsigned long long ns;
+		int child;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat",
+			 (int)pid, t->d_name);
+		FILE *f = fopen(path, "r");
+		if (f && fscanf(f, "%llu", &ns) == 1)
+			s += (double)ns / 1e9;
+		if (f)
+			fclose(f);
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children",
+			 (int)pid, t->d_name);
+		f = depth < 2 ? fopen(path, "r") : NULL;
+		while (f && fscanf(f, "%d", &child) == 1)
+			s += tree_cpu(child, depth + 1);
+		if (f)
+			fclose(f);
+	}
+	if (tasks)
+		closedir(tasks);
+	return s;
+}
+
+double peers_cpu(pid_t pid)
+{
+	return pid > 0 ? tree_cpu(pid, 0) : 0;
+}
+
 /* Output of a shell command, up to cap - 1 bytes; -1 if it failed. */
 static int command_output(const char *cmd, char *out, size_t cap)
 {
@@ -313,7 +355,7 @@ int peers_nginx_start(struct peer *p, const char *dir, struct fs_status *st)
 }
 
 double peers_wrk_run(const struct peer *p, const char *file, int clients,
-		     double seconds, struct fs_status *st)
+		     double seconds, double *requests, struct fs_status *st)
 {
 	char cmd[512], out[8192];
 	snprintf(cmd, sizeof(cmd),
@@ -327,7 +369,11 @@ double peers_wrk_run(const struct peer *p, const char *file, int clients,
 		return fs_fail(st, FS_ERR_LOCAL, "wrk saw errors: %.200s",
 			       strstr(out, "Non-2xx") ? strstr(out, "Non-2xx")
 						      : strstr(out, "Socket"));
-	if (!rate)
+	const char *count = strstr(out, " requests in ");
+	if (!rate || !count)
 		return fs_fail(st, FS_ERR_LOCAL, "wrk: no rate in its output");
+	while (count > out && count[-1] >= '0' && count[-1] <= '9')
+		count--;
+	*requests = atof(count);
 	return atof(rate + strlen("Requests/sec:"));
 }

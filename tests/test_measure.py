@@ -121,6 +121,17 @@ def bench_rows_parse(rows):
         check(re.search(r"of loopback \((iperf3|own stream)\), [0-9.]+ of "
                         r"the base64 ceiling", by_what[what]["note"]),
               "%s: %r", what, by_what[what]["note"])
+    # Each side's CPU per unit of work, where fileserv runs both sides.
+    for what, per in (("put 2 MB, --no-sync", "GB"), ("get 2 MB", "GB"),
+                      ("put + get 200 kB, two processes, files",
+                       "round trip"),
+                      ("50 x 200 kB downloads, 5 workers, thread", "GB"),
+                      ("50 x 200 kB downloads, 5 workers, process", "GB"),
+                      ("1 KB GETs, 50 clients, thread", "GET"),
+                      ("1 KB GETs, 50 clients, process", "GET")):
+        cpu = by_what[what].get("cpu") or {}
+        check(cpu.get("per") == per and cpu.get("client", 0) > 0 and
+              cpu.get("server", 0) > 0, "%s: CPU per unit %r", what, cpu)
 
 
 @test(timeout=180)
@@ -142,6 +153,10 @@ def bench_quick_labels(ctx, _):
     r = ctx.cli(None, "bench", "--quick", "-q", timeout=100)
     check(r.returncode == 0 and b"--quick: smaller files" in r.stdout,
           "the table does not say it is a --quick run: %r", r.stdout[:300])
+    check(re.search(rb"get 2 MB .* [0-9.]+/[0-9.]+ s/GB", r.stdout) and
+          re.search(rb"1 KB GETs, 50 clients, thread .* [0-9]+/[0-9]+ "
+                    rb"us/GET", r.stdout),
+          "the table has no CPU column: %r", r.stdout[-1500:])
 # ---------------------------------------------------------------- stress
 
 def stress(ctx, port, *args, expect=0, timeout=60):
