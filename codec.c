@@ -650,12 +650,21 @@ static int dec_step(struct b64_decoder *dec, unsigned char c)
 	return nbytes;
 }
 
-ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
-			  void *out)
+/* Whether c ends the base64 text rather than being part of it (valid or
+ * not): neither in the alphabet, nor '=', nor a space or tab. */
+static int ends_text(unsigned char c)
+{
+	return dec_shl[3][c] & DEC_BAD && c != '=' && c != ' ' && c != '\t';
+}
+
+/* The two entry points' loop: the backend's bulk decoder over whole
+ * quanta, the strict state machine for the rest; with stop, up to the
+ * first byte that ends the text (left unread). */
+static ssize_t decode(struct b64_decoder *dec, const unsigned char *p, size_t n,
+		      unsigned char *o, int stop, size_t *used)
 {
 	const struct backend *be = backend();
-	const unsigned char *p = (const unsigned char *)in;
-	unsigned char *o = out;
+	unsigned char *start = o;
 	size_t i = 0, k;
 	int nbytes;
 
@@ -669,6 +678,8 @@ ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
 			if (i == n)
 				break;
 		}
+		if (stop && ends_text(p[i]))
+			break;
 		nbytes = dec_step(dec, p[i++]);
 		if (nbytes < 0) {
 			dec->failed = 1;
@@ -679,7 +690,22 @@ ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
 			o += nbytes;
 		}
 	}
-	return o - (unsigned char *)out;
+	*used = i;
+	return o - start;
+}
+
+ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
+			  void *out)
+{
+	size_t used;
+	return decode(dec, (const unsigned char *)in, n, out, 0, &used);
+}
+
+ssize_t b64_decode_span(struct b64_decoder *dec, const char *in, size_t n,
+			void *out, size_t *used)
+{
+	*used = 0;
+	return decode(dec, (const unsigned char *)in, n, out, 1, used);
 }
 
 int b64_decode_final(struct b64_decoder *dec)

@@ -51,6 +51,13 @@ void b64_decoder_init(struct b64_decoder *dec);
  * returns how many, or -1 on invalid input (the decoder stays failed). */
 ssize_t b64_decode_update(struct b64_decoder *dec, const char *in, size_t n,
 			  void *out);
+/* Decodes the base64 text at the start of in (alphabet, '=', spaces and
+ * tabs) up to the first other byte, which it leaves unread, so that a
+ * caller finds the text's end in the same pass: *used is how many chars
+ * it took (n if no byte ended it). Returns the bytes written to out (at
+ * most B64_DECODED_MAX(*used)), or -1 on invalid input, as above. */
+ssize_t b64_decode_span(struct b64_decoder *dec, const char *in, size_t n,
+			void *out, size_t *used);
 /* Returns 0 if the stream ended on a complete quantum, -1 otherwise. */
 int b64_decode_final(struct b64_decoder *dec);
 

@@ -39,8 +39,8 @@ const char *proto_command_name(enum proto_command cmd)
 	return cmd < CMD_COUNT ? command_names[cmd] : "INVALID";
 }
 
-/* memchr is vectorised in glibc and base64 never contains '\r', so this
- * runs at memory speed over upload data. */
+/* memchr is vectorised in glibc, so this runs at memory speed over a
+ * head, however much data came with it. */
 ssize_t proto_find_terminator(const char *buf, size_t len)
 {
 	const char *p = buf, *end = buf + len;
@@ -800,9 +800,9 @@ static int reader_escape(struct reader *r, char *out)
 	return 0;
 }
 
-static int stream_feed(struct reader *r, const char *in, size_t n)
+/* Hands got decoded bytes (in r->out) to the sink. */
+static int stream_write(struct reader *r, ssize_t got)
 {
-	ssize_t got = b64_decode_update(&r->dec, in, n, r->out);
 	if (got < 0)
 		return fs_fail(r->st, FS_ERR_PROTOCOL,
 			       "data_file is not valid base64");
@@ -813,33 +813,38 @@ static int stream_feed(struct reader *r, const char *in, size_t n)
 	return 0;
 }
 
-/* Streams the string value of data_file (opening quote consumed). */
+/* Streams the string value of data_file (opening quote consumed). The
+ * decoder stops where the base64 text does, so each buffer is read once:
+ * at a quote (the end), a backslash (an escape, decoded alone) or any
+ * other byte, which cannot be base64. */
 static int reader_stream(struct reader *r)
 {
 	struct conn *c = r->c;
 	for (;;) {
 		if (reader_peek(r) < 0)
 			return -1;
-		char *p = c->buf + c->start;
-		size_t n = c->end - c->start;
-		char *q = memchr(p, '"', n);
-		char *b = memchr(p, '\\', q ? (size_t)(q - p) : n);
-		size_t span = b ? (size_t)(b - p) : q ? (size_t)(q - p) : n;
-		if (stream_feed(r, p, span) < 0)
+		const char *p = c->buf + c->start;
+		size_t n = c->end - c->start, used;
+		if (stream_write(
+			r, b64_decode_span(&r->dec, p, n, r->out, &used)) < 0)
 			return -1;
-		c->start += span;
-		if (b) {
+		c->start += used;
+		if (used == n)
+			continue;
+		c->start++;
+		if (p[used] == '\\') {
 			char ch;
-			c->start++;
 			if (reader_escape(r, &ch) < 0 ||
-			    stream_feed(r, &ch, 1) < 0)
+			    stream_write(r, b64_decode_update(&r->dec, &ch, 1,
+							      r->out)) < 0)
 				return -1;
-		} else if (q) {
-			c->start++;
+		} else if (p[used] == '"') {
 			if (b64_decode_final(&r->dec) < 0)
 				return fs_fail(r->st, FS_ERR_PROTOCOL,
 					       "data_file is truncated base64");
 			return 0;
+		} else {
+			return stream_write(r, -1);
 		}
 	}
 }

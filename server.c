@@ -421,12 +421,13 @@ static int upload_fail(struct request *r, struct upload *u)
 	return -1;
 }
 
-/* Decodes n base64 chars into the upload. */
+/* Decodes the base64 text at in (up to n chars) into the upload; *used
+ * says how far the text went. */
 static int upload_feed(struct request *r, struct upload *u,
 		       struct b64_decoder *dec, char *out, const char *in,
-		       size_t n)
+		       size_t n, size_t *used)
 {
-	ssize_t got = b64_decode_update(dec, in, n, out);
+	ssize_t got = b64_decode_span(dec, in, n, out, used);
 	if (got < 0) {
 		snprintf(r->st.message, sizeof(r->st.message),
 			 "invalid base64 in the data of %s", r->req.name);
@@ -442,22 +443,31 @@ static int upload_feed(struct request *r, struct upload *u,
 	return storage_upload_write(u, out, (size_t)got, &r->st);
 }
 
-/* Streams the data up to the terminator into u; 0 or -1 (message set). */
+/* Streams the data up to the terminator into u; 0 or -1 (message set).
+ * The decoder stops where the base64 text does, so the data is read once:
+ * what stops it must be the terminator (or the start of one that has not
+ * all arrived), else the data is not base64. */
 static int upload_body(struct request *r, struct upload *u, char *out)
 {
 	struct conn *c = &r->conn;
 	struct b64_decoder dec;
 	b64_decoder_init(&dec);
 	for (;;) {
-		char *p = c->buf + c->start;
-		size_t n = c->end - c->start;
-		ssize_t t = proto_find_terminator(p, n);
-		size_t take = t >= 0 ? (size_t)t : n > 3 ? n - 3 : 0;
-		if (upload_feed(r, u, &dec, out, p, take) < 0)
+		const char *p = c->buf + c->start;
+		size_t n = c->end - c->start, used;
+		if (upload_feed(r, u, &dec, out, p, n, &used) < 0)
 			return -1;
-		c->start += take;
-		if (t >= 0) {
-			c->start += 4;
+		c->start += used;
+		size_t rest = n - used, term = sizeof(PROTO_TERMINATOR) - 1;
+		if (rest && memcmp(p + used, PROTO_TERMINATOR,
+				   rest < term ? rest : term) != 0) {
+			snprintf(r->st.message, sizeof(r->st.message),
+				 "invalid base64 in the data of %s",
+				 r->req.name);
+			return -1;
+		}
+		if (rest >= term) {
+			c->start += term;
 			break;
 		}
 		ssize_t got = conn_fill(c);

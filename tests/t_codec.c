@@ -458,6 +458,66 @@ static void test_bytes_everywhere(void)
 	}
 }
 
+/* b64_decode_span stops before the first byte that ends the text, at any
+ * place (inside vector blocks or not, mid-quantum or not), having decoded
+ * everything before it; going on after that byte decodes the rest. After
+ * padding, a stop is fine and more alphabet is invalid. */
+static void test_span(void)
+{
+	unsigned char data[96], back[160];
+	char enc[128], tmp[129];
+	size_t len, p, used, used2;
+	int b, c;
+
+	fill_random(data, sizeof(data));
+	for (b = 0; b < NBACKENDS; b++) {
+		if (!use(b))
+			continue;
+		len = encode(data, sizeof(data), enc);
+		for (p = 0; p <= len; p++) {
+			for (c = 0; c < 256; c++) {
+				struct b64_decoder dec;
+				ssize_t k, k2;
+
+				if (sextet((char)c) >= 0 || c == '=' ||
+				    c == ' ' || c == '\t')
+					continue;
+				memcpy(tmp, enc, p);
+				tmp[p] = (char)c;
+				memcpy(tmp + p + 1, enc + p, len - p);
+				b64_decoder_init(&dec);
+				k = b64_decode_span(&dec, tmp, len + 1, back,
+						    &used);
+				CHECK(k == (ssize_t)(p / 4 * 3) && used == p &&
+					  !memcmp(back, data, (size_t)k),
+				      "stop 0x%02x at %zu: %zd bytes, used %zu",
+				      c, p, k, used);
+				k2 = b64_decode_span(&dec, tmp + p + 1, len - p,
+						     back + k, &used2);
+				CHECK(k2 >= 0 && used2 == len - p &&
+					  k + k2 == (ssize_t)sizeof(data) &&
+					  !memcmp(back, data, sizeof(data)) &&
+					  b64_decode_final(&dec) == 0,
+				      "after stop 0x%02x at %zu: %zd bytes", c,
+				      p, k2);
+			}
+		}
+		struct b64_decoder dec;
+		b64_decoder_init(&dec);
+		CHECK(b64_decode_span(&dec, "QQ==\"}", 6, back, &used) == 1 &&
+			  used == 4 && back[0] == 'A' &&
+			  b64_decode_final(&dec) == 0,
+		      "padding then a quote: used %zu", used);
+		b64_decoder_init(&dec);
+		CHECK(b64_decode_span(&dec, "QQ==QQ==", 8, back, &used) == -1,
+		      "alphabet after padding accepted");
+		b64_decoder_init(&dec);
+		CHECK(b64_decode_span(&dec, "QU\r\n", 4, back, &used) == 0 &&
+			  used == 2 && b64_decode_final(&dec) == -1,
+		      "a quantum cut by a stop: used %zu", used);
+	}
+}
+
 static size_t strip_blanks(const char *s, size_t n, char *out)
 {
 	size_t i, len = 0;
@@ -580,6 +640,7 @@ int main(void)
 	RUN_TEST(test_splits);
 	RUN_TEST(test_invalid);
 	RUN_TEST(test_bytes_everywhere);
+	RUN_TEST(test_span);
 	RUN_TEST(test_fuzz);
 	RUN_TEST(test_sticky_failure);
 	RUN_TEST(test_big_blanks);
