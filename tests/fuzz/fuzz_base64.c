@@ -18,6 +18,9 @@
  *     libb64's uninstrumented code faults on a read or write past them
  *     (ASan only sees instrumented code), and the region before them is
  *     ASan-poisoned;
+ *   - b64_decode_span, chunked the same way and stepping over every byte
+ *     it stops at, stops only at bytes outside base64 text and decodes
+ *     as one update of the text without those bytes;
  * and all backends agree with the first one (libb64, the reference) on
  * accept/reject and on every output. */
 #include "codec.h"
@@ -130,6 +133,63 @@ static struct outcome decode(const char *in, size_t n, const struct split *sp)
 	return r;
 }
 
+static int in_text(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=' ||
+	       c == ' ' || c == '\t';
+}
+
+/* Decodes in[0..n) in chunks with b64_decode_span, stepping over each
+ * byte it stops at (which must be one that ends base64 text) as a reader
+ * steps over a quote or an escape; the stopped-at bytes are appended to
+ * *skipped. */
+static struct outcome decode_spans(const char *in, size_t n,
+				   const struct split *sp, char *skipped,
+				   size_t *nskipped)
+{
+	struct outcome r = {1, xmalloc(B64_DECODED_MAX(n) + 3 * 16), 0};
+	struct b64_decoder dec;
+	b64_decoder_init(&dec);
+	size_t pos = 0;
+	*nskipped = 0;
+	for (size_t i = 0; r.ok; i++) {
+		size_t c = sp ? chunk_at(sp, i) : n;
+		if (c > n - pos)
+			c = n - pos;
+		char *piece = (char *)guarded(0, c);
+		memcpy(piece, in + pos, c);
+		size_t at = 0;
+		while (r.ok) {
+			size_t max = B64_DECODED_MAX(c - at), used;
+			unsigned char *out = guarded(1, max);
+			ssize_t got = b64_decode_span(&dec, piece + at, c - at,
+						      out, &used);
+			if (got < 0) {
+				r.ok = 0;
+				break;
+			}
+			if ((size_t)got > max || used > c - at)
+				fail(codec_name(), "span went past its input "
+						   "or its max");
+			memcpy(r.out + r.len, out, (size_t)got);
+			r.len += (size_t)got;
+			at += used;
+			if (at == c)
+				break;
+			if (in_text((unsigned char)piece[at]))
+				fail(codec_name(), "span stopped inside text");
+			skipped[(*nskipped)++] = piece[at++];
+		}
+		pos += c;
+		if (pos == n && (!sp || i >= sp->k))
+			break;
+	}
+	if (r.ok && b64_decode_final(&dec) < 0)
+		r.ok = 0;
+	return r;
+}
+
 /* Encodes in[0..n) in chunks (sp NULL: one update). */
 static struct outcome encode(const unsigned char *in, size_t n,
 			     const struct split *sp)
@@ -186,6 +246,27 @@ static struct results run_backend(const char *name, const uint8_t *in, size_t n,
 			       ? "chunked decode accepts differently"
 			       : "chunked decode gives other bytes");
 	free(dec_split.out);
+
+	/* Span decoding, stepping over the bytes that end the text, is
+	 * decoding the text without them. */
+	char *skipped = xmalloc(n), *kept = xmalloc(n);
+	size_t nskipped, nkept = 0;
+	struct outcome spans =
+	    decode_spans((const char *)in, n, sp, skipped, &nskipped);
+	for (size_t i = 0; i < n; i++)
+		if (in_text(in[i]))
+			kept[nkept++] = (char)in[i];
+	struct outcome plain = decode(kept, nkept, NULL);
+	if (spans.ok && nskipped != n - nkept)
+		fail(name, "span did not stop at every byte outside text");
+	if (!equal(&spans, &plain))
+		fail(name, spans.ok != plain.ok
+			       ? "span decode accepts differently"
+			       : "span decode gives other bytes");
+	free(spans.out);
+	free(plain.out);
+	free(skipped);
+	free(kept);
 
 	if (res.dec.ok) {
 		/* Canonical form: the text minus spaces and tabs. */
