@@ -6,8 +6,9 @@
  *   2. the loopback reference: one TCP stream of our own (as iperf3 makes
  *      it) and iperf3's when installed, the faster being the reference;
  *      a 100 MB get and put through a real server (with and without
- *      fsync) against it and against the base64 ceiling (3/4 of it: the
- *      wire carries 4 bytes per 3 of file), and a 10 MB put plus get of
+ *      fsync) against it, each run paired with a reference run just
+ *      before it, and against the base64 ceiling (3/4 of it: the wire
+ *      carries 4 bytes per 3 of file), and a 10 MB put plus get of
  *      files by two whole `fileserv` processes;
  *   3. 50 concurrent 10 MB downloads against 5 workers, thread and
  *      process mode, with server and client peak memory;
@@ -57,6 +58,7 @@ struct bench {
 	cJSON *rows;
 	double reference; /* loopback MB/s transfers are set against */
 	const char *reference_name; /* which stream that was */
+	struct peer iperf;	    /* iperf3 -s while transfers are measured */
 	int progress; /* stderr is a terminal: show each row as it comes */
 };
 
@@ -264,26 +266,43 @@ static void bench_codecs(struct bench *b)
 
 /* ---- 2. loopback and single transfers ---- */
 
+static double smallest(const double *v, int n)
+{
+	double m = v[0];
+	for (int i = 1; i < n; i++)
+		m = v[i] < m ? v[i] : m;
+	return m;
+}
+
+static double largest(const double *v, int n)
+{
+	double m = v[0];
+	for (int i = 1; i < n; i++)
+		m = v[i] > m ? v[i] : m;
+	return m;
+}
+
 /* The loopback reference: our own stream and iperf3's, run by turns;
- * the faster median becomes b->reference. */
+ * the faster median becomes b->reference, and iperf3 -s stays up for
+ * the transfers' paired runs (reference_once). A row's note gives the
+ * range of its runs: the machine's own speed moves. */
 static void bench_reference(struct bench *b)
 {
 	uint64_t n = (uint64_t)(1e9 * b->scale);
 	double own[9], ip[9];
-	struct peer iperf;
 	struct fs_status st, ip_st;
-	int have_iperf = peers_iperf3_start(&iperf, &ip_st) == 0;
+	int have_iperf = peers_iperf3_start(&b->iperf, &ip_st) == 0;
 	struct cpu_use used = {0, 0};
 	for (int r = 0; r < b->runs; r++) {
 		own[r] = peers_loopback(n, &st);
-		struct cpu_use mark = cpu_now(iperf.pid);
+		struct cpu_use mark = cpu_now(b->iperf.pid);
 		if (have_iperf &&
-		    (ip[r] = peers_iperf3_run(&iperf, n, &ip_st)) < 0)
+		    (ip[r] = peers_iperf3_run(&b->iperf, n, &ip_st)) < 0)
 			have_iperf = 0;
-		cpu_add(&used, mark, iperf.pid);
+		cpu_add(&used, mark, b->iperf.pid);
 	}
-	if (iperf.pid > 0)
-		peers_stop(&iperf);
+	if (!have_iperf && b->iperf.pid > 0)
+		peers_stop(&b->iperf);
 	double mine = median(own, b->runs), theirs = 0;
 	char size[32];
 	cJSON *r =
@@ -292,12 +311,18 @@ static void bench_reference(struct bench *b)
 		theirs = median(ip, b->runs);
 	b->reference = theirs > mine ? theirs : mine;
 	b->reference_name = theirs > mine ? "iperf3" : "own stream";
-	note(r, "128 KB sends to another process, as iperf3 does%s",
+	note(r,
+	     "128 KB sends to another process, as iperf3 does; runs "
+	     "%.0f-%.0f%s",
+	     smallest(own, b->runs), largest(own, b->runs),
 	     theirs > mine ? "" : "; the reference");
 	if (have_iperf) {
 		r = row(b, "loopback TCP, one stream, iperf3", theirs, "MB/s");
-		note(r, "iperf3 -c -n %s (CPU: sender / receiver)%s",
-		     size_label(n, size, sizeof(size)),
+		note(r,
+		     "iperf3 -c -n %s (CPU: sender / receiver); runs "
+		     "%.0f-%.0f%s",
+		     size_label(n, size, sizeof(size)), smallest(ip, b->runs),
+		     largest(ip, b->runs),
 		     theirs > mine ? "; the reference" : "");
 		cpu_note(r, used, (double)n * b->runs / 1e9, "GB");
 	} else
@@ -305,12 +330,29 @@ static void bench_reference(struct bench *b)
 			ip_st.message);
 }
 
-/* The note of a transfer row: against the reference and the ceiling. */
-static void note_transfer(const struct bench *b, cJSON *r, double mbs)
+/* One run of the reference stream, to pair with a transfer's run; MB/s,
+ * or -1. */
+static double reference_once(struct bench *b)
 {
-	note(r, "%.2f of loopback (%s), %.2f of the base64 ceiling",
-	     mbs / b->reference, b->reference_name,
-	     mbs / (b->reference * 0.75));
+	uint64_t n = (uint64_t)(1e9 * b->scale);
+	struct fs_status st;
+	return strcmp(b->reference_name, "iperf3") == 0
+		   ? peers_iperf3_run(&b->iperf, n, &st)
+		   : peers_loopback(n, &st);
+}
+
+/* The note of a transfer row: the median of its runs' ratios to the
+ * reference run just before each, their range, and the same against
+ * the base64 ceiling. Pairing keeps a change of the machine's speed
+ * between the reference row and this one out of the ratio. */
+static void note_transfer(const struct bench *b, cJSON *r, double *ratio, int n)
+{
+	double m = median(ratio, n);
+	note(r,
+	     "%.2f of loopback (%s, paired runs %.2f-%.2f), %.2f of the "
+	     "base64 ceiling",
+	     m, b->reference_name, smallest(ratio, n), largest(ratio, n),
+	     m / 0.75);
 }
 
 /* The row what: median MB/s of a get (put = 0) or put of path as name,
@@ -319,11 +361,12 @@ static void transfer_row(struct bench *b, const struct fs_client *c,
 			 pid_t server, const char *path, int put,
 			 const char *what)
 {
-	double t[9];
+	double t[9], ratio[9];
 	uint64_t bytes = 0;
 	struct cpu_use used = {0, 0};
-	settle(b);
 	for (int r = 0; r < b->runs; r++) {
+		settle(b);
+		double ref = reference_once(b);
 		struct fs_result res;
 		struct fs_status st;
 		struct fs_sink sink = {client_discard, NULL};
@@ -343,10 +386,11 @@ static void transfer_row(struct bench *b, const struct fs_client *c,
 		}
 		t[r] = res.seconds;
 		bytes = res.bytes;
+		ratio[r] = bytes / t[r] / 1e6 / (ref > 0 ? ref : b->reference);
 	}
 	double mbs = bytes / median(t, b->runs) / 1e6;
 	cJSON *r = row(b, what, mbs, "MB/s");
-	note_transfer(b, r, mbs);
+	note_transfer(b, r, ratio, b->runs);
 	cpu_note(r, used, (double)bytes * b->runs / 1e9, "GB");
 }
 
@@ -408,7 +452,7 @@ static void bench_transfers(struct bench *b, const char *file,
 		pid_t pid = server_spawn(args, &port, &st);
 		if (pid < 0) {
 			fprintf(stderr, "fileserv bench: %s\n", st.message);
-			return;
+			break;
 		}
 		struct fs_client c;
 		char ps[16];
@@ -439,6 +483,8 @@ static void bench_transfers(struct bench *b, const char *file,
 		}
 		server_reap(pid, 10);
 	}
+	if (b->iperf.pid > 0)
+		peers_stop(&b->iperf);
 }
 
 /* ---- 3 and 4: concurrent clients ---- */
@@ -733,7 +779,8 @@ static const char bench_usage[] =
     "Measures, side by side in one run: the base64 codecs; loopback TCP,\n"
     "one stream of its own and iperf3's (when installed; the faster is\n"
     "the reference); 100 MB get and put through a real server against\n"
-    "it and the base64 ceiling (3/4 of it); a 10 MB put + get of files\n"
+    "it (each run paired with a reference run just before it) and the\n"
+    "base64 ceiling (3/4 of it); a 10 MB put + get of files\n"
     "by two fileserv processes; 50 concurrent 10 MB downloads against 5\n"
     "workers (thread and process); 1 KB GETs per second with 50 clients,\n"
     "beside nginx (one worker) driven by wrk when both are installed.\n"

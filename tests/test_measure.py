@@ -98,8 +98,8 @@ def stats_counts_replaced_worker(ctx, mode):
 def bench_rows_parse(rows):
     """Every row has a number, or none and a note saying why it was
     skipped; the reference rows, the round trip and the nginx row are
-    there, and transfers are set against loopback and the base64
-    ceiling."""
+    there, the reference rows give their runs' range, and transfers are
+    set against loopback, paired run by run, and the base64 ceiling."""
     by_what = {row["what"]: row for row in rows}
     for row in rows:
         value = row.get("value")
@@ -118,9 +118,15 @@ def bench_rows_parse(rows):
             "the reference" in r.get("note", "")]
     check(len(refs) == 1, "not exactly one reference: %r", refs)
     for what in ("put 2 MB, --no-sync", "get 2 MB", "put 2 MB, fsync"):
-        check(re.search(r"of loopback \((iperf3|own stream)\), [0-9.]+ of "
-                        r"the base64 ceiling", by_what[what]["note"]),
+        check(re.search(r"of loopback \((iperf3|own stream), paired runs "
+                        r"[0-9.]+-[0-9.]+\), [0-9.]+ of the base64 "
+                        r"ceiling", by_what[what]["note"]),
               "%s: %r", what, by_what[what]["note"])
+    for what in ("loopback TCP, one stream, fileserv's own",
+                 "loopback TCP, one stream, iperf3"):
+        check(by_what[what]["value"] is None or
+              re.search(r"runs [0-9]+-[0-9]+", by_what[what]["note"]),
+              "%s without its runs' range: %r", what, by_what[what])
     # Each side's CPU per unit of work, where fileserv runs both sides.
     for what, per in (("put 2 MB, --no-sync", "GB"), ("get 2 MB", "GB"),
                       ("put + get 200 kB, two processes, files",
