@@ -87,12 +87,33 @@ static const char *size_label(uint64_t n, char *buf, size_t len)
 	return buf;
 }
 
-static cJSON *row(struct bench *b, const char *what, double value,
+static double smallest(const double *v, int n)
+{
+	double m = v[0];
+	for (int i = 1; i < n; i++)
+		m = v[i] < m ? v[i] : m;
+	return m;
+}
+
+static double largest(const double *v, int n)
+{
+	double m = v[0];
+	for (int i = 1; i < n; i++)
+		m = v[i] > m ? v[i] : m;
+	return m;
+}
+
+/* A row: the median of the runs' values, and their range beside it, so
+ * that a reader sees how much the figure moved. */
+static cJSON *row(struct bench *b, const char *what, double *runs, int n,
 		  const char *unit)
 {
+	double value = median(runs, n);
 	cJSON *r = cJSON_CreateObject();
 	cJSON_AddStringToObject(r, "what", what);
 	cJSON_AddNumberToObject(r, "value", value);
+	cJSON_AddNumberToObject(r, "min", smallest(runs, n));
+	cJSON_AddNumberToObject(r, "max", largest(runs, n));
 	cJSON_AddStringToObject(r, "unit", unit);
 	cJSON_AddItemToArray(b->rows, r);
 	if (b->progress)
@@ -209,18 +230,20 @@ static double time_codec(int decode, const char *in, size_t n, char *out,
 	return clock_now() - t0;
 }
 
-/* Median MB/s of the selected codec in one direction: reps passes over
- * the first n bytes of raw (or over their encoding). */
+/* MB/s of the selected codec in one direction, per run, into rate;
+ * returns their median: reps passes over the first n bytes of raw (or
+ * over their encoding). */
 static double codec_rate(const struct bench *b, int dir, char *raw, char *text,
-			 char *back, size_t n, int reps)
+			 char *back, size_t n, int reps, double *rate)
 {
-	double t[9];
 	size_t len = dir ? B64_ENCODED_MAX(n) - 4 : n;
 	time_codec(0, raw, n, text, 1); /* warm, and the text to decode */
 	for (int r = 0; r < b->runs; r++)
-		t[r] = time_codec(dir, dir ? text : raw, len, dir ? back : text,
-				  reps);
-	return (double)n * reps / median(t, b->runs) / 1e6;
+		rate[r] = (double)n * reps /
+			  time_codec(dir, dir ? text : raw, len,
+				     dir ? back : text, reps) /
+			  1e6;
+	return median(rate, b->runs);
 }
 
 /* Codecs as transfers use them: FS_IO_CHUNK at a time, from and into
@@ -241,13 +264,15 @@ static void bench_codecs(struct bench *b)
 		if (codec_select(names[c]) < 0)
 			continue;
 		for (int dir = 0; dir < 2; dir++) {
-			double mbs =
-			    codec_rate(b, dir, raw, text, back, chunk, reps);
-			double big = codec_rate(b, dir, raw, text, back, n, 1);
+			double runs[9], big_runs[9];
+			double mbs = codec_rate(b, dir, raw, text, back, chunk,
+						reps, runs);
+			double big =
+			    codec_rate(b, dir, raw, text, back, n, 1, big_runs);
 			char what[64], size[32];
 			snprintf(what, sizeof(what), "codec %s %s",
 				 dir ? "decode" : "encode", names[c]);
-			cJSON *r = row(b, what, mbs, "MB/s");
+			cJSON *r = row(b, what, runs, b->runs, "MB/s");
 			size_label(n, size, sizeof(size));
 			if (c == 0) {
 				base[dir] = mbs;
@@ -265,22 +290,6 @@ static void bench_codecs(struct bench *b)
 }
 
 /* ---- 2. loopback and single transfers ---- */
-
-static double smallest(const double *v, int n)
-{
-	double m = v[0];
-	for (int i = 1; i < n; i++)
-		m = v[i] < m ? v[i] : m;
-	return m;
-}
-
-static double largest(const double *v, int n)
-{
-	double m = v[0];
-	for (int i = 1; i < n; i++)
-		m = v[i] > m ? v[i] : m;
-	return m;
-}
 
 /* The loopback reference: our own stream and iperf3's, run by turns;
  * the faster median becomes b->reference, and iperf3 -s stays up for
@@ -305,24 +314,19 @@ static void bench_reference(struct bench *b)
 		peers_stop(&b->iperf);
 	double mine = median(own, b->runs), theirs = 0;
 	char size[32];
-	cJSON *r =
-	    row(b, "loopback TCP, one stream, fileserv's own", mine, "MB/s");
+	cJSON *r = row(b, "loopback TCP, one stream, fileserv's own", own,
+		       b->runs, "MB/s");
 	if (have_iperf)
 		theirs = median(ip, b->runs);
 	b->reference = theirs > mine ? theirs : mine;
 	b->reference_name = theirs > mine ? "iperf3" : "own stream";
-	note(r,
-	     "128 KB sends to another process, as iperf3 does; runs "
-	     "%.0f-%.0f%s",
-	     smallest(own, b->runs), largest(own, b->runs),
+	note(r, "128 KB sends to another process, as iperf3 does%s",
 	     theirs > mine ? "" : "; the reference");
 	if (have_iperf) {
-		r = row(b, "loopback TCP, one stream, iperf3", theirs, "MB/s");
-		note(r,
-		     "iperf3 -c -n %s (CPU: sender / receiver); runs "
-		     "%.0f-%.0f%s",
-		     size_label(n, size, sizeof(size)), smallest(ip, b->runs),
-		     largest(ip, b->runs),
+		r = row(b, "loopback TCP, one stream, iperf3", ip, b->runs,
+			"MB/s");
+		note(r, "iperf3 -c -n %s (CPU: sender / receiver)%s",
+		     size_label(n, size, sizeof(size)),
 		     theirs > mine ? "; the reference" : "");
 		cpu_note(r, used, (double)n * b->runs / 1e9, "GB");
 	} else
@@ -388,8 +392,9 @@ static void transfer_row(struct bench *b, const struct fs_client *c,
 		bytes = res.bytes;
 		ratio[r] = bytes / t[r] / 1e6 / (ref > 0 ? ref : b->reference);
 	}
-	double mbs = bytes / median(t, b->runs) / 1e6;
-	cJSON *r = row(b, what, mbs, "MB/s");
+	for (int r = 0; r < b->runs; r++)
+		t[r] = bytes / t[r] / 1e6; /* MB/s */
+	cJSON *r = row(b, what, t, b->runs, "MB/s");
 	note_transfer(b, r, ratio, b->runs);
 	cpu_note(r, used, (double)bytes * b->runs / 1e9, "GB");
 }
@@ -409,11 +414,11 @@ static int run_self(const char *const *args)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Milliseconds (median) for `fileserv put FILE` then `fileserv get -f`
- * into a file that exists already, two whole processes; -1 on failure.
- * Adds each side's CPU over the counted runs to used. */
-static double round_trip(struct bench *b, pid_t pid, int port, const char *file,
-			 struct cpu_use *used)
+/* Milliseconds per run, into t, for `fileserv put FILE` then `fileserv
+ * get -f` into a file that exists already, two whole processes; 0, or -1
+ * on failure. Adds each side's CPU over the counted runs to used. */
+static int round_trip(struct bench *b, pid_t pid, int port, const char *file,
+		      struct cpu_use *used, double *t)
 {
 	char server[32], out[128];
 	snprintf(server, sizeof(server), "127.0.0.1:%d", port);
@@ -422,7 +427,6 @@ static double round_trip(struct bench *b, pid_t pid, int port, const char *file,
 			     "put",	 file, "rt", NULL};
 	const char *get[] = {"fileserv", "-q", "-s", server, "get",
 			     "rt",	 "-o", out,  "-f",   NULL};
-	double t[9];
 	settle(b);
 	for (int r = -1; r < b->runs; r++) { /* run -1 makes the file */
 		struct cpu_use mark = cpu_now(pid);
@@ -435,7 +439,7 @@ static double round_trip(struct bench *b, pid_t pid, int port, const char *file,
 		}
 	}
 	unlink(out);
-	return median(t, b->runs);
+	return 0;
 }
 
 static void bench_transfers(struct bench *b, const char *file,
@@ -467,14 +471,16 @@ static void bench_transfers(struct bench *b, const char *file,
 			snprintf(what, sizeof(what), "get %s", size);
 			transfer_row(b, &c, pid, file, 0, what);
 			struct cpu_use used = {0, 0};
-			double ms = round_trip(b, pid, port, file10, &used);
+			double ms[9];
+			int failed =
+			    round_trip(b, pid, port, file10, &used, ms) < 0;
 			snprintf(what, sizeof(what),
 				 "put + get %s, two processes, files",
 				 size_label(b->mid, size, sizeof(size)));
-			if (ms < 0) {
+			if (failed) {
 				skipped(b, what, "ms", "a put or get failed");
 			} else {
-				cJSON *r = row(b, what, ms, "ms");
+				cJSON *r = row(b, what, ms, b->runs, "ms");
 				note(r,
 				     "whole `fileserv put` and `get -f` over "
 				     "an existing file, --no-sync server");
@@ -614,7 +620,7 @@ static void bench_concurrent(struct bench *b, const char *file10)
 		char what[80], size[32];
 		snprintf(what, sizeof(what), "50 x %s downloads, 5 workers, %s",
 			 size_label(b->mid, size, sizeof(size)), modes[m]);
-		cJSON *row_ = row(b, what, median(tp, b->runs), "MB/s");
+		cJSON *row_ = row(b, what, tp, b->runs, "MB/s");
 		note(row_,
 		     "p50 %.0f ms, p99 %.0f ms; peak RSS server %.1f MB, "
 		     "client %.1f MB; %s",
@@ -695,8 +701,8 @@ static void bench_gets(struct bench *b, const char *file1k)
 		char what[80];
 		snprintf(what, sizeof(what), "1 KB GETs, 50 clients, %s",
 			 modes[m]);
+		cJSON *r = row(b, what, rate[m], b->runs, "GET/s");
 		fs[m] = median(rate[m], b->runs);
-		cJSON *r = row(b, what, fs[m], "GET/s");
 		if (nginx)
 			note(r, "one connection per request; %.2fx nginx",
 			     fs[m] / theirs);
@@ -707,7 +713,7 @@ static void bench_gets(struct bench *b, const char *file1k)
 	}
 	const char *what = "1 KB GETs, 50 connections, nginx + wrk";
 	if (nginx) {
-		cJSON *r = row(b, what, theirs, "GET/s");
+		cJSON *r = row(b, what, rate[2], b->runs, "GET/s");
 		note(r, "one nginx worker, wrk -t 2 -c 50, Connection: close "
 			"(CPU: wrk / nginx)");
 		cpu_note(r, used[2], gets[2], "GET");
@@ -753,7 +759,7 @@ static void print_table(const struct bench *b)
 	       b->scale < 1 ? "; --quick: smaller files and shorter runs, "
 			      "not comparable with a full run"
 			    : "");
-	printf("%-42s %12s  %-19s %s\n", "measurement", "value",
+	printf("%-42s %12s  %-11s %-19s %s\n", "measurement", "median", "runs",
 	       "CPU client/server", "note");
 	const cJSON *r;
 	cJSON_ArrayForEach(r, b->rows)
@@ -761,15 +767,20 @@ static void print_table(const struct bench *b)
 		const char *n =
 		    cJSON_GetStringValue(cJSON_GetObjectItem(r, "note"));
 		const cJSON *v = cJSON_GetObjectItem(r, "value");
-		char value[32] = "-", cpu[40] = "";
+		const cJSON *lo = cJSON_GetObjectItem(r, "min"),
+			    *hi = cJSON_GetObjectItem(r, "max");
+		char value[32] = "-", range[40] = "", cpu[40] = "";
 		if (cJSON_IsNumber(v))
 			snprintf(value, sizeof(value), "%.0f", v->valuedouble);
+		if (cJSON_IsNumber(lo) && cJSON_IsNumber(hi))
+			snprintf(range, sizeof(range), "%.0f-%.0f",
+				 lo->valuedouble, hi->valuedouble);
 		cpu_cell(cJSON_GetObjectItem(r, "cpu"), cpu, sizeof(cpu));
-		printf("%-42s %7s %-5s %-19s %s\n",
+		printf("%-42s %7s %-5s %-11s %-19s %s\n",
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "what")),
 		       value,
 		       cJSON_GetStringValue(cJSON_GetObjectItem(r, "unit")),
-		       cpu, n ? n : "");
+		       range, cpu, n ? n : "");
 	}
 }
 
@@ -784,12 +795,13 @@ static const char bench_usage[] =
     "by two fileserv processes; 50 concurrent 10 MB downloads against 5\n"
     "workers (thread and process); 1 KB GETs per second with 50 clients,\n"
     "beside nginx (one worker) driven by wrk when both are installed.\n"
-    "Prints the median of --runs runs (default 5), and where a row runs\n"
-    "a client and a server, each side's CPU per GB, GET or round trip\n"
-    "(client/server; iperf3: sender/receiver; wrk/nginx). On loopback a\n"
-    "packet's receive work is charged to its sender, so each side's\n"
-    "figure includes some of its peer's. On a terminal, each row is\n"
-    "shown on stderr as it is measured (not with -q).\n"
+    "Prints the median of --runs runs (default 5) and their range, and\n"
+    "where a row runs a client and a server, each side's CPU per GB,\n"
+    "GET or round trip (client/server; iperf3: sender/receiver;\n"
+    "wrk/nginx). On loopback a packet's receive work is charged to its\n"
+    "sender, so each side's figure includes some of its peer's. On a\n"
+    "terminal, each row is shown on stderr as it is measured (not with\n"
+    "-q).\n"
     "\n"
     "  -r, --runs N   runs per measurement, 1-9 (default 5)\n"
     "      --quick    small sizes and one run, for a smoke test (rows\n"
@@ -867,6 +879,7 @@ int bench_main(struct cmdline *cl, int argc, char **argv)
 	}
 	b.rows = cJSON_CreateArray();
 	b.progress = !cl->quiet && isatty(STDERR_FILENO);
+	settle(&b); /* the test files just made */
 	bench_codecs(&b);
 	bench_transfers(&b, f100, f10);
 	bench_concurrent(&b, f10);

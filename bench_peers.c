@@ -169,7 +169,10 @@ static void peer_stop(pid_t pid)
 /* CPU seconds spent so far by process pid's live threads and its live
  * children's (nginx's worker under its master, a process-mode server's
  * workers), in ns from each thread's schedstat: /proc/PID/stat counts in
- * clock ticks, too coarse for a 60 ms transfer. */
+ * clock ticks, too coarse for a 60 ms transfer. A thread or child that
+ * ends between two readings takes its time with it: the servers measured
+ * here keep theirs (fileserv's pools, nginx's worker, Debian 12's
+ * single-threaded iperf3 -s). */
 static double tree_cpu(pid_t pid, int depth)
 {
 	char path[64];
