@@ -30,7 +30,9 @@ static const char stress_usage[] =
     "(the Python original's --mode stress): operations and bytes (verified\n"
     "ones too), throughput, operations/s, latency, the client workers' CPU\n"
     "seconds and, from the server's STATS, its mode and workers and the\n"
-    "CPU seconds and memory it spent meanwhile.\n"
+    "CPU seconds and memory it spent meanwhile; a note says when the\n"
+    "client spent more CPU than the server (on shared cores the load\n"
+    "generator may then limit what is measured).\n"
     "\n"
     "      --op OP           upload, download or list\n"
     "      --file PATH       local regular file: what upload sends, and\n"
@@ -457,6 +459,22 @@ static void stress_print_server(const cJSON *srv)
 	       units_format_bytes(number(srv, "peak_rss_bytes"), a, sizeof(a)));
 }
 
+/* A note when the client workers spent more CPU than the server did:
+ * on cores they share, the load generator then limits what is measured
+ * (docs/performance.md, "The load generator's cost"). */
+static void stress_print_load(const cJSON *j)
+{
+	const cJSON *srv = cJSON_GetObjectItem(j, "server");
+	double client = number(j, "client_cpu_s"),
+	       server = number(srv, "cpu_s");
+	if (server <= 0 || client <= server)
+		return;
+	printf("  note: the client workers spent %.2fx the server's CPU; on "
+	       "cores they share, the load generator may limit what this "
+	       "measures (--cpus and serve --cpus can keep them apart)\n",
+	       client / server);
+}
+
 /* The open model's lines: the schedule asked for, what it got, and the
  * service time beside the latency. */
 static void stress_print_open(const cJSON *j)
@@ -553,6 +571,7 @@ void stress_print(const cJSON *j)
 		       number(j, "threads") == 1 ? "" : "s");
 	printf("\n");
 	stress_print_server(cJSON_GetObjectItem(j, "server"));
+	stress_print_load(j);
 	const char *err =
 	    cJSON_GetStringValue(cJSON_GetObjectItem(j, "first_error"));
 	if (err)

@@ -229,6 +229,40 @@ def stress_summary(ctx, pool):
                  "server: process mode, 3 workers; 8 succeeded",
                  "server CPU", "s/GB", "peak RSS"):
         check(want in text, "summary lacks %r: %s", want, text)
+    # A client that spent more CPU than the server is pointed out.
+    client = float(re.search(r"client CPU ([0-9.]+) s", text).group(1))
+    server = float(re.search(r"server CPU ([0-9.]+) s", text).group(1))
+    note = re.search(r"note: the client workers spent ([0-9.]+)x the "
+                     r"server's CPU", text)
+    if abs(client - server) > 0.002:
+        check(bool(note) == (client > server), "client %.3f s, server "
+              "%.3f s, note %r", client, server, note and note.group(0))
+    if note:  # the figures are printed rounded to 1 ms
+        lo = (client - 0.0005) / (server + 0.0005) - 0.005
+        hi = (client + 0.0005) / max(server - 0.0005, 1e-9) + 0.005
+        check(lo <= float(note.group(1)) <= hi, "ratio %s for %.3f/%.3f",
+              note.group(1), client, server)
+
+
+@test()
+def stress_load_generator_note(ctx, _):
+    """A client that costs more CPU than the server it loads says so: 32
+    forked client processes for 32 GETs of 1 KB spend far more than the
+    server's 32 replies."""
+    srv = ctx.server("thread", workers=1)
+    data = ctx.path("small")
+    with open(data, "wb") as f:
+        f.write(os.urandom(1000))
+    ctx.cli_ok(srv.port, "put", data)
+    r = ctx.cli_ok(srv.port, "stress", "--op", "download", "--file", data,
+                   "--clients", "32", "--iterations", "1", "--pool",
+                   "process")
+    text = r.stdout.decode()
+    client = float(re.search(r"client CPU ([0-9.]+) s", text).group(1))
+    server = float(re.search(r"server CPU ([0-9.]+) s", text).group(1))
+    check(client > server and re.search(
+        r"note: the client workers spent [0-9.]+x the server's CPU", text),
+          "client %.3f s, server %.3f s, no note: %s", client, server, text)
 
 
 @test()
