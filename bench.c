@@ -11,7 +11,9 @@
  *      carries 4 bytes per 3 of file), and a 10 MB put plus get of
  *      files by two whole `fileserv` processes;
  *   3. 50 concurrent 10 MB downloads against 5 workers, thread and
- *      process mode, with server and client peak memory;
+ *      process mode, and 10,000 concurrent 1 MB downloads from one
+ *      stress process (the event engine), with server and client peak
+ *      memory;
  *   4. 1 KB GETs per second with 50 clients, one connection per request,
  *      fileserv (thread and process) beside nginx (one worker) driven by
  *      wrk when both are installed.
@@ -52,8 +54,8 @@
 
 struct bench {
 	int runs;
-	double scale;	   /* 1, or smaller with --quick */
-	uint64_t big, mid; /* the "100 MB" and "10 MB" files */
+	double scale;		  /* 1, or smaller with --quick */
+	uint64_t big, mid, small; /* the "100 MB", "10 MB", "1 MB" files */
 	char dir[64];
 	cJSON *rows;
 	double reference; /* loopback MB/s transfers are set against */
@@ -556,11 +558,18 @@ static int stress_child(const struct stress_config *cfg, struct stress_out *out)
 	return n == sizeof(*out) ? 0 : -1;
 }
 
-static pid_t start_pool(struct bench *b, const char *mode, struct fs_client *c)
+/* A --no-sync server with 5 workers in mode, taking clients connections
+ * at once (its default cap is 4096). */
+static pid_t start_pool(struct bench *b, const char *mode, int clients,
+			struct fs_client *c)
 {
-	const char *args[] = {"--quiet", "--port",    "0",  "--storage",
-			      b->dir,	 "--mode",    mode, "--workers",
-			      "5",	 "--no-sync", NULL};
+	char cap[16];
+	snprintf(cap, sizeof(cap), "%d",
+		 clients + 64 > 4096 ? clients + 64 : 4096);
+	const char *args[] = {
+	    "--quiet",	   "--port", "0",	  "--storage", b->dir,
+	    "--mode",	   mode,     "--workers", "5",	       "--no-sync",
+	    "--max-conns", cap,	     NULL};
 	int port;
 	struct fs_status st;
 	pid_t pid = server_spawn(args, &port, &st);
@@ -584,52 +593,85 @@ static void put_file(const struct fs_client *c, const char *path,
 	close(fd);
 }
 
-static void bench_concurrent(struct bench *b, const char *file10)
+/* One row: clients download file (size bytes) once each per run, verified,
+ * from 5 workers in the given mode (thread or process, the client's pool
+ * the same). */
+static void concurrent_row(struct bench *b, int process, const char *file,
+			   const char *name, uint64_t size, int clients,
+			   const char *why)
 {
 	static const char *const modes[] = {"thread", "process"};
-	for (int m = 0; m < 2; m++) {
-		struct stress_config cfg = {.op = STRESS_DOWNLOAD,
-					    .file = file10,
-					    .name = "bench10",
-					    .clients = 50,
-					    .iterations = 1,
-					    .verify = 1,
-					    .processes = m};
-		pid_t pid = start_pool(b, modes[m], &cfg.server);
-		if (pid < 0)
-			return;
-		put_file(&cfg.server, file10, "bench10", b->mid);
-		settle(b);
-		struct stress_out o[9] = {{0}};
-		double tp[9], p50[9], p99[9];
-		long ckb = 0;
-		uint64_t failed = 0, bytes = 0;
-		struct cpu_use used = {0, 0};
-		for (int r = 0; r < b->runs; r++) {
-			struct cpu_use mark = cpu_now(pid);
-			stress_child(&cfg, &o[r]);
-			cpu_add(&used, mark, pid);
-			bytes += o[r].bytes;
-			tp[r] = o[r].throughput;
-			p50[r] = o[r].p50;
-			p99[r] = o[r].p99;
-			failed += o[r].failed + (o[r].ok != 50);
-			if (o[r].client_kb > ckb)
-				ckb = o[r].client_kb;
-		}
-		char what[80], size[32];
-		snprintf(what, sizeof(what), "50 x %s downloads, 5 workers, %s",
-			 size_label(b->mid, size, sizeof(size)), modes[m]);
-		cJSON *row_ = row(b, what, tp, b->runs, "MB/s");
-		note(row_,
-		     "p50 %.0f ms, p99 %.0f ms; peak RSS server %.1f MB, "
-		     "client %.1f MB; %s",
-		     median(p50, b->runs), median(p99, b->runs),
-		     server_peak_kb(pid) / 1024.0, ckb / 1024.0,
-		     failed ? "SOME FAILED" : "all verified");
-		cpu_note(row_, used, (double)bytes / 1e9, "GB");
-		server_reap(pid, 10);
+	struct stress_config cfg = {.op = STRESS_DOWNLOAD,
+				    .file = file,
+				    .name = name,
+				    .clients = clients,
+				    .iterations = 1,
+				    .verify = 1,
+				    .processes = process};
+	pid_t pid = start_pool(b, modes[process], clients, &cfg.server);
+	if (pid < 0)
+		return;
+	put_file(&cfg.server, file, name, size);
+	settle(b);
+	struct stress_out o[9] = {{0}};
+	double tp[9], p50[9], p99[9];
+	long ckb = 0;
+	uint64_t failed = 0, bytes = 0;
+	struct cpu_use used = {0, 0};
+	for (int r = 0; r < b->runs; r++) {
+		struct cpu_use mark = cpu_now(pid);
+		stress_child(&cfg, &o[r]);
+		cpu_add(&used, mark, pid);
+		bytes += o[r].bytes;
+		tp[r] = o[r].throughput;
+		p50[r] = o[r].p50;
+		p99[r] = o[r].p99;
+		failed += o[r].failed + (o[r].ok != (uint64_t)clients);
+		if (o[r].client_kb > ckb)
+			ckb = o[r].client_kb;
 	}
+	char what[80], label[32];
+	snprintf(what, sizeof(what), "%d x %s downloads, 5 workers, %s",
+		 clients, size_label(size, label, sizeof(label)),
+		 modes[process]);
+	cJSON *row_ = row(b, what, tp, b->runs, "MB/s");
+	note(row_,
+	     "p50 %.0f ms, p99 %.0f ms; peak RSS server %.1f MB, client %.1f "
+	     "MB; %s%s",
+	     median(p50, b->runs), median(p99, b->runs),
+	     server_peak_kb(pid) / 1024.0, ckb / 1024.0,
+	     failed ? "SOME FAILED" : "all verified", why);
+	cpu_note(row_, used, (double)bytes / 1e9, "GB");
+	server_reap(pid, 10);
+}
+
+static void bench_concurrent(struct bench *b, const char *file10)
+{
+	for (int m = 0; m < 2; m++)
+		concurrent_row(b, m, file10, "bench10", b->mid, 50, "");
+}
+
+/* 10,000 clients of 1 MB files from one stress process (the event
+ * engine), as many as the descriptor limit lets both the client and the
+ * server open (the soft limit is raised to the hard one first). */
+static void bench_many(struct bench *b, const char *file1m)
+{
+	int want = (int)(10000 * b->scale), clients = want;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur != RLIM_INFINITY &&
+		    (rlim_t)clients + 256 > rl.rlim_cur)
+			clients =
+			    rl.rlim_cur > 512 ? (int)rl.rlim_cur - 256 : 256;
+	}
+	char why[96] = "";
+	if (clients < want)
+		snprintf(why, sizeof(why),
+			 "; %d clients wanted, the descriptor limit allows %d",
+			 want, clients);
+	concurrent_row(b, 0, file1m, "bench1m", b->small, clients, why);
 }
 
 /* nginx serving a copy of the 1 KB file as dir/nginx/www/f1k. */
@@ -664,7 +706,7 @@ static void bench_gets(struct bench *b, const char *file1k)
 						.duration = 3 * b->scale,
 						.verify = 1,
 						.processes = m};
-		pid[m] = start_pool(b, modes[m], &cfg[m].server);
+		pid[m] = start_pool(b, modes[m], 50, &cfg[m].server);
 		if (pid[m] < 0)
 			return;
 		put_file(&cfg[m].server, file1k, "bench1k", 1000);
@@ -793,7 +835,9 @@ static const char bench_usage[] =
     "it (each run paired with a reference run just before it) and the\n"
     "base64 ceiling (3/4 of it); a 10 MB put + get of files\n"
     "by two fileserv processes; 50 concurrent 10 MB downloads against 5\n"
-    "workers (thread and process); 1 KB GETs per second with 50 clients,\n"
+    "workers (thread and process); 10,000 concurrent 1 MB downloads from\n"
+    "one stress process, with its peak memory (fewer when the descriptor\n"
+    "limit is lower; the row says so); 1 KB GETs per second with 50 clients,\n"
     "beside nginx (one worker) driven by wrk when both are installed.\n"
     "Prints the median of --runs runs (default 5) and their range, and\n"
     "where a row runs a client and a server, each side's CPU per GB,\n"
@@ -865,14 +909,17 @@ int bench_main(struct cmdline *cl, int argc, char **argv)
 		perror("fileserv bench: mkdtemp");
 		return 3;
 	}
-	char f100[128], f10[128], f1k[128];
+	char f100[128], f10[128], f1m[128], f1k[128];
 	snprintf(f100, sizeof(f100), "%s/f100", b.dir);
 	snprintf(f10, sizeof(f10), "%s/f10", b.dir);
+	snprintf(f1m, sizeof(f1m), "%s/f1m", b.dir);
 	snprintf(f1k, sizeof(f1k), "%s/f1k", b.dir);
 	b.big = (uint64_t)(100e6 * b.scale);
 	b.mid = (uint64_t)(10e6 * b.scale);
+	b.small = (uint64_t)(1e6 * b.scale);
 	if (testdata_make(f100, b.big, 1) < 0 ||
 	    testdata_make(f10, b.mid, 2) < 0 ||
+	    testdata_make(f1m, b.small, 4) < 0 ||
 	    testdata_make(f1k, 1000, 3) < 0) {
 		perror("fileserv bench: test files");
 		return 3;
@@ -883,6 +930,7 @@ int bench_main(struct cmdline *cl, int argc, char **argv)
 	bench_codecs(&b);
 	bench_transfers(&b, f100, f10);
 	bench_concurrent(&b, f10);
+	bench_many(&b, f1m);
 	bench_gets(&b, f1k);
 	if (b.progress)
 		fputs("\r\033[K", stderr);

@@ -132,6 +132,7 @@ def bench_rows_parse(rows):
                        "round trip"),
                       ("50 x 200 kB downloads, 5 workers, thread", "GB"),
                       ("50 x 200 kB downloads, 5 workers, process", "GB"),
+                      ("200 x 20 kB downloads, 5 workers, thread", "GB"),
                       ("1 KB GETs, 50 clients, thread", "GET"),
                       ("1 KB GETs, 50 clients, process", "GET")):
         cpu = by_what[what].get("cpu") or {}
@@ -152,7 +153,10 @@ def bench_quick_labels(ctx, _):
               "a --quick row claims a full-run size: %r", label)
     check(any(l.startswith("put 2 MB, fsync") for l in labels) and
           any(l.startswith("get 2 MB") for l in labels) and
-          any(l.startswith("50 x 200 kB downloads") for l in labels),
+          any(l.startswith("50 x 200 kB downloads") for l in labels) and
+          any(re.match(r"200 x 20 kB downloads, 5 workers, thread .*"
+                       r"client [0-9.]+ MB; all verified", l)
+              for l in labels),
           "scaled rows not named by their sizes: %s", labels)
     bench_rows_parse(rows)
     r = ctx.cli(None, "bench", "--quick", "-q", timeout=100)
