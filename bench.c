@@ -295,8 +295,8 @@ static void bench_codecs(struct bench *b)
 
 /* The loopback reference: our own stream and iperf3's, run by turns;
  * the faster median becomes b->reference, and iperf3 -s stays up for
- * the transfers' paired runs (reference_once). A row's note gives the
- * range of its runs: the machine's own speed moves. */
+ * the transfers' paired runs (reference_once). Each row gives the range
+ * of its runs: the machine's own speed moves. */
 static void bench_reference(struct bench *b)
 {
 	uint64_t n = (uint64_t)(1e9 * b->scale);

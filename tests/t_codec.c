@@ -419,6 +419,15 @@ static void test_invalid(void)
 	}
 }
 
+/* The len chars at enc with byte c inserted before position p, into out
+ * (len + 1 chars). */
+static void insert_at(const char *enc, size_t len, size_t p, int c, char *out)
+{
+	memcpy(out, enc, p);
+	out[p] = (char)c;
+	memcpy(out + p + 1, enc + p, len - p);
+}
+
 /* Every byte that is neither alphabet, '=', space nor tab must fail
  * wherever it sits in a long valid input (inside vector blocks or not);
  * spaces and tabs anywhere must be skipped. */
@@ -446,9 +455,7 @@ static void test_bytes_everywhere(void)
 				      "byte 0x%02x at %zu accepted", c, p);
 				if (!blank)
 					continue;
-				memcpy(tmp, enc, p);
-				tmp[p] = (char)c;
-				memcpy(tmp + p + 1, enc + p, len - p);
+				insert_at(enc, len, p, c, tmp);
 				CHECK(decode(tmp, len + 1, back) ==
 					      sizeof(data) &&
 					  !memcmp(back, data, sizeof(data)),
@@ -482,9 +489,7 @@ static void test_span(void)
 				if (sextet((char)c) >= 0 || c == '=' ||
 				    c == ' ' || c == '\t')
 					continue;
-				memcpy(tmp, enc, p);
-				tmp[p] = (char)c;
-				memcpy(tmp + p + 1, enc + p, len - p);
+				insert_at(enc, len, p, c, tmp);
 				b64_decoder_init(&dec);
 				k = b64_decode_span(&dec, tmp, len + 1, back,
 						    &used);

@@ -99,40 +99,6 @@ static size_t chunk_at(const struct split *sp, size_t i)
 	return i < sp->k ? sp->sizes[i] : sp->step;
 }
 
-/* Decodes in[0..n) in chunks (sp NULL: one update). Output goes through
- * an exact-size buffer per update. */
-static struct outcome decode(const char *in, size_t n, const struct split *sp)
-{
-	struct outcome r = {1, xmalloc(B64_DECODED_MAX(n) + 3 * 16), 0};
-	struct b64_decoder dec;
-	b64_decoder_init(&dec);
-	size_t pos = 0;
-	for (size_t i = 0; r.ok; i++) {
-		size_t c = sp ? chunk_at(sp, i) : n;
-		if (c > n - pos)
-			c = n - pos;
-		char *piece = (char *)guarded(0, c);
-		memcpy(piece, in + pos, c);
-		size_t max = B64_DECODED_MAX(c);
-		unsigned char *out = guarded(1, max);
-		ssize_t got = b64_decode_update(&dec, piece, c, out);
-		if (got < 0) {
-			r.ok = 0;
-		} else {
-			if ((size_t)got > max)
-				fail(codec_name(), "decode wrote past its max");
-			memcpy(r.out + r.len, out, (size_t)got);
-			r.len += (size_t)got;
-		}
-		pos += c;
-		if (pos == n && (!sp || i >= sp->k))
-			break;
-	}
-	if (r.ok && b64_decode_final(&dec) < 0)
-		r.ok = 0;
-	return r;
-}
-
 static int in_text(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -140,19 +106,21 @@ static int in_text(unsigned char c)
 	       c == ' ' || c == '\t';
 }
 
-/* Decodes in[0..n) in chunks with b64_decode_span, stepping over each
- * byte it stops at (which must be one that ends base64 text) as a reader
- * steps over a quote or an escape; the stopped-at bytes are appended to
- * *skipped. */
-static struct outcome decode_spans(const char *in, size_t n,
-				   const struct split *sp, char *skipped,
-				   size_t *nskipped)
+/* Decodes in[0..n) in chunks (sp NULL: one update), each through an
+ * exact-size output buffer. With skipped NULL, one b64_decode_update per
+ * chunk; else b64_decode_span, stepping over each byte it stops at (which
+ * must be one that ends base64 text) as a reader steps over a quote or an
+ * escape, the stopped-at bytes appended to skipped (*nskipped of them). */
+static struct outcome decode_chunks(const char *in, size_t n,
+				    const struct split *sp, char *skipped,
+				    size_t *nskipped)
 {
 	struct outcome r = {1, xmalloc(B64_DECODED_MAX(n) + 3 * 16), 0};
 	struct b64_decoder dec;
 	b64_decoder_init(&dec);
 	size_t pos = 0;
-	*nskipped = 0;
+	if (skipped)
+		*nskipped = 0;
 	for (size_t i = 0; r.ok; i++) {
 		size_t c = sp ? chunk_at(sp, i) : n;
 		if (c > n - pos)
@@ -161,16 +129,19 @@ static struct outcome decode_spans(const char *in, size_t n,
 		memcpy(piece, in + pos, c);
 		size_t at = 0;
 		while (r.ok) {
-			size_t max = B64_DECODED_MAX(c - at), used;
+			size_t max = B64_DECODED_MAX(c - at), used = c - at;
 			unsigned char *out = guarded(1, max);
-			ssize_t got = b64_decode_span(&dec, piece + at, c - at,
-						      out, &used);
+			ssize_t got = skipped
+					  ? b64_decode_span(&dec, piece + at,
+							    c - at, out, &used)
+					  : b64_decode_update(&dec, piece + at,
+							      c - at, out);
 			if (got < 0) {
 				r.ok = 0;
 				break;
 			}
 			if ((size_t)got > max || used > c - at)
-				fail(codec_name(), "span went past its input "
+				fail(codec_name(), "decode went past its input "
 						   "or its max");
 			memcpy(r.out + r.len, out, (size_t)got);
 			r.len += (size_t)got;
@@ -188,6 +159,11 @@ static struct outcome decode_spans(const char *in, size_t n,
 	if (r.ok && b64_decode_final(&dec) < 0)
 		r.ok = 0;
 	return r;
+}
+
+static struct outcome decode(const char *in, size_t n, const struct split *sp)
+{
+	return decode_chunks(in, n, sp, NULL, NULL);
 }
 
 /* Encodes in[0..n) in chunks (sp NULL: one update). */
@@ -252,7 +228,7 @@ static struct results run_backend(const char *name, const uint8_t *in, size_t n,
 	char *skipped = xmalloc(n), *kept = xmalloc(n);
 	size_t nskipped, nkept = 0;
 	struct outcome spans =
-	    decode_spans((const char *)in, n, sp, skipped, &nskipped);
+	    decode_chunks((const char *)in, n, sp, skipped, &nskipped);
 	for (size_t i = 0; i < n; i++)
 		if (in_text(in[i]))
 			kept[nkept++] = (char)in[i];
